@@ -1,7 +1,29 @@
 package authn
 
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// ErrInvalidRequest means the request presented its bearer token in a way
+// RFC 6750 forbids or that cannot be parsed: two Authorization headers (or
+// two credentials in one), an access_token query parameter, or a Bearer
+// credential that is not token68. [Middleware] answers it with 400
+// invalid_request.
+var ErrInvalidRequest = errors.New("authn: invalid bearer token request")
+
 // Challenge is one RFC 6750 §3 Bearer challenge, with the RFC 9728 §5.1
 // resource_metadata parameter, as sent in WWW-Authenticate.
+//
+// String never produces a header that could be split or re-parsed
+// differently: every value is emitted as a quoted-string from which
+// characters outside the RFC 6750 §3 sets are removed (for error,
+// error_description, realm and resource_metadata: %x20-21 / %x23-5B /
+// %x5D-7E; for each scope token: %x21 / %x23-5B / %x5D-7E). That removes
+// CR, LF, other controls, '"', '\' and non-ASCII text, so no escaping is
+// ever needed.
 type Challenge struct {
 	Realm            string   // realm; omitted if empty
 	Error            string   // "", "invalid_request", "invalid_token" or "insufficient_scope"
@@ -11,5 +33,209 @@ type Challenge struct {
 }
 
 // String returns the header value, e.g.
-// `Bearer resource_metadata="https://…", scope="a b"`.
-func (c Challenge) String() string { return "Bearer" } // stub
+// `Bearer error="invalid_token", error_description="…", resource_metadata="https://…"`.
+// Parameters appear in the fixed order realm, error, error_description,
+// scope, resource_metadata; a parameter whose sanitized value is empty is
+// omitted, and a challenge with no parameters is just "Bearer".
+func (c Challenge) String() string {
+	var b strings.Builder
+	b.Grow(64 + len(c.Realm) + len(c.Error) + len(c.ErrorDescription) + len(c.ResourceMetadata))
+	b.WriteString("Bearer")
+	first := true
+	param := func(name, value string) {
+		if value == "" {
+			return
+		}
+		if first {
+			b.WriteByte(' ')
+			first = false
+		} else {
+			b.WriteString(", ")
+		}
+		b.WriteString(name)
+		b.WriteString(`="`)
+		b.WriteString(value)
+		b.WriteByte('"')
+	}
+	param("realm", sanitize(c.Realm, true))
+	param("error", sanitize(c.Error, true))
+	param("error_description", sanitize(c.ErrorDescription, true))
+	param("scope", scopeValue(c.Scopes))
+	param("resource_metadata", sanitize(c.ResourceMetadata, true))
+	return b.String()
+}
+
+// allowedChar reports whether ch may appear in a challenge value: RFC 6750
+// NQSCHAR (%x20-21 / %x23-5B / %x5D-7E) when space is true, NQCHAR
+// (the same without %x20) otherwise.
+func allowedChar(ch byte, space bool) bool {
+	switch {
+	case ch == ' ':
+		return space
+	case ch == '"' || ch == '\\':
+		return false
+	default:
+		return ch >= 0x21 && ch <= 0x7e
+	}
+}
+
+// sanitize removes the bytes that allowedChar refuses. It does not allocate
+// when s is already clean, which is the case for every configured value.
+func sanitize(s string, space bool) string {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if !allowedChar(s[i], space) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if allowedChar(s[i], space) {
+			b = append(b, s[i])
+		}
+	}
+	return string(b)
+}
+
+// scopeValue joins the sanitized, non-empty scope tokens with single spaces.
+func scopeValue(scopes []string) string {
+	var b strings.Builder
+	for _, s := range scopes {
+		s = sanitize(s, false)
+		if s == "" {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(s)
+	}
+	return b.String()
+}
+
+// BearerToken extracts the RFC 6750 §2.1 bearer token from r's
+// Authorization header. It returns:
+//
+//   - ErrNoToken when there is no Authorization header, the scheme is not
+//     Bearer, or the Bearer credential is empty (401 without an error code);
+//   - ErrInvalidRequest when the header appears more than once, the Bearer
+//     credential is not a single token68 (which also catches two
+//     comma-combined credentials), or the URL has an access_token query
+//     parameter, with or without a header (RFC 6750 §2.3 is never
+//     accepted; a token in the URL leaks to logs and caches).
+//
+// The scheme is matched case-insensitively (RFC 9110 §11.1). The form-body
+// method (RFC 6750 §2.2) is never read or accepted.
+func BearerToken(r *http.Request) (string, error) {
+	return parseBearer(r.Header.Values("Authorization"), r.URL.RawQuery)
+}
+
+// parseBearer is BearerToken on the raw inputs, so it can be fuzzed.
+func parseBearer(values []string, rawQuery string) (string, error) {
+	if queryHasAccessToken(rawQuery) {
+		return "", ErrInvalidRequest
+	}
+	switch len(values) {
+	case 0:
+		return "", ErrNoToken
+	case 1:
+	default:
+		return "", ErrInvalidRequest
+	}
+	v := strings.Trim(values[0], " \t")
+	const scheme = "bearer"
+	if !hasBearerScheme(v) {
+		// Another scheme, or none. A Bearer credential comma-combined
+		// after another one ("Basic …, Bearer …") is two credentials.
+		for _, part := range strings.Split(v, ",")[1:] {
+			if hasBearerScheme(strings.TrimLeft(part, " \t")) {
+				return "", ErrInvalidRequest
+			}
+		}
+		return "", ErrNoToken
+	}
+	rest := v[len(scheme):]
+	if rest == "" {
+		return "", ErrNoToken // "Bearer" with no credential
+	}
+	if rest[0] != ' ' {
+		return "", ErrInvalidRequest // "Bearer,…", "Bearer\t…"
+	}
+	tok := strings.TrimLeft(rest, " ")
+	if !isToken68(tok) {
+		return "", ErrInvalidRequest
+	}
+	return tok, nil
+}
+
+// hasBearerScheme reports whether v starts with the Bearer scheme name,
+// in any case, followed by the end of v or a non-token character.
+func hasBearerScheme(v string) bool {
+	const scheme = "bearer"
+	if len(v) < len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
+		return false
+	}
+	return len(v) == len(scheme) || !isTokenChar(v[len(scheme)])
+}
+
+// queryHasAccessToken reports whether rawQuery carries an access_token
+// parameter, even an empty one or one with a percent-encoded name.
+func queryHasAccessToken(rawQuery string) bool {
+	if rawQuery == "" {
+		return false
+	}
+	for part := range strings.SplitSeq(rawQuery, "&") {
+		// Semicolons are no longer separators (Go 1.17), but a server
+		// behind a proxy that treats them as such could still see the
+		// parameter, so split on them too.
+		for kv := range strings.SplitSeq(part, ";") {
+			k, _, _ := strings.Cut(kv, "=")
+			if k == "access_token" {
+				return true
+			}
+			if strings.ContainsAny(k, "%+") {
+				if dk, err := url.QueryUnescape(k); err == nil && dk == "access_token" {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// isTokenChar reports whether c is an RFC 9110 tchar.
+func isTokenChar(c byte) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
+
+// isToken68 reports whether s matches RFC 9110 token68 (the RFC 6750
+// b64token): 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+func isToken68(s string) bool {
+	i := 0
+	for i < len(s) {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' {
+			i++
+			continue
+		}
+		break
+	}
+	if i == 0 {
+		return false
+	}
+	for ; i < len(s); i++ {
+		if s[i] != '=' {
+			return false
+		}
+	}
+	return true
+}
