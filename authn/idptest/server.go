@@ -144,17 +144,17 @@ type Server struct {
 	counts  [numEndpoints]atomic.Int64
 
 	mu           sync.Mutex
-	keys         []*signingKey            // published, current first
-	allKeys      map[string]*signingKey   // every key ever generated, by kid
-	current      map[string]*signingKey   // current key per alg
-	algOrder     []string                 // cfg.Algorithms, default first
-	faults       [numEndpoints]Fault      //
-	cacheControl string                   //
+	keys         []*signingKey               // published, current first
+	allKeys      map[string]*signingKey      // every key ever generated, by kid
+	current      map[string]*signingKey      // current key per alg
+	algOrder     []string                    // cfg.Algorithms, default first
+	faults       [numEndpoints]Fault         //
+	cacheControl string                      //
 	opaque       map[[32]byte]map[string]any // opaque token -> introspection claims
-	revoked      map[[32]byte]bool        //
-	codes        map[[32]byte]*authCode   //
-	refresh      map[[32]byte]*grant      //
-	lastForm     [numEndpoints]url.Values //
+	revoked      map[[32]byte]bool           //
+	codes        map[[32]byte]*authCode      //
+	refresh      map[[32]byte]*grant         //
+	lastForm     [numEndpoints]url.Values    //
 	lastHeader   [numEndpoints]http.Header
 }
 
