@@ -1,0 +1,51 @@
+// Package credentials gives an MCP server's calls to its backends a static
+// credential — an API key, a bearer token, a user name and password — that is
+// not tied to the user behind the request, and keeps that credential out of
+// logs and error messages.
+//
+// # Secrets and sources
+//
+// A [Secret] holds a credential and never reveals it through fmt, slog,
+// encoding/json or encoding/text: every path prints "[REDACTED]"; the value
+// is read only through [Secret.Reveal]. A [Source] yields the current
+// secret: [Literal] (a fixed value), [Env] (an environment variable),
+// [File] (a file re-read when it changes, so a secret rotated on disk is used
+// without a restart) or a [SourceFunc] for anything else — a vault client,
+// a cloud secret manager.
+//
+// # Outbound HTTP
+//
+// [NewTransport] returns an [http.RoundTripper] that sets, on a copy of each
+// request:
+//
+//   - Authorization: Bearer <secret> (RFC 6750 §2.1, b64token syntax checked);
+//   - Authorization: Basic base64(<user>:<password>) (RFC 7617, UTF-8);
+//   - any other header, with an optional prefix (X-API-Key: <secret>,
+//     Authorization: Token <secret>).
+//
+// Hop-by-hop headers (RFC 9110 §7.6.1), Host, Content-Length and Cookie are
+// refused when the transport is built, not on the first request.
+//
+// # Stdio servers
+//
+// [EnvPairs] and [AppendEnv] turn sources into KEY=value pairs for the
+// environment of a child process, the way stdio MCP servers receive their
+// backend credentials.
+//
+// # No token passthrough
+//
+// The MCP authorization specification forbids an MCP server to pass the
+// access token it received from the client on to an upstream API ("The MCP
+// server MUST NOT pass through the token it received from the MCP client";
+// see also the "Token Passthrough" section of the MCP security best
+// practices). [CheckPassthrough] and [PassthroughGuard] refuse to send a
+// request that carries the inbound token of the verified caller in its
+// context ([github.com/mcpauth-go/mcpauth/authn.FromContext]), in any header,
+// query parameter, cookie or Basic credential; the error wraps
+// [ErrTokenPassthrough]. [Transport] applies the same check after setting its
+// credential. Wrap any other outbound transport (one that forwards headers,
+// say) in a [PassthroughGuard].
+//
+// For a credential that depends on the user, see the tokenexchange package
+// (RFC 8693) and the upstream package.
+package credentials
