@@ -1,0 +1,61 @@
+// Package tokenexchange gives an MCP server's outbound HTTP calls a credential
+// of their own: for each request it exchanges the verified caller's token
+// (the subject token, taken from the request context by [authn.FromContext])
+// at a Security Token Service for a short-lived token meant for the backend,
+// and sends that instead. The client's own token is never forwarded (the MCP
+// authorization specification forbids token passthrough).
+//
+// Protocols:
+//   - RFC 8693, OAuth 2.0 Token Exchange: the request parameters
+//     (grant_type, subject_token, subject_token_type, requested_token_type,
+//     audience, resource, scope, actor_token, actor_token_type) and the
+//     response (issued_token_type, token_type, expires_in).
+//   - RFC 6749 §2.3 and §5.2: client authentication (client_secret_basic,
+//     client_secret_post, public clients) and the error response
+//     (error, error_description, error_uri), surfaced as [*Error].
+//   - RFC 7523 §2.2 and §3: private_key_jwt client authentication with a
+//     signed client assertion.
+//   - RFC 8707: several resource parameters.
+//   - RFC 8414 / OpenID Connect Discovery: the token endpoint may be
+//     discovered from the issuer.
+//
+// # Caching
+//
+// Exchanged tokens are cached per subject: the cache key is a SHA-256 hash
+// over the hash of the subject token, its type, the audience, the sorted
+// scopes, the sorted resources, the requested token type and the actor token
+// (the raw token is never a key). An entry lives until the issued token's
+// expiry minus [Config.Skew], and never past the subject token's expiry. The
+// cache is bounded ([Config.CacheSize], least recently used entries go first).
+// Concurrent misses for one key make exactly one STS call; each waiting
+// request still gives up on its own context.
+//
+// # Federated identity providers
+//
+// [GoogleSTS] is a preset for Google Cloud's Security Token Service
+// (workload identity federation). For another federated STS, fill a [Config]
+// by hand:
+//
+//   - TokenURL: the STS token endpoint (or Issuer, to discover it).
+//   - Audience and/or Resources: what the STS expects to name the target
+//     (a provider resource name for Google, an API identifier or URL elsewhere).
+//   - SubjectTokenType: the type the STS expects for the inbound token, often
+//     urn:ietf:params:oauth:token-type:jwt or ...:id_token for a foreign JWT.
+//   - AuthMethod: [None] if the STS trusts the subject token alone (no client
+//     credentials), otherwise one of the client authentication methods.
+//   - SubjectTokenSource: when the subject is not the inbound token but, say,
+//     an upstream IdP token stored for the user, plug in a [SubjectTokenSource]
+//     (the upstream package provides one) or a [SubjectTokenFunc].
+//
+// # Errors and secrets
+//
+// A request without a verified identity in its context fails with
+// [ErrNoIdentity] and is never sent. STS 4xx answers are [*Error] values
+// carrying the RFC 6749 error code; 5xx answers, timeouts, malformed and
+// oversized (more than 1 MiB) responses match [ErrRetryable]. No error string
+// or log line ever contains a subject, actor or issued token or a client
+// secret; [Config] and [Token] redact them when printed or marshalled.
+//
+// This package depends on golang.org/x/oauth2 only for the [oauth2.TokenSource]
+// adapter and on golang.org/x/sync for single flight.
+package tokenexchange

@@ -1,0 +1,445 @@
+package tokenexchange
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/textproto"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/sync/singleflight"
+)
+
+// Transport is an [http.RoundTripper] that sends each request with a token
+// exchanged (RFC 8693) for the subject token of the request's context, and
+// never with the inbound token itself. It is safe for concurrent use.
+type Transport struct {
+	// Base is the RoundTripper that sends the request once the credential is
+	// set. If nil, http.DefaultTransport is used.
+	Base http.RoundTripper
+
+	cfg                Config
+	client             *http.Client
+	logger             *slog.Logger
+	now                func() time.Time
+	skew               time.Duration
+	timeout            time.Duration
+	authMethod         AuthMethod
+	alg                string
+	requestedTokenType string
+	subjectTokenType   string
+	source             SubjectTokenSource
+	header             string // canonical header name
+	bearer             bool   // header value is "Bearer <token>"
+	scopes, resources  []string
+	static             [32]byte // hash of the per-Transport part of the cache key
+
+	discMu     sync.Mutex
+	discovered string
+
+	cache  *cache // nil when caching is disabled
+	flight singleflight.Group
+}
+
+// hopByHop are headers a credential must never be put in.
+var hopByHop = map[string]bool{
+	"Connection": true, "Proxy-Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true,
+	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
+	"Host": true, "Content-Length": true, "Content-Type": true,
+}
+
+// NewTransport validates cfg and returns a Transport sending through base
+// (http.DefaultTransport if nil). It does not contact the STS: discovery, if
+// needed, happens on the first exchange.
+func NewTransport(cfg Config, base http.RoundTripper) (*Transport, error) {
+	t := &Transport{Base: base, cfg: cfg, now: cfg.Now, logger: cfg.Logger}
+	if cfg.TokenURL != "" {
+		if err := checkEndpoint(cfg.TokenURL, cfg.InsecureAllowHTTP); err != nil {
+			return nil, err
+		}
+	} else if cfg.Issuer == "" {
+		return nil, errors.New("tokenexchange: TokenURL or Issuer is required")
+	}
+	if t.now == nil {
+		t.now = time.Now
+	}
+	if t.logger == nil {
+		t.logger = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case cfg.Skew < 0:
+		t.skew = 0
+	case cfg.Skew == 0:
+		t.skew = DefaultSkew
+	default:
+		t.skew = cfg.Skew
+	}
+	t.timeout = cfg.Timeout
+	if t.timeout <= 0 {
+		t.timeout = DefaultTimeout
+	}
+
+	// Client authentication.
+	t.authMethod = cfg.AuthMethod
+	if t.authMethod == "" {
+		switch {
+		case cfg.PrivateKey != nil:
+			t.authMethod = PrivateKeyJWT
+		case cfg.ClientSecret != "":
+			t.authMethod = ClientSecretBasic
+		default:
+			t.authMethod = None
+		}
+	}
+	switch t.authMethod {
+	case ClientSecretBasic, ClientSecretPost:
+		if cfg.ClientID == "" || cfg.ClientSecret == "" {
+			return nil, fmt.Errorf("tokenexchange: %s needs ClientID and ClientSecret", t.authMethod)
+		}
+	case None:
+		if cfg.ClientSecret != "" || cfg.PrivateKey != nil {
+			return nil, errors.New("tokenexchange: AuthMethod none with a ClientSecret or PrivateKey set")
+		}
+	case PrivateKeyJWT:
+		if cfg.ClientID == "" || cfg.PrivateKey == nil {
+			return nil, errors.New("tokenexchange: private_key_jwt needs ClientID and PrivateKey")
+		}
+		alg, err := signingAlg(cfg.PrivateKey, cfg.SigningAlgorithm)
+		if err != nil {
+			return nil, err
+		}
+		t.alg = alg
+	default:
+		return nil, fmt.Errorf("tokenexchange: unknown AuthMethod %q", cfg.AuthMethod)
+	}
+
+	t.requestedTokenType = cmp(cfg.RequestedTokenType, TokenTypeAccessToken)
+	t.subjectTokenType = cmp(cfg.SubjectTokenType, TokenTypeAccessToken)
+	t.source = cfg.SubjectTokenSource
+	if t.source == nil {
+		t.source = FromAuthn{}
+	}
+
+	t.header = "Authorization"
+	if cfg.Header != "" {
+		if !validHeaderName(cfg.Header) {
+			return nil, fmt.Errorf("tokenexchange: invalid header name %q", cfg.Header)
+		}
+		t.header = textproto.CanonicalMIMEHeaderKey(cfg.Header)
+		if hopByHop[t.header] {
+			return nil, fmt.Errorf("tokenexchange: header %q cannot carry a credential", t.header)
+		}
+	}
+	t.bearer = t.header == "Authorization"
+
+	t.scopes = sortedCopy(cfg.Scopes)
+	t.resources = sortedCopy(cfg.Resources)
+	for _, s := range t.scopes {
+		if s == "" || strings.ContainsAny(s, " \t\r\n\"\\") {
+			return nil, fmt.Errorf("tokenexchange: invalid scope %q", s)
+		}
+	}
+	t.static = staticKey(cfg.Audience, t.scopes, t.resources, t.requestedTokenType)
+
+	// Never follow redirects: a 307 would re-send the form (and its secrets)
+	// to wherever the STS points.
+	c := http.DefaultClient
+	if cfg.HTTPClient != nil {
+		c = cfg.HTTPClient
+	}
+	cc := *c
+	cc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	t.client = &cc
+
+	size := cfg.CacheSize
+	if size == 0 {
+		size = DefaultCacheSize
+	}
+	if size > 0 {
+		t.cache = newCache(size)
+	}
+	return t, nil
+}
+
+func cmp(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func sortedCopy(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	c := slices.Clone(s)
+	slices.Sort(c)
+	return slices.Compact(c)
+}
+
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x80 || c <= ' ' || strings.IndexByte("\"(),/:;<=>?@[\\]{}", c) >= 0 || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// writeField appends a length-prefixed field so distinct field lists never
+// hash alike.
+func writeField(b []byte, s string) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
+	return append(b, s...)
+}
+
+// staticKey hashes the part of the cache key fixed by the configuration.
+func staticKey(audience string, scopes, resources []string, requested string) [32]byte {
+	var b []byte
+	b = writeField(b, "tokenexchange/v1")
+	b = writeField(b, audience)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(scopes)))
+	for _, s := range scopes {
+		b = writeField(b, s)
+	}
+	b = binary.BigEndian.AppendUint32(b, uint32(len(resources)))
+	for _, r := range resources {
+		b = writeField(b, r)
+	}
+	b = writeField(b, requested)
+	return sha256.Sum256(b)
+}
+
+// cacheKey is SHA-256(static || SHA-256(subject token) || subject type ||
+// SHA-256(actor token) || actor type). The raw token is never stored.
+func (t *Transport) cacheKey(r *request) [32]byte {
+	var buf [160]byte
+	b := append(buf[:0], t.static[:]...)
+	sh := sha256.Sum256([]byte(r.subjectToken))
+	b = append(b, sh[:]...)
+	b = writeField(b, r.subjectTokenType)
+	if r.actorToken != "" {
+		ah := sha256.Sum256([]byte(r.actorToken))
+		b = append(b, 1)
+		b = append(b, ah[:]...)
+		b = writeField(b, r.actorTokenType)
+	} else {
+		b = append(b, 0)
+	}
+	return sha256.Sum256(b)
+}
+
+// RoundTrip sends a clone of req carrying the exchanged token. req is never
+// modified; its body is closed on every error path. It fails with
+// [ErrNoIdentity] if the request context has no identity, and with
+// [ErrPassthrough] if req already carries the inbound token in a header.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	e, subject, err := t.entry(req.Context())
+	if err != nil {
+		closeBody(req)
+		return nil, err
+	}
+	if carries(req.Header, subject) {
+		closeBody(req)
+		t.logger.WarnContext(req.Context(), "tokenexchange: refused request carrying the inbound token", "host", req.URL.Host)
+		return nil, ErrPassthrough
+	}
+	r2 := cloneWith(req, t.header, e.value)
+	base := t.Base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return base.RoundTrip(r2)
+}
+
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		_ = req.Body.Close()
+	}
+}
+
+// carries reports whether any header value is tok or "<scheme> tok".
+func carries(h http.Header, tok string) bool {
+	if tok == "" {
+		return false
+	}
+	for _, vs := range h {
+		for _, v := range vs {
+			if len(v) < len(tok) {
+				continue
+			}
+			if v == tok {
+				return true
+			}
+			if strings.HasSuffix(v, tok) {
+				if i := strings.IndexByte(v, ' '); i > 0 && strings.TrimLeft(v[i:], " ") == tok {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// cloneWith is a shallow copy of req with a deep copy of its header, in
+// which key is set to value: three allocations.
+func cloneWith(req *http.Request, key, value string) *http.Request {
+	r2 := new(http.Request)
+	*r2 = *req
+	nv := 1
+	for _, vs := range req.Header {
+		nv += len(vs)
+	}
+	vals := make([]string, nv)
+	h := make(http.Header, len(req.Header)+1)
+	for k, vs := range req.Header {
+		if k == key {
+			continue
+		}
+		n := copy(vals, vs)
+		h[k] = vals[:n:n]
+		vals = vals[n:]
+	}
+	vals[0] = value
+	h[key] = vals[:1:1]
+	r2.Header = h
+	return r2
+}
+
+// Exchange returns the exchanged token for the identity in ctx, from the
+// cache when a valid one is there. The returned Token is a copy.
+func (t *Transport) Exchange(ctx context.Context) (*Token, error) {
+	e, _, err := t.entry(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tok := *e.tok
+	return &tok, nil
+}
+
+// entry returns the cache entry for ctx's identity, exchanging on a miss.
+// It also returns the subject token, for the passthrough check.
+func (t *Transport) entry(ctx context.Context) (*entry, string, error) {
+	subject, stype, sexp, err := t.source.SubjectToken(ctx)
+	if err != nil {
+		if errors.Is(err, ErrNoIdentity) {
+			return nil, "", ErrNoIdentity
+		}
+		return nil, "", fmt.Errorf("tokenexchange: subject token: %w", err)
+	}
+	if subject == "" {
+		return nil, "", ErrNoIdentity
+	}
+	now := t.now()
+	if !sexp.IsZero() && !now.Before(sexp) {
+		return nil, "", ErrSubjectExpired
+	}
+	r := request{subjectToken: subject, subjectTokenType: cmp(stype, t.subjectTokenType)}
+	if t.cfg.ActorToken != nil {
+		at, att, err := t.cfg.ActorToken(ctx)
+		if err != nil {
+			return nil, "", fmt.Errorf("tokenexchange: actor token: %w", err)
+		}
+		if at != "" {
+			r.actorToken, r.actorTokenType = at, cmp(att, TokenTypeAccessToken)
+		}
+	}
+	if t.cache == nil {
+		e, err := t.fetch(ctx, r, sexp)
+		return e, subject, err
+	}
+	key := t.cacheKey(&r)
+	if e := t.cache.get(key, now); e != nil {
+		return e, subject, nil
+	}
+	// Miss: one STS call per key, shared by every waiter. The call runs on
+	// a context detached from any one waiter (bounded by Timeout); each
+	// waiter gives up on its own context.
+	ch := t.flight.DoChan(string(key[:]), func() (any, error) {
+		if e := t.cache.get(key, t.now()); e != nil {
+			return e, nil
+		}
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.timeout)
+		defer cancel()
+		e, err := t.fetch(fctx, r, sexp)
+		if err != nil {
+			return nil, err
+		}
+		if !e.expires.IsZero() {
+			t.cache.put(key, e)
+		}
+		return e, nil
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, "", res.Err
+		}
+		return res.Val.(*entry), subject, nil
+	case <-ctx.Done():
+		return nil, "", fmt.Errorf("tokenexchange: waiting for token exchange: %w", ctx.Err())
+	}
+}
+
+// fetch exchanges r and computes how long the result may be cached: until
+// the issued expiry minus skew, never past the subject's expiry. A zero
+// expires means "do not cache".
+func (t *Transport) fetch(ctx context.Context, r request, subjectExpiry time.Time) (*entry, error) {
+	start := t.now()
+	tok, err := t.exchange(ctx, r)
+	if err != nil {
+		t.logger.WarnContext(ctx, "tokenexchange: exchange failed", "error", err, "retryable", errors.Is(err, ErrRetryable))
+		return nil, err
+	}
+	e := &entry{tok: tok}
+	if t.bearer {
+		e.value = "Bearer " + tok.AccessToken
+	} else {
+		e.value = tok.AccessToken
+	}
+	if !tok.Expiry.IsZero() {
+		exp := tok.Expiry.Add(-t.skew)
+		if !subjectExpiry.IsZero() && subjectExpiry.Before(exp) {
+			exp = subjectExpiry
+		}
+		if exp.After(t.now()) {
+			e.expires = exp
+		}
+	}
+	t.logger.DebugContext(ctx, "tokenexchange: token exchanged",
+		"audience", t.cfg.Audience, "issued_token_type", tok.IssuedTokenType,
+		"expires", tok.Expiry, "cached_until", e.expires, "duration", t.now().Sub(start))
+	return e, nil
+}
+
+// TokenSource returns an [oauth2.TokenSource] yielding the exchanged token
+// for the identity in ctx. ctx is used for every Token call, so the source
+// belongs to one request: do not keep it beyond that request's lifetime.
+func (t *Transport) TokenSource(ctx context.Context) oauth2.TokenSource {
+	return tokenSource{t: t, ctx: ctx}
+}
+
+type tokenSource struct {
+	t   *Transport
+	ctx context.Context
+}
+
+func (s tokenSource) Token() (*oauth2.Token, error) {
+	tok, err := s.t.Exchange(s.ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &oauth2.Token{AccessToken: tok.AccessToken, TokenType: tok.TokenType, Expiry: tok.Expiry}, nil
+}
