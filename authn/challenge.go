@@ -57,18 +57,18 @@ func (c Challenge) String() string {
 		b.WriteString(value)
 		b.WriteByte('"')
 	}
-	param("realm", sanitize(c.Realm, true))
-	param("error", sanitize(c.Error, true))
-	param("error_description", sanitize(c.ErrorDescription, true))
-	param("scope", scopeValue(c.Scopes))
-	param("resource_metadata", sanitize(c.ResourceMetadata, true))
+	param("realm", sanitizeChallenge(c.Realm, true))
+	param("error", sanitizeChallenge(c.Error, true))
+	param("error_description", sanitizeChallenge(c.ErrorDescription, true))
+	param("scope", challengeScopes(c.Scopes))
+	param("resource_metadata", sanitizeChallenge(c.ResourceMetadata, true))
 	return b.String()
 }
 
-// allowedChar reports whether ch may appear in a challenge value: RFC 6750
+// challengeChar reports whether ch may appear in a challenge value: RFC 6750
 // NQSCHAR (%x20-21 / %x23-5B / %x5D-7E) when space is true, NQCHAR
 // (the same without %x20) otherwise.
-func allowedChar(ch byte, space bool) bool {
+func challengeChar(ch byte, space bool) bool {
 	switch {
 	case ch == ' ':
 		return space
@@ -79,12 +79,12 @@ func allowedChar(ch byte, space bool) bool {
 	}
 }
 
-// sanitize removes the bytes that allowedChar refuses. It does not allocate
+// sanitizeChallenge removes the bytes that challengeChar refuses. It does not allocate
 // when s is already clean, which is the case for every configured value.
-func sanitize(s string, space bool) string {
+func sanitizeChallenge(s string, space bool) string {
 	clean := true
 	for i := 0; i < len(s); i++ {
-		if !allowedChar(s[i], space) {
+		if !challengeChar(s[i], space) {
 			clean = false
 			break
 		}
@@ -94,18 +94,18 @@ func sanitize(s string, space bool) string {
 	}
 	b := make([]byte, 0, len(s))
 	for i := 0; i < len(s); i++ {
-		if allowedChar(s[i], space) {
+		if challengeChar(s[i], space) {
 			b = append(b, s[i])
 		}
 	}
 	return string(b)
 }
 
-// scopeValue joins the sanitized, non-empty scope tokens with single spaces.
-func scopeValue(scopes []string) string {
+// challengeScopes joins the sanitized, non-empty scope tokens with single spaces.
+func challengeScopes(scopes []string) string {
 	var b strings.Builder
 	for _, s := range scopes {
-		s = sanitize(s, false)
+		s = sanitizeChallenge(s, false)
 		if s == "" {
 			continue
 		}
@@ -179,7 +179,7 @@ func hasBearerScheme(v string) bool {
 	if len(v) < len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
 		return false
 	}
-	return len(v) == len(scheme) || !isTokenChar(v[len(scheme)])
+	return len(v) == len(scheme) || !isTChar(v[len(scheme)])
 }
 
 // queryHasAccessToken reports whether rawQuery carries an access_token
@@ -207,8 +207,8 @@ func queryHasAccessToken(rawQuery string) bool {
 	return false
 }
 
-// isTokenChar reports whether c is an RFC 9110 tchar.
-func isTokenChar(c byte) bool {
+// isTChar reports whether c is an RFC 9110 tchar.
+func isTChar(c byte) bool {
 	switch {
 	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
 		return true

@@ -18,7 +18,7 @@ type edgeParam struct{ name, value string }
 // strict: anything else is an error.
 func edgeParseChallenge(s string) (scheme string, params []edgeParam, err error) {
 	i := 0
-	for i < len(s) && isTokenChar(s[i]) {
+	for i < len(s) && isTChar(s[i]) {
 		i++
 	}
 	if i == 0 {
@@ -34,7 +34,7 @@ func edgeParseChallenge(s string) (scheme string, params []edgeParam, err error)
 	s = strings.TrimLeft(s, " ")
 	for {
 		j := 0
-		for j < len(s) && isTokenChar(s[j]) {
+		for j < len(s) && isTChar(s[j]) {
 			j++
 		}
 		if j == 0 {
@@ -145,7 +145,7 @@ func TestChallengeString(t *testing.T) {
 
 func TestChallengeSanitizeDoesNotAllocateWhenClean(t *testing.T) {
 	s := "https://mcp.example.com/x"
-	if n := testing.AllocsPerRun(100, func() { _ = sanitize(s, true) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { _ = sanitizeChallenge(s, true) }); n != 0 {
 		t.Errorf("sanitize of a clean value allocates %v times", n)
 	}
 }

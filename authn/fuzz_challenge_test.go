@@ -8,7 +8,7 @@ import (
 )
 
 // edgeExpectSanitized is the reference filter for FuzzChallenge, written
-// independently of sanitize: keep only RFC 6750 NQSCHAR (or NQCHAR).
+// independently of sanitizeChallenge: keep only RFC 6750 NQSCHAR (or NQCHAR).
 func edgeExpectSanitized(s string, space bool) string {
 	var b strings.Builder
 	for _, c := range []byte(s) {

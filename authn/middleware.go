@@ -77,7 +77,7 @@ const (
 // The scope checks and challenge strings are prepared once, here; with no
 // ScopesFor, a request allocates only what v and the context need.
 func Middleware(v TokenVerifier, opts Options) func(http.Handler) http.Handler {
-	m := newMiddleware(v, opts)
+	m := newBearerMiddleware(v, opts)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			m.serve(w, r, next)
@@ -85,7 +85,7 @@ func Middleware(v TokenVerifier, opts Options) func(http.Handler) http.Handler {
 	}
 }
 
-type middleware struct {
+type bearerMiddleware struct {
 	v          TokenVerifier
 	opts       Options
 	log        *slog.Logger
@@ -94,21 +94,21 @@ type middleware struct {
 
 	// Prepared responses for the static scope set (used when ScopesFor is
 	// nil or returns nothing).
-	noToken, badRequest, badToken, forbidden response
+	noToken, badRequest, badToken, forbidden edgeResponse
 }
 
-// response is a prepared error response.
-type response struct {
+// edgeResponse is a prepared error response.
+type edgeResponse struct {
 	status    int
 	challenge string // WWW-Authenticate value; "" for none
 	body      string
 }
 
-func newMiddleware(v TokenVerifier, opts Options) *middleware {
+func newBearerMiddleware(v TokenVerifier, opts Options) *bearerMiddleware {
 	if v == nil {
 		panic("authn: Middleware called with a nil TokenVerifier")
 	}
-	m := &middleware{v: v, opts: opts, log: opts.Logger, scopes: appendScopes(nil, opts.Scopes)}
+	m := &bearerMiddleware{v: v, opts: opts, log: opts.Logger, scopes: appendUniqueScopes(nil, opts.Scopes)}
 	if m.log == nil {
 		m.log = slog.Default()
 	}
@@ -126,7 +126,7 @@ func newMiddleware(v TokenVerifier, opts Options) *middleware {
 }
 
 // errorResponse prepares a response with a challenge.
-func (m *middleware) errorResponse(status int, code, desc string, scopes []string) response {
+func (m *bearerMiddleware) errorResponse(status int, code, desc string, scopes []string) edgeResponse {
 	c := Challenge{
 		Realm:            m.opts.Realm,
 		Error:            code,
@@ -137,19 +137,19 @@ func (m *middleware) errorResponse(status int, code, desc string, scopes []strin
 		// RFC 6750 §3: error_description only accompanies an error code.
 		c.ErrorDescription = desc
 	}
-	return response{status: status, challenge: c.String(), body: jsonBody(code, desc)}
+	return edgeResponse{status: status, challenge: c.String(), body: edgeJSONBody(code, desc)}
 }
 
-// jsonBody encodes {"error":code,"error_description":desc}. Both are fixed
+// edgeJSONBody encodes {"error":code,"error_description":desc}. Both are fixed
 // ASCII strings of this package, so no escaping is needed.
-func jsonBody(code, desc string) string {
+func edgeJSONBody(code, desc string) string {
 	if code == "" {
 		return `{"error_description":"` + desc + `"}` + "\n"
 	}
 	return `{"error":"` + code + `","error_description":"` + desc + `"}` + "\n"
 }
 
-func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
+func (m *bearerMiddleware) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
 	ctx := r.Context()
 	tok, err := BearerToken(r)
 	if err != nil {
@@ -192,9 +192,9 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 }
 
 // reject answers a failed verification.
-func (m *middleware) reject(w http.ResponseWriter, r *http.Request, tok string, err error) {
+func (m *bearerMiddleware) reject(w http.ResponseWriter, r *http.Request, tok string, err error) {
 	ctx := r.Context()
-	cause := redact(err.Error(), tok)
+	cause := redactToken(err.Error(), tok)
 	attrs := []slog.Attr{
 		slog.String("cause", cause),
 		slog.String("method", r.Method),
@@ -224,24 +224,24 @@ func (m *middleware) reject(w http.ResponseWriter, r *http.Request, tok string, 
 	}
 }
 
-// redact removes tok from s, in case a custom verifier put the token in
+// redactToken removes tok from s, in case a custom verifier put the token in
 // its error text.
-func redact(s, tok string) string {
+func redactToken(s, tok string) string {
 	if tok == "" || !strings.Contains(s, tok) {
 		return s
 	}
 	return strings.ReplaceAll(s, tok, "[REDACTED]")
 }
 
-func (m *middleware) unavailable(w http.ResponseWriter) {
+func (m *bearerMiddleware) unavailable(w http.ResponseWriter) {
 	h := w.Header()
 	h.Set("Retry-After", m.retryAfter)
-	writeBody(w, http.StatusServiceUnavailable, jsonBody("temporarily_unavailable", descUnavailable))
+	writeEdgeBody(w, http.StatusServiceUnavailable, edgeJSONBody("temporarily_unavailable", descUnavailable))
 }
 
 // required returns every scope r needs: opts.Scopes then ScopesFor(r),
 // without duplicates.
-func (m *middleware) required(r *http.Request) []string {
+func (m *bearerMiddleware) required(r *http.Request) []string {
 	if m.opts.ScopesFor == nil {
 		return m.scopes
 	}
@@ -249,12 +249,12 @@ func (m *middleware) required(r *http.Request) []string {
 	if len(extra) == 0 {
 		return m.scopes
 	}
-	return appendScopes(append([]string(nil), m.scopes...), extra)
+	return appendUniqueScopes(append([]string(nil), m.scopes...), extra)
 }
 
 // withScopes returns the prepared response, or, when r needs more scopes
 // than the static ones, the same response built for them.
-func (m *middleware) withScopes(r *http.Request, prepared response, status int, code, desc string) response {
+func (m *bearerMiddleware) withScopes(r *http.Request, prepared edgeResponse, status int, code, desc string) edgeResponse {
 	if m.opts.ScopesFor == nil {
 		return prepared
 	}
@@ -265,9 +265,9 @@ func (m *middleware) withScopes(r *http.Request, prepared response, status int, 
 	return m.errorResponse(status, code, desc, required)
 }
 
-// appendScopes appends the non-empty scopes of add to dst, skipping those
+// appendUniqueScopes appends the non-empty scopes of add to dst, skipping those
 // already present.
-func appendScopes(dst, add []string) []string {
+func appendUniqueScopes(dst, add []string) []string {
 	for _, s := range add {
 		if s == "" {
 			continue
@@ -286,14 +286,14 @@ func appendScopes(dst, add []string) []string {
 	return dst
 }
 
-func (m *middleware) write(w http.ResponseWriter, resp response) {
+func (m *bearerMiddleware) write(w http.ResponseWriter, resp edgeResponse) {
 	if resp.challenge != "" {
 		w.Header().Set("WWW-Authenticate", resp.challenge)
 	}
-	writeBody(w, resp.status, resp.body)
+	writeEdgeBody(w, resp.status, resp.body)
 }
 
-func writeBody(w http.ResponseWriter, status int, body string) {
+func writeEdgeBody(w http.ResponseWriter, status int, body string) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
