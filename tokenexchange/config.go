@@ -259,10 +259,7 @@ type tokenJSON struct {
 }
 
 // String describes the token without revealing it.
-func (t *Token) String() string {
-	if t == nil {
-		return "<nil>"
-	}
+func (t Token) String() string {
 	exp := "none"
 	if !t.Expiry.IsZero() {
 		exp = t.Expiry.UTC().Format(time.RFC3339)
@@ -272,16 +269,16 @@ func (t *Token) String() string {
 }
 
 // GoString is String.
-func (t *Token) GoString() string { return t.String() }
+func (t Token) GoString() string { return t.String() }
 
 // Format makes every fmt verb print String.
-func (t *Token) Format(f fmt.State, _ rune) { _, _ = fmt.Fprint(f, t.String()) }
+func (t Token) Format(f fmt.State, _ rune) { _, _ = fmt.Fprint(f, t.String()) }
 
 // LogValue implements [slog.LogValuer] without the token.
-func (t *Token) LogValue() slog.Value { return slog.StringValue(t.String()) }
+func (t Token) LogValue() slog.Value { return slog.StringValue(t.String()) }
 
 // MarshalJSON encodes the token's metadata with the token values redacted.
-func (t *Token) MarshalJSON() ([]byte, error) {
+func (t Token) MarshalJSON() ([]byte, error) {
 	j := tokenJSON{AccessToken: redacted(t.AccessToken), IssuedTokenType: t.IssuedTokenType, TokenType: t.TokenType,
 		Scopes: t.Scopes, RefreshToken: redacted(t.RefreshToken)}
 	if !t.Expiry.IsZero() {

@@ -135,7 +135,7 @@ func (t *Transport) exchange(ctx context.Context, r request) (*Token, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tokenexchange: reading token response: %w: %w", ErrRetryable, err)
 	}
-	secrets := []string{r.subjectToken, r.actorToken, t.cfg.ClientSecret}
+	secrets := []string{r.subjectToken, r.actorToken, t.cfg.ClientSecret, url.QueryEscape(t.cfg.ClientSecret)}
 	if resp.StatusCode != http.StatusOK {
 		e := &Error{StatusCode: resp.StatusCode}
 		var er errorResponse
