@@ -1,0 +1,360 @@
+package authn
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
+	"math"
+	"math/big"
+	"strings"
+	"time"
+	"unsafe"
+
+	"crypto"
+
+	"github.com/mcpauth-go/mcpauth/internal/jsonlite"
+)
+
+// b64 is the strict unpadded base64url decoding JWS compact serialization
+// uses (RFC 7515 §2); Strict rejects non-canonical trailing bits, so one
+// token has exactly one encoding.
+var b64 = base64.RawURLEncoding.Strict()
+
+// Verify verifies token and returns the identity it carries.
+//
+// A compact JWS is verified locally: size cap, header (alg allow-list, typ,
+// no crit), key chosen by kid from the issuer's JWKS (the key decides the
+// verification algorithm family, never the header alone), signature, then
+// iss (exact), aud (RFC 8707), sub, nbf, iat and exp with leeway. A token
+// that is not a JWS is introspected (RFC 7662) when Config.Introspection is
+// set, and is otherwise invalid; a JWS is never introspected.
+//
+// Errors match ErrInvalidToken (and ErrExpired for an expired token),
+// ErrNoToken for an empty token, or ErrUnavailable when the keys or the
+// introspection endpoint cannot be reached and nothing cached can decide.
+// Error messages name the cause and never contain the token.
+func (v *Verifier) Verify(ctx context.Context, token string) (*TokenInfo, error) {
+	if token == "" {
+		return nil, ErrNoToken
+	}
+	if len(token) > v.maxTokenSize {
+		return nil, invalid("token exceeds the size limit")
+	}
+	d1 := strings.IndexByte(token, '.')
+	if d1 < 0 {
+		return v.opaque(ctx, token)
+	}
+	rest := token[d1+1:]
+	d2 := strings.IndexByte(rest, '.')
+	if d2 < 0 {
+		return v.opaque(ctx, token)
+	}
+	d2 += d1 + 1
+	if strings.IndexByte(token[d2+1:], '.') >= 0 {
+		if looksLikeJOSE(token[:d1]) {
+			return nil, invalid("token is not a compact JWS (JWE and other serializations are not accepted)")
+		}
+		return v.opaque(ctx, token)
+	}
+	if !looksLikeJOSE(token[:d1]) {
+		return v.opaque(ctx, token)
+	}
+
+	now := v.now()
+	var h [32]byte
+	if v.cache != nil {
+		h = sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
+		if e := v.cache.get(&h); e != nil && now.Before(e.until) {
+			if set := v.keys.cur.Load(); set != nil && now.Sub(set.fetched) <= v.maxStale && set.has(e.key) {
+				if now.After(set.expires) {
+					v.keys.background(now)
+				}
+				return e.info.WithToken(token), nil
+			}
+		}
+	}
+	info, key, err := v.verifyJWS(ctx, token, d1, d2, now)
+	if err != nil {
+		return nil, err
+	}
+	if v.cache != nil {
+		until := now.Add(v.cacheMaxTTL)
+		if info.Expiry.Before(until) {
+			until = info.Expiry
+		}
+		v.cache.put(&h, &cacheEntry{info: info, key: key, until: until}, now)
+	}
+	return info.WithToken(token), nil
+}
+
+// looksLikeJOSE reports whether seg is base64url for a JSON object, the
+// shape of a JOSE header.
+func looksLikeJOSE(seg string) bool {
+	// "ey" is base64url for `{"` and `{` followed by whitespace starts "ew"/"eyA".
+	return len(seg) >= 4 && seg[0] == 'e' && (seg[1] == 'y' || seg[1] == 'w' || seg[1] == 'g' || seg[1] == 'J')
+}
+
+func (v *Verifier) opaque(ctx context.Context, token string) (*TokenInfo, error) {
+	if v.intro == nil {
+		return nil, invalid("token is not a JWS and introspection is not configured")
+	}
+	return v.intro.verify(ctx, token)
+}
+
+// verifyJWS verifies a compact JWS whose dots are at d1 and d2. The returned
+// TokenInfo does not carry the raw token.
+func (v *Verifier) verifyJWS(ctx context.Context, token string, d1, d2 int, now time.Time) (*TokenInfo, *pubKey, error) {
+	var hbuf [256]byte
+	hdr, err := decodeSegment(hbuf[:0], token[:d1])
+	if err != nil {
+		return nil, nil, invalid("header is not base64url")
+	}
+	header, err := jsonlite.ParseObject(hdr)
+	if err != nil {
+		return nil, nil, invalidf("header is not a JSON object", err)
+	}
+	alg, _ := header["alg"].(string)
+	if !v.allowed[alg] {
+		return nil, nil, invalid("alg " + quoteShort(alg) + " is not allowed")
+	}
+	if _, ok := header["crit"]; ok {
+		return nil, nil, invalid("header has crit; no JWS extensions are understood")
+	}
+	if t, ok := header["typ"]; ok {
+		typ, _ := t.(string)
+		if !v.typAllowed(typ) {
+			return nil, nil, invalid("typ " + quoteShort(typ) + " is not accepted")
+		}
+	} else if v.cfg.StrictTyp {
+		return nil, nil, invalid("typ is missing (strict RFC 9068 mode requires at+jwt)")
+	}
+	kid := ""
+	if k, ok := header["kid"]; ok {
+		if kid, ok = k.(string); !ok {
+			return nil, nil, invalid("kid is not a string")
+		}
+	}
+	// jku, x5u, jwk and x5c are never read: keys come only from the JWKS.
+
+	var sbuf [160]byte
+	sig, err := decodeSegment(sbuf[:0], token[d2+1:])
+	if err != nil {
+		return nil, nil, invalid("signature is not base64url")
+	}
+	keys, _, err := v.keys.lookup(ctx, kid, alg)
+	if err != nil {
+		return nil, nil, err
+	}
+	var key *pubKey
+	for _, k := range keys {
+		if verifySignature(alg, k.key, token[:d2], sig) {
+			key = k
+			break
+		}
+	}
+	if key == nil {
+		return nil, nil, invalid("signature verification failed")
+	}
+
+	var pbuf [2048]byte
+	payload, err := decodeSegment(pbuf[:0], token[d1+1:d2])
+	if err != nil {
+		return nil, nil, invalid("payload is not base64url")
+	}
+	claims, err := jsonlite.ParseObject(payload)
+	if err != nil {
+		return nil, nil, invalidf("payload is not a JSON object without duplicate claims", err)
+	}
+	info, err := v.checkClaims(claims, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	return info, key, nil
+}
+
+func (v *Verifier) typAllowed(typ string) bool {
+	t := strings.ToLower(typ)
+	t = strings.TrimPrefix(t, "application/")
+	if t == "at+jwt" {
+		return true
+	}
+	return !v.cfg.StrictTyp && t == "jwt"
+}
+
+// checkClaims validates the registered claims and builds the TokenInfo.
+func (v *Verifier) checkClaims(claims map[string]any, now time.Time) (*TokenInfo, error) {
+	iss, _ := claims["iss"].(string)
+	if iss != v.cfg.Issuer {
+		return nil, invalid("iss does not match the configured issuer")
+	}
+	aud, ok := stringOrList(claims["aud"])
+	if !ok {
+		return nil, invalid("aud is missing or not a string or array of strings")
+	}
+	if !v.audienceMatches(aud) {
+		return nil, invalid("aud does not contain this resource")
+	}
+	sub, _ := claims["sub"].(string)
+	if sub == "" {
+		return nil, invalid("sub is missing")
+	}
+	exp, ok, err := numericDate(claims, "exp")
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, invalid("exp is missing")
+	}
+	if nbf, ok, err := numericDate(claims, "nbf"); err != nil {
+		return nil, err
+	} else if ok && now.Add(v.leeway).Before(nbf) {
+		return nil, invalid("token is not valid yet (nbf)")
+	}
+	iat, ok, err := numericDate(claims, "iat")
+	if err != nil {
+		return nil, err
+	}
+	if ok && iat.After(now.Add(v.leeway)) {
+		return nil, invalid("iat is in the future")
+	}
+	if !now.Before(exp.Add(v.leeway)) {
+		return nil, &tokenError{kind: ErrExpired, cause: "exp has passed"}
+	}
+	info := &TokenInfo{
+		Issuer:   iss,
+		Subject:  sub,
+		Audience: aud,
+		Expiry:   exp,
+		IssuedAt: iat,
+		Claims:   claims,
+	}
+	if s, ok := claims["scope"].(string); ok {
+		info.Scopes = strings.Fields(s)
+	} else if scp, ok := claims["scp"]; ok {
+		if s, ok := scp.(string); ok {
+			info.Scopes = strings.Fields(s)
+		} else if l, ok := stringOrList(scp); ok {
+			info.Scopes = l
+		}
+	}
+	if c, ok := claims["client_id"].(string); ok {
+		info.ClientID = c
+	} else if c, ok := claims["azp"].(string); ok {
+		info.ClientID = c
+	}
+	return info, nil
+}
+
+func (v *Verifier) audienceMatches(aud []string) bool {
+	for _, a := range aud {
+		for _, want := range v.cfg.Audience {
+			if a == want {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// stringOrList accepts a JSON string or an array of strings.
+func stringOrList(x any) ([]string, bool) {
+	switch t := x.(type) {
+	case string:
+		return []string{t}, true
+	case []any:
+		out := make([]string, 0, len(t))
+		for _, e := range t {
+			s, ok := e.(string)
+			if !ok {
+				return nil, false
+			}
+			out = append(out, s)
+		}
+		return out, len(out) > 0
+	}
+	return nil, false
+}
+
+// numericDate reads an RFC 7519 NumericDate claim.
+func numericDate(claims map[string]any, name string) (time.Time, bool, error) {
+	x, ok := claims[name]
+	if !ok {
+		return time.Time{}, false, nil
+	}
+	f, ok := x.(float64)
+	if !ok {
+		return time.Time{}, false, invalid(name + " is not a number")
+	}
+	const maxSeconds = 253402300799 // 9999-12-31T23:59:59Z
+	f = math.Max(math.Min(f, maxSeconds), -maxSeconds)
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)), true, nil
+}
+
+func decodeSegment(dst []byte, seg string) ([]byte, error) {
+	n := b64.DecodedLen(len(seg))
+	if cap(dst) < n {
+		dst = make([]byte, n)
+	}
+	dst = dst[:n]
+	m, err := b64.Decode(dst, unsafe.Slice(unsafe.StringData(seg), len(seg)))
+	return dst[:m], err
+}
+
+// quoteShort quotes s for an error message, truncated: header values are
+// attacker-controlled.
+func quoteShort(s string) string {
+	if len(s) > 32 {
+		s = s[:32] + "…"
+	}
+	return "\"" + strings.ToValidUTF8(s, "?") + "\""
+}
+
+// verifySignature checks sig over signingInput with key, for alg.
+func verifySignature(alg string, key crypto.PublicKey, signingInput string, sig []byte) bool {
+	msg := unsafe.Slice(unsafe.StringData(signingInput), len(signingInput))
+	if alg == "EdDSA" {
+		k, ok := key.(ed25519.PublicKey)
+		return ok && ed25519.Verify(k, msg, sig)
+	}
+	var hash crypto.Hash
+	var digest []byte
+	switch alg[2:] {
+	case "256":
+		d := sha256.Sum256(msg)
+		hash, digest = crypto.SHA256, d[:]
+	case "384":
+		d := sha512.Sum384(msg)
+		hash, digest = crypto.SHA384, d[:]
+	case "512":
+		d := sha512.Sum512(msg)
+		hash, digest = crypto.SHA512, d[:]
+	default:
+		return false
+	}
+	switch alg[0] {
+	case 'R':
+		k, ok := key.(*rsa.PublicKey)
+		return ok && rsa.VerifyPKCS1v15(k, hash, digest, sig) == nil
+	case 'P':
+		k, ok := key.(*rsa.PublicKey)
+		return ok && rsa.VerifyPSS(k, hash, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash}) == nil
+	case 'E':
+		k, ok := key.(*ecdsa.PublicKey)
+		if !ok {
+			return false
+		}
+		n := (k.Curve.Params().BitSize + 7) / 8
+		if len(sig) != 2*n {
+			return false
+		}
+		r := new(big.Int).SetBytes(sig[:n])
+		s := new(big.Int).SetBytes(sig[n:])
+		return ecdsa.Verify(k, digest, r, s)
+	}
+	return false
+}
