@@ -1,0 +1,338 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync/atomic"
+
+	cedar "github.com/cedar-policy/cedar-go"
+
+	"github.com/mcpauth-go/mcpauth/authn"
+)
+
+// Default limits.
+const (
+	DefaultMaxBodyBytes     = 1 << 20 // 1 MiB
+	DefaultMaxResponseBytes = 8 << 20 // 8 MiB
+)
+
+// Config configures an Authorizer. The zero value of every field but
+// Policies is safe.
+type Config struct {
+	// Policies is the Cedar policy text (required). Policy ids come from an
+	// @id("…") annotation, else "policy<n>" (n counts from 0 in text order).
+	// A forbid policy may carry @scope("s1 s2"): when it determines a deny,
+	// the answer is an insufficient_scope step-up challenge for those scopes.
+	Policies string
+
+	// Entities is a Cedar entities JSON document (an array of
+	// {"uid","parents","attrs"} objects) for group hierarchies, action groups
+	// and resource attributes. If nil, there are no static entities.
+	Entities []byte
+
+	// GroupClaims lists the claims whose string or string-array values become
+	// the principal's group parents. If nil, "groups" then "roles" are used;
+	// the groups of every listed claim are united.
+	GroupClaims []string
+
+	// GroupEntityType is the entity type of those parents. If empty,
+	// DefaultGroupEntityType ("THVGroup", as in ToolHive) is used.
+	GroupEntityType string
+
+	// ToolScopes maps a tool name to the OAuth scopes a tools/call of it
+	// requires, checked before any policy; the key "*" applies to tools not
+	// listed. A call without them is answered 403 with an insufficient_scope
+	// challenge naming the required scopes. If nil, no tool needs a scope here
+	// (policies may still require scopes through context.scopes and @scope).
+	ToolScopes map[string][]string
+
+	// ResourceMetadataURL is sent as resource_metadata in step-up challenges
+	// (RFC 9728 §5.1). If empty, the parameter is omitted.
+	ResourceMetadataURL string
+
+	// AuthorizeLists makes tools/list, prompts/list and resources/list (and
+	// resources/templates/list) require a permit for Action::"list_tools",
+	// "list_prompts" or "list_resources" on FeatureType::"tool", "prompt" or
+	// "resource", as ToolHive names them. If false, list requests pass and only
+	// their responses are filtered.
+	AuthorizeLists bool
+
+	// MaxBodyBytes caps the request body. If zero, DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+
+	// MaxResponseBytes caps a list response buffered for filtering; a larger
+	// one is replaced by a JSON-RPC internal error (fail closed). If zero,
+	// DefaultMaxResponseBytes.
+	MaxResponseBytes int64
+
+	// Logger receives one audit record per decision: the decision, method,
+	// principal (the token subject), action, resource and the ids of the
+	// policies that determined it. Tokens are never logged. If nil, decisions
+	// are not logged.
+	Logger *slog.Logger
+}
+
+// Authorizer enforces Cedar policies on MCP JSON-RPC requests. It is safe for
+// concurrent use, including concurrent Reload.
+type Authorizer struct {
+	cfg         Config
+	entities    cedar.EntityMap
+	groupType   cedar.EntityType
+	groupClaims []string
+	policies    atomic.Pointer[policySet]
+}
+
+// New validates cfg, compiles its policies and entities, and returns an
+// Authorizer. Policy and entity errors name their line:column.
+func New(cfg Config) (*Authorizer, error) {
+	a := &Authorizer{cfg: cfg, entities: cedar.EntityMap{}}
+	if len(cfg.Entities) > 0 {
+		if err := a.entities.UnmarshalJSON(cfg.Entities); err != nil {
+			return nil, fmt.Errorf("authz: entities: %w", jsonErrorPosition(cfg.Entities, err))
+		}
+	}
+	a.groupType = DefaultGroupEntityType
+	if cfg.GroupEntityType != "" {
+		a.groupType = cedar.EntityType(cfg.GroupEntityType)
+	}
+	a.groupClaims = cfg.GroupClaims
+	if a.groupClaims == nil {
+		a.groupClaims = []string{"groups", "roles"}
+	}
+	if a.cfg.MaxBodyBytes <= 0 {
+		a.cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if a.cfg.MaxResponseBytes <= 0 {
+		a.cfg.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	for tool, scopes := range cfg.ToolScopes {
+		for _, s := range scopes {
+			if s == "" || strings.ContainsAny(s, " \t\"\\") {
+				return nil, fmt.Errorf("authz: ToolScopes[%q]: invalid scope %q", tool, s)
+			}
+		}
+	}
+	ps, err := compilePolicies(cfg.Policies, a.entities)
+	if err != nil {
+		return nil, err
+	}
+	a.policies.Store(ps)
+	return a, nil
+}
+
+// Reload atomically replaces the policy set with policies (Cedar text). The
+// static entities stay as configured. On error the current policies stay in
+// force. Requests already being evaluated finish with the set they started
+// with.
+func (a *Authorizer) Reload(policies string) error {
+	ps, err := compilePolicies(policies, a.entities)
+	if err != nil {
+		return err
+	}
+	a.policies.Store(ps)
+	return nil
+}
+
+// jsonErrorPosition adds line:column to a JSON error that reports a byte
+// offset.
+func jsonErrorPosition(doc []byte, err error) error {
+	var off int64 = -1
+	var se interface{ Offset() int64 }
+	if errors.As(err, &se) {
+		off = se.Offset()
+	} else if _, perr := parseJSON(doc); perr != nil {
+		return err
+	}
+	if off < 0 {
+		return err
+	}
+	line, col := 1, 1
+	for i := int64(0); i < off && i < int64(len(doc)); i++ {
+		if doc[i] == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+	}
+	return fmt.Errorf("%d:%d: %w", line, col, err)
+}
+
+// Decision is the outcome of authorizing one MCP request.
+type Decision struct {
+	// Allowed is true when the request may reach the handler.
+	Allowed bool
+	// Action and Resource are the Cedar action and resource evaluated; both
+	// are zero for protocol methods that carry no resource.
+	Action, Resource cedar.EntityUID
+	// Policies are the ids of the policies that determined the decision: the
+	// satisfied forbids of a deny, the satisfied permits of an allow, or the
+	// policies whose evaluation failed.
+	Policies []cedar.PolicyID
+	// Scopes, on a deny, are the scopes a step-up would need (from
+	// Config.ToolScopes or a determining forbid's @scope).
+	Scopes []string
+	// Reason is a short fixed description for audit logs.
+	Reason string
+}
+
+// Errors returned by Authorize for requests that are not well-formed
+// JSON-RPC; the middleware answers them with HTTP 400.
+var (
+	ErrParse          = errors.New("authz: malformed JSON-RPC body")             // JSON-RPC -32700
+	ErrInvalidRequest = errors.New("authz: invalid JSON-RPC request")            // JSON-RPC -32600 (batches, duplicate keys, bad shapes)
+	ErrInvalidParams  = errors.New("authz: invalid params for MCP method")       // JSON-RPC -32602
+	ErrNoIdentity     = errors.New("authz: no verified identity in context")     // authz must run after authn
+	ErrHeaderMismatch = errors.New("authz: Mcp-Method/Mcp-Name header mismatch") // JSON-RPC -32020
+)
+
+// Authorize decides one JSON-RPC request body for the identity in ctx (see
+// authn.NewContext), exactly as the middleware does, without the HTTP layer
+// and without header checks. A list request is allowed or denied as a whole
+// here; its items are filtered by the middleware.
+func (a *Authorizer) Authorize(ctx context.Context, body []byte) (Decision, error) {
+	info, ok := authn.FromContext(ctx)
+	if !ok || info == nil || info.Subject == "" {
+		return Decision{Reason: "no identity"}, ErrNoIdentity
+	}
+	req, err := parseRPC(body)
+	if err != nil {
+		return Decision{Reason: "bad request"}, err
+	}
+	return a.decide(a.policies.Load(), newSubject(a, info), req)
+}
+
+// decide maps a parsed request to Cedar and evaluates it.
+func (a *Authorizer) decide(ps *policySet, sub *subject, req *rpcRequest) (Decision, error) {
+	if req.isResponse {
+		return Decision{Allowed: true, Reason: "json-rpc response"}, nil
+	}
+	m, known := mcpMethods[req.method]
+	if !known {
+		return Decision{Reason: "unknown method"}, nil
+	}
+	switch m.kind {
+	case kindProtocol:
+		return Decision{Allowed: true, Reason: "protocol method"}, nil
+	case kindList:
+		if !a.cfg.AuthorizeLists {
+			return Decision{Allowed: true, Reason: "list (filtered)"}, nil
+		}
+		res := cedar.NewEntityUID(EntityTypeFeatureType, cedar.String(m.feature))
+		attrs := cedar.RecordMap{"type": cedar.String(m.feature), "operation": cedar.String("list"), "feature": cedar.String(m.feature)}
+		return a.evaluate(ps, sub, m.action, res, attrs, nil), nil
+	}
+	op, err := a.operation(req, m)
+	switch {
+	case errors.Is(err, errUnrepresentable):
+		return Decision{Action: op.action, Resource: op.resource, Reason: "argument without exact Cedar value"}, nil
+	case err != nil:
+		return Decision{Reason: "bad request"}, err
+	}
+	if len(op.scopes) > 0 && len(missingScopes(sub.info, op.scopes)) > 0 {
+		return Decision{Action: op.action, Resource: op.resource, Scopes: op.scopes, Reason: "missing scope"}, nil
+	}
+	return a.evaluate(ps, sub, op.action, op.resource, op.attrs, op.args), nil
+}
+
+// toolScopes returns the scopes Config.ToolScopes requires for tool, or nil.
+func (a *Authorizer) toolScopes(tool string) []string {
+	if s, ok := a.cfg.ToolScopes[tool]; ok {
+		return s
+	}
+	return a.cfg.ToolScopes["*"]
+}
+
+func missingScopes(info *authn.TokenInfo, required []string) []string {
+	var missing []string
+	for _, s := range required {
+		if !slices.Contains(info.Scopes, s) {
+			missing = append(missing, s)
+		}
+	}
+	return missing
+}
+
+// evaluate runs the indexed policies for one Cedar request. Deny by default;
+// any evaluation error in a policy that applies is a deny, whatever the other
+// policies say.
+func (a *Authorizer) evaluate(ps *policySet, sub *subject, action, resource cedar.EntityUID, resAttrs, args cedar.RecordMap) Decision {
+	req, ents := sub.request(a, action, resource, resAttrs, args)
+	pols := ps.lookup(action, resource)
+	dec, diag := cedar.Authorize(pols, ents, req)
+	d := Decision{Action: action, Resource: resource}
+	switch {
+	case len(diag.Errors) > 0:
+		d.Reason = "evaluation error"
+		for _, e := range diag.Errors {
+			d.Policies = append(d.Policies, e.PolicyID)
+		}
+	case dec == cedar.Allow:
+		d.Allowed = true
+		d.Reason = "permitted"
+		for _, r := range diag.Reasons {
+			d.Policies = append(d.Policies, r.PolicyID)
+		}
+	case len(diag.Reasons) > 0:
+		d.Reason = "forbidden"
+		scoped := true
+		var scopes []string
+		for _, r := range diag.Reasons {
+			d.Policies = append(d.Policies, r.PolicyID)
+			e := ps.entry(r.PolicyID)
+			if e == nil || len(e.scopes) == 0 {
+				scoped = false
+				continue
+			}
+			for _, s := range e.scopes {
+				if !slices.Contains(scopes, s) {
+					scopes = append(scopes, s)
+				}
+			}
+		}
+		if scoped {
+			d.Scopes = scopes
+			d.Reason = "missing scope"
+		}
+	default:
+		d.Reason = "no permit"
+	}
+	return d
+}
+
+// log writes the audit record for one decision.
+func (a *Authorizer) log(ctx context.Context, sub string, method string, d Decision) {
+	if a.cfg.Logger == nil {
+		return
+	}
+	level := slog.LevelInfo
+	decision := "allow"
+	if !d.Allowed {
+		level = slog.LevelWarn
+		decision = "deny"
+	}
+	if !a.cfg.Logger.Enabled(ctx, level) {
+		return
+	}
+	ids := make([]string, len(d.Policies))
+	for i, p := range d.Policies {
+		ids[i] = string(p)
+	}
+	attrs := []slog.Attr{
+		slog.String("decision", decision),
+		slog.String("reason", d.Reason),
+		slog.String("method", method),
+		slog.String("principal", sub),
+		slog.Any("policies", ids),
+	}
+	if d.Action.Type != "" {
+		attrs = append(attrs, slog.String("action", d.Action.String()), slog.String("resource", d.Resource.String()))
+	}
+	if len(d.Scopes) > 0 {
+		attrs = append(attrs, slog.Any("required_scopes", d.Scopes))
+	}
+	a.cfg.Logger.LogAttrs(ctx, level, "authz decision", attrs...)
+}

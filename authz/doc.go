@@ -1,0 +1,126 @@
+// Package authz enforces Cedar policies on MCP JSON-RPC requests (MCP
+// 2026-07-28, backwards compatible with 2025-11-25) and filters list
+// responses to what the caller may use.
+//
+// It is the step after authentication: [Authorizer.Middleware] must be
+// wrapped by authn's middleware, and a request whose context holds no
+// verified identity (authn.FromContext) is denied. Standards: JSON-RPC 2.0,
+// RFC 8259 (JSON), RFC 6750 §3.1 and RFC 9728 §5.1 (the insufficient_scope
+// step-up challenge), the MCP Streamable HTTP transport (Mcp-Method/Mcp-Name
+// validation, HeaderMismatch -32020) and the Cedar policy language, evaluated
+// by github.com/cedar-policy/cedar-go.
+//
+// # Request handling
+//
+// The body of each POST is read once, up to Config.MaxBodyBytes (1 MiB by
+// default; larger is HTTP 413), and the handler later receives the identical
+// bytes. Malformed JSON or invalid UTF-8 is HTTP 400 with JSON-RPC -32700; a
+// batch array, a message that is not JSON-RPC 2.0, or an object holding two
+// member names that are equal or differ only in case (at any depth) is 400
+// with -32600. The last rule exists because encoding/json keeps the last
+// duplicate and matches struct fields case-insensitively: without it the
+// request authorized could differ from the request the handler decodes.
+//
+// When the Mcp-Method or Mcp-Name header is present it must equal the body's
+// method, or params.name (tools/call, prompts/get) or params.uri
+// (resources/read), after decoding the "=?base64?…?=" form; otherwise 400
+// with -32020. The headers are optional (2025-11-25 clients do not send
+// them); the decision is always made on the body.
+//
+// A denial is HTTP 403 with a JSON-RPC error echoing the request id, code
+// [CodeForbidden] and the fixed message "Forbidden". When the denial is for a
+// missing scope, the response also carries
+// `WWW-Authenticate: Bearer error="insufficient_scope", scope="…", resource_metadata="…"`.
+//
+// # Methods
+//
+// tools/call, prompts/get, resources/read (and the 2025-11-25
+// resources/subscribe and resources/unsubscribe) and completion/complete
+// (authorized as the prompt or resource its ref names) are evaluated.
+// tools/list, prompts/list, resources/list and resources/templates/list pass
+// (unless Config.AuthorizeLists) and their responses, JSON or
+// text/event-stream, are filtered: an item stays when the caller could call
+// the tool, get the prompt or read the resource (a template is checked as
+// read_resource on its uriTemplate). Methods carrying no resource pass:
+// server/discover, subscriptions/listen, tasks/get, tasks/update,
+// tasks/cancel and, from 2025-11-25, initialize, ping, logging/setLevel,
+// tasks/list, tasks/result and the client notifications initialized,
+// cancelled, progress and roots/list_changed; so do JSON-RPC responses a
+// 2025-11-25 client posts. Every other method is denied. Non-POST requests
+// (GET streams, DELETE of 2025-11-25 sessions) pass once an identity is
+// present.
+//
+// # Request to Cedar
+//
+// The mapping follows ToolHive's Cedar authorizer, so its policies carry
+// over:
+//
+//	principal  Client::"<sub>"
+//	           parents: <GroupEntityType>::"<g>" (default THVGroup) for every
+//	           string in the GroupClaims claims (default "groups", "roles")
+//	           attributes: claim_<name> for every claim
+//	action     Action::"call_tool"      tools/call
+//	           Action::"get_prompt"     prompts/get, completion/complete (ref/prompt)
+//	           Action::"read_resource"  resources/read, resources/subscribe,
+//	                                    resources/unsubscribe, completion/complete (ref/resource)
+//	           Action::"list_tools", "list_prompts", "list_resources"
+//	                                    list methods, only with Config.AuthorizeLists
+//	resource   Tool::"<name>"     attributes name, operation "call", feature "tool", arg_*
+//	           Prompt::"<name>"   attributes name, operation "get", feature "prompt", arg_*
+//	           Resource::"<uri>"  attributes name and uri (the exact URI), operation "read", feature "resource"
+//	           FeatureType::"tool" | "prompt" | "resource"  (list actions)
+//	context    claim_<name> for every claim, arg_<name> for every argument,
+//	           scopes (Set of String, the token's scopes), client_id (String,
+//	           when the token names a client)
+//
+// Entities from Config.Entities with the same uid as the request's principal
+// or resource are merged into it: parents are united, and the static
+// attributes win over generated ones of the same name.
+//
+// Values: JSON strings and booleans map to String and Boolean; arrays to
+// Set; objects to Record; members whose value is null are left out (Go
+// decodes a null member like an absent one). A JSON integer literal (no
+// fraction, no exponent) is a Long when it fits in 64 bits; any other number
+// is a decimal when its value is exact with at most four fractional digits
+// (1.5, 2.0, 1e2; decimal's range); a number that is neither, or a null
+// inside an array, has no faithful Cedar value and the request is denied,
+// because leaving the argument out would silently skip policies that test
+// `context has arg_x`. Claims come from the verified token: they follow the
+// same rules (an integral float64 is a Long), except that a claim without a
+// Cedar value is left out instead of denying.
+//
+// # Decisions
+//
+// Deny by default. Cedar's rule applies (any satisfied forbid denies,
+// otherwise a satisfied permit allows) with one change: if any policy that
+// applies to the request fails to evaluate (a missing attribute, a type
+// error, an overflow), the request is denied, even if a permit is satisfied,
+// so an erroring forbid never lets a permit through. Guard optional
+// attributes with `has`.
+//
+// Scope step-up: Config.ToolScopes names scopes a tool requires, checked
+// before the policies; and a forbid annotated @scope("s1 s2") that determines
+// a deny turns it into an insufficient_scope challenge for those scopes, e.g.
+//
+//	@id("delete-needs-admin-scope")
+//	@scope("repo:admin")
+//	forbid (principal, action == Action::"call_tool", resource == Tool::"delete_repo")
+//	unless { context.scopes.contains("repo:admin") };
+//
+// Policy ids are taken from @id annotations, else "policy<n>" by position.
+// Each decision is logged to Config.Logger with the ids of the policies that
+// determined it (never a token).
+//
+// # Cost
+//
+// Policies are indexed by their action and resource scope (action ==, in,
+// in [...], including action groups from the static entities; resource ==,
+// is, is … in); a request evaluates only the policies whose scope can match
+// it, plus those with an unconstrained action or resource, so its cost grows
+// with the policies that concern its tool, not with the size of the set. A
+// differential test against the official Cedar engine (cedar-wasm) checks
+// that indexed evaluation gives the same decision as evaluating every policy.
+//
+// [Authorizer.Reload] swaps the policy set atomically; a bad set is rejected
+// and the old one stays in force.
+package authz

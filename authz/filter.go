@@ -1,0 +1,315 @@
+package authz
+
+import (
+	"bytes"
+	"errors"
+	"mime"
+	"net/http"
+	"strconv"
+
+	cedar "github.com/cedar-policy/cedar-go"
+)
+
+var errFilter = errors.New("authz: list response cannot be filtered")
+
+// serveFiltered runs next with a buffering writer and writes its response
+// with the list items the caller may not use removed. A 2xx response that
+// cannot be filtered (unknown content type, malformed or ambiguous JSON, over
+// Config.MaxResponseBytes) is replaced by a JSON-RPC internal error: the list
+// is never passed on unfiltered.
+func (a *Authorizer) serveFiltered(w http.ResponseWriter, r *http.Request, next http.Handler, ps *policySet, sub *subject, m mcpMethod) {
+	bw := &bufferWriter{header: http.Header{}, max: a.cfg.MaxResponseBytes}
+	next.ServeHTTP(bw, r)
+	status := bw.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	out := bw.buf.Bytes()
+	if status >= 200 && status < 300 && len(out) > 0 {
+		f := listFilter{a: a, ps: ps, sub: sub, m: m}
+		var err error
+		if bw.overflow {
+			err = errFilter
+		} else {
+			out, err = f.filterBody(bw.header.Get("Content-Type"), out)
+		}
+		if err != nil {
+			a.log(r.Context(), sub.info.Subject, "", Decision{Reason: "unfilterable list response"})
+			writeRPCError(w, http.StatusInternalServerError, nil, CodeInternalError, msgInternal)
+			return
+		}
+		if f.removed > 0 || f.kept > 0 {
+			a.logFilter(r, sub, m, f.kept, f.removed)
+		}
+	}
+	h := w.Header()
+	for k, v := range bw.header {
+		h[k] = v
+	}
+	if h.Get("Content-Length") != "" {
+		h.Set("Content-Length", strconv.Itoa(len(out)))
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(out)
+}
+
+func (a *Authorizer) logFilter(r *http.Request, sub *subject, m mcpMethod, kept, removed int) {
+	if a.cfg.Logger == nil {
+		return
+	}
+	a.cfg.Logger.InfoContext(r.Context(), "authz list filtered",
+		"principal", sub.info.Subject, "list", m.listKey, "kept", kept, "removed", removed)
+}
+
+// bufferWriter collects a handler's response for filtering.
+type bufferWriter struct {
+	header   http.Header
+	status   int
+	buf      bytes.Buffer
+	max      int64
+	overflow bool
+}
+
+func (b *bufferWriter) Header() http.Header { return b.header }
+
+func (b *bufferWriter) WriteHeader(status int) {
+	if b.status == 0 {
+		b.status = status
+	}
+}
+
+func (b *bufferWriter) Write(p []byte) (int, error) {
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	if b.overflow || int64(b.buf.Len()+len(p)) > b.max {
+		b.overflow = true
+		return len(p), nil
+	}
+	return b.buf.Write(p)
+}
+
+// Flush is a no-op: the response is sent once complete and filtered.
+func (b *bufferWriter) Flush() {}
+
+// listFilter removes unauthorized items from one list response.
+type listFilter struct {
+	a             *Authorizer
+	ps            *policySet
+	sub           *subject
+	m             mcpMethod
+	kept, removed int
+}
+
+func (f *listFilter) filterBody(contentType string, body []byte) ([]byte, error) {
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return nil, errFilter
+	}
+	switch mt {
+	case "application/json":
+		return f.filterMessage(body)
+	case "text/event-stream":
+		return f.filterSSE(body)
+	}
+	return nil, errFilter
+}
+
+// filterMessage filters one JSON-RPC response message. Anything but the
+// removed array elements is copied byte for byte.
+func (f *listFilter) filterMessage(msg []byte) ([]byte, error) {
+	root, err := parseJSON(msg)
+	if err != nil || root.kind != jObject {
+		return nil, errFilter
+	}
+	result, ok := root.get("result")
+	if !ok || result.kind != jObject {
+		return msg, nil // an error response, or a message that is not the result
+	}
+	list, ok := result.get(f.m.listKey)
+	if !ok {
+		return msg, nil
+	}
+	if list.kind != jArray {
+		return nil, errFilter
+	}
+	keep := make([]bool, len(list.arr))
+	n := 0
+	for i := range list.arr {
+		keep[i] = f.allowed(&list.arr[i])
+		if keep[i] {
+			n++
+		}
+	}
+	f.kept += n
+	f.removed += len(list.arr) - n
+	if n == len(list.arr) {
+		return msg, nil
+	}
+	out := make([]byte, 0, len(msg))
+	out = append(out, msg[:list.start]...)
+	out = append(out, '[')
+	first := true
+	for i := range list.arr {
+		if !keep[i] {
+			continue
+		}
+		if !first {
+			out = append(out, ',')
+		}
+		first = false
+		out = append(out, msg[list.arr[i].start:list.arr[i].end]...)
+	}
+	out = append(out, ']')
+	out = append(out, msg[list.end:]...)
+	return out, nil
+}
+
+// allowed decides one list item as the operation it lists: call_tool on the
+// tool, get_prompt on the prompt, read_resource on the resource URI (or the
+// URI template). Items without a name are removed.
+func (f *listFilter) allowed(item *jvalue) bool {
+	v, ok := item.get(f.m.itemKey)
+	if !ok || v.kind != jString || v.str == "" {
+		return false
+	}
+	var op operation
+	switch f.m.listKey {
+	case "tools":
+		op = operation{
+			action:   ActionCallTool,
+			resource: cedar.NewEntityUID(EntityTypeTool, cedar.String(v.str)),
+			attrs:    cedar.RecordMap{"name": cedar.String(v.str), "operation": cedar.String("call"), "feature": cedar.String("tool")},
+			scopes:   f.a.toolScopes(v.str),
+		}
+	case "prompts":
+		op = operation{
+			action:   ActionGetPrompt,
+			resource: cedar.NewEntityUID(EntityTypePrompt, cedar.String(v.str)),
+			attrs:    cedar.RecordMap{"name": cedar.String(v.str), "operation": cedar.String("get"), "feature": cedar.String("prompt")},
+		}
+	default:
+		op = resourceOp(v.str)
+	}
+	if len(op.scopes) > 0 && len(missingScopes(f.sub.info, op.scopes)) > 0 {
+		return false
+	}
+	return f.a.evaluate(f.ps, f.sub, op.action, op.resource, op.attrs, nil).Allowed
+}
+
+// filterSSE filters every event of a text/event-stream body whose data is a
+// JSON-RPC message carrying the list. Events it does not change are copied
+// byte for byte; a changed event keeps its other fields in place and carries
+// the new data as data: lines.
+func (f *listFilter) filterSSE(body []byte) ([]byte, error) {
+	var out bytes.Buffer
+	out.Grow(len(body))
+	for len(body) > 0 {
+		ev, rest := nextEvent(body)
+		body = rest
+		nev, err := f.filterEvent(ev)
+		if err != nil {
+			return nil, err
+		}
+		out.Write(nev)
+	}
+	return out.Bytes(), nil
+}
+
+// nextEvent splits off one event: lines up to and including the first empty
+// line (or the rest of the stream).
+func nextEvent(b []byte) (ev, rest []byte) {
+	i := 0
+	for i < len(b) {
+		line, n := nextLine(b[i:])
+		i += n
+		if len(line) == 0 {
+			return b[:i], b[i:]
+		}
+	}
+	return b, nil
+}
+
+// nextLine returns the next line without its terminator (CRLF, LF or CR) and
+// the number of bytes consumed.
+func nextLine(b []byte) (line []byte, n int) {
+	for i, c := range b {
+		switch c {
+		case '\n':
+			return b[:i], i + 1
+		case '\r':
+			if i+1 < len(b) && b[i+1] == '\n' {
+				return b[:i], i + 2
+			}
+			return b[:i], i + 1
+		}
+	}
+	return b, len(b)
+}
+
+func (f *listFilter) filterEvent(ev []byte) ([]byte, error) {
+	var data []byte
+	hasData := false
+	for i := 0; i < len(ev); {
+		line, n := nextLine(ev[i:])
+		i += n
+		if v, ok := sseField(line, "data"); ok {
+			if hasData {
+				data = append(data, '\n')
+			}
+			hasData = true
+			data = append(data, v...)
+		}
+	}
+	if !hasData {
+		return ev, nil
+	}
+	nd, err := f.filterMessage(data)
+	if err != nil {
+		return nil, err
+	}
+	if bytes.Equal(nd, data) {
+		return ev, nil
+	}
+	var out bytes.Buffer
+	wrote := false
+	for i := 0; i < len(ev); {
+		line, n := nextLine(ev[i:])
+		raw := ev[i : i+n]
+		i += n
+		if _, ok := sseField(line, "data"); ok {
+			if !wrote {
+				for _, dl := range bytes.Split(nd, []byte("\n")) {
+					out.WriteString("data: ")
+					out.Write(bytes.TrimSuffix(dl, []byte("\r")))
+					out.WriteByte('\n')
+				}
+				wrote = true
+			}
+			continue
+		}
+		out.Write(raw)
+	}
+	return out.Bytes(), nil
+}
+
+// sseField returns the value of line if it is the named field (WHATWG HTML
+// §9.2.6: "name:value" with one optional space after the colon, or "name"
+// alone).
+func sseField(line []byte, name string) ([]byte, bool) {
+	if !bytes.HasPrefix(line, []byte(name)) {
+		return nil, false
+	}
+	rest := line[len(name):]
+	if len(rest) == 0 {
+		return rest, true
+	}
+	if rest[0] != ':' {
+		return nil, false
+	}
+	rest = rest[1:]
+	if len(rest) > 0 && rest[0] == ' ' {
+		rest = rest[1:]
+	}
+	return rest, true
+}

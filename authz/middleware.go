@@ -1,0 +1,137 @@
+package authz
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/mcpauth-go/mcpauth/authn"
+)
+
+// JSON-RPC error codes used in responses.
+const (
+	CodeParseError     = -32700 // malformed JSON
+	CodeInvalidRequest = -32600 // batch, duplicate keys, not a JSON-RPC message, body too large
+	CodeInvalidParams  = -32602 // a tools/call without a name, …
+	CodeInternalError  = -32603 // a list response that could not be filtered
+	CodeHeaderMismatch = -32020 // MCP 2026-07-28 HeaderMismatch
+	// CodeForbidden is the code of a policy denial. It is in the range
+	// JSON-RPC leaves to implementations (-32000 to -32019 in MCP's
+	// allocation) and is not used by the MCP specification.
+	CodeForbidden = -32010
+)
+
+// Fixed public messages: a response never carries policy text or causes.
+const (
+	msgForbidden      = "Forbidden"
+	msgParse          = "Parse error"
+	msgInvalidRequest = "Invalid Request"
+	msgInvalidParams  = "Invalid params"
+	msgHeaderMismatch = "Header mismatch: Mcp-Method or Mcp-Name does not match the request body"
+	msgTooLarge       = "Invalid Request: body too large"
+	msgInternal       = "Internal error"
+)
+
+// Middleware returns next wrapped with policy enforcement. It must run after
+// authn's middleware: a request without a verified identity in its context
+// (authn.FromContext) is denied. For each POST it reads the body once (up to
+// Config.MaxBodyBytes), answers malformed or ambiguous bodies with HTTP 400,
+// checks Mcp-Method/Mcp-Name, decides, and either answers 403 or calls next
+// with a body holding the identical bytes. Responses to tools/list,
+// prompts/list, resources/list and resources/templates/list are buffered and
+// filtered; every other response streams through untouched. Requests with
+// other HTTP methods (GET, DELETE of 2025-11-25 sessions) carry no JSON-RPC
+// request and are passed on once an identity is present.
+func (a *Authorizer) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		info, ok := authn.FromContext(r.Context())
+		if !ok || info == nil || info.Subject == "" {
+			a.log(r.Context(), "", "", Decision{Reason: "no identity"})
+			writeRPCError(w, http.StatusForbidden, nil, CodeForbidden, msgForbidden)
+			return
+		}
+		if r.Method != http.MethodPost {
+			next.ServeHTTP(w, r)
+			return
+		}
+		body, err := io.ReadAll(io.LimitReader(r.Body, a.cfg.MaxBodyBytes+1))
+		_ = r.Body.Close()
+		if err != nil {
+			writeRPCError(w, http.StatusBadRequest, nil, CodeParseError, msgParse)
+			return
+		}
+		if int64(len(body)) > a.cfg.MaxBodyBytes {
+			writeRPCError(w, http.StatusRequestEntityTooLarge, nil, CodeInvalidRequest, msgTooLarge)
+			return
+		}
+		req, err := parseRPC(body)
+		if err != nil {
+			var id []byte
+			if req != nil {
+				id = req.id
+			}
+			if errors.Is(err, ErrParse) {
+				writeRPCError(w, http.StatusBadRequest, id, CodeParseError, msgParse)
+			} else {
+				writeRPCError(w, http.StatusBadRequest, id, CodeInvalidRequest, msgInvalidRequest)
+			}
+			return
+		}
+		if err := checkHeaders(r.Header, req); err != nil {
+			writeRPCError(w, http.StatusBadRequest, req.id, CodeHeaderMismatch, msgHeaderMismatch)
+			return
+		}
+		ps := a.policies.Load()
+		sub := newSubject(a, info)
+		d, err := a.decide(ps, sub, req)
+		if err != nil {
+			writeRPCError(w, http.StatusBadRequest, req.id, CodeInvalidParams, msgInvalidParams)
+			return
+		}
+		a.log(r.Context(), info.Subject, req.method, d)
+		if !d.Allowed {
+			if len(d.Scopes) > 0 {
+				w.Header().Set("WWW-Authenticate", authn.Challenge{
+					Error:            "insufficient_scope",
+					ErrorDescription: "The request requires higher privileges than provided by the access token.",
+					Scopes:           d.Scopes,
+					ResourceMetadata: a.cfg.ResourceMetadataURL,
+				}.String())
+			}
+			writeRPCError(w, http.StatusForbidden, req.id, CodeForbidden, msgForbidden)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		if m := mcpMethods[req.method]; !req.isResponse && m.kind == kindList {
+			a.serveFiltered(w, r, next, ps, sub, m)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// writeRPCError writes a JSON-RPC error response. id is the raw request id
+// literal (nil for null).
+func writeRPCError(w http.ResponseWriter, status int, id []byte, code int, msg string) {
+	if id == nil {
+		id = []byte("null")
+	}
+	b := make([]byte, 0, 96+len(id)+len(msg))
+	b = append(b, `{"jsonrpc":"2.0","id":`...)
+	b = append(b, id...)
+	b = append(b, `,"error":{"code":`...)
+	b = strconv.AppendInt(b, int64(code), 10)
+	b = append(b, `,"message":`...)
+	b = strconv.AppendQuote(b, msg)
+	b = append(b, "}}\n"...)
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}

@@ -1,0 +1,230 @@
+package authz
+
+import (
+	"errors"
+	"fmt"
+	"iter"
+	"strings"
+
+	cedar "github.com/cedar-policy/cedar-go"
+	"github.com/cedar-policy/cedar-go/types"
+	xast "github.com/cedar-policy/cedar-go/x/exp/ast"
+)
+
+// Cedar names used by the request mapping (see the package documentation).
+const (
+	EntityTypeClient      cedar.EntityType = "Client"
+	EntityTypeAction      cedar.EntityType = "Action"
+	EntityTypeTool        cedar.EntityType = "Tool"
+	EntityTypePrompt      cedar.EntityType = "Prompt"
+	EntityTypeResource    cedar.EntityType = "Resource"
+	EntityTypeFeatureType cedar.EntityType = "FeatureType"
+
+	// DefaultGroupEntityType is the entity type of the principal's group
+	// parents when Config.GroupEntityType is empty; it is ToolHive's, so
+	// `principal in THVGroup::"eng"` policies carry over unchanged.
+	DefaultGroupEntityType cedar.EntityType = "THVGroup"
+)
+
+// Actions issued by the middleware.
+var (
+	ActionCallTool      = cedar.NewEntityUID(EntityTypeAction, "call_tool")
+	ActionGetPrompt     = cedar.NewEntityUID(EntityTypeAction, "get_prompt")
+	ActionReadResource  = cedar.NewEntityUID(EntityTypeAction, "read_resource")
+	ActionListTools     = cedar.NewEntityUID(EntityTypeAction, "list_tools")
+	ActionListPrompts   = cedar.NewEntityUID(EntityTypeAction, "list_prompts")
+	ActionListResources = cedar.NewEntityUID(EntityTypeAction, "list_resources")
+	knownActions        = []cedar.EntityUID{ActionCallTool, ActionGetPrompt, ActionReadResource, ActionListTools, ActionListPrompts, ActionListResources}
+	scopeAnnotation     = types.AnnotationKey("scope") // @scope("a b") on a forbid: the scopes whose absence it enforces
+	idAnnotation        = types.AnnotationKey("id")
+	errNoPolicies       = errors.New("authz: no policies")
+)
+
+// policyEntry is one parsed policy with its id and step-up scopes.
+type policyEntry struct {
+	id     cedar.PolicyID
+	policy *cedar.Policy
+	scopes []string // from @scope, forbid policies only
+}
+
+// bucket is the list of policies that can apply to requests with one action
+// and one resource key; it implements cedar.PolicyIterator without allocating
+// per request beyond the iterator closure.
+type bucket []*policyEntry
+
+func (b bucket) All() iter.Seq2[cedar.PolicyID, *cedar.Policy] {
+	return func(yield func(cedar.PolicyID, *cedar.Policy) bool) {
+		for _, e := range b {
+			if !yield(e.id, e.policy) {
+				return
+			}
+		}
+	}
+}
+
+// actionIndex holds, for one action, the policies per resource key. Every
+// slice already contains the policies with a wider resource scope, so a
+// lookup is one map access and evaluation touches nothing else.
+type actionIndex struct {
+	anyResource bucket                      // resource scope `resource` or `resource in …`
+	byType      map[cedar.EntityType]bucket // `resource is T [in …]` plus anyResource
+	byUID       map[cedar.EntityUID]bucket  // `resource == UID` plus byType[UID.Type]
+}
+
+// policySet is an immutable compiled policy set: what an atomic reload swaps.
+type policySet struct {
+	entries []*policyEntry
+	all     bucket
+	index   map[cedar.EntityUID]*actionIndex
+	byID    map[cedar.PolicyID]*policyEntry
+}
+
+// entry returns the policy with the given id, or nil.
+func (ps *policySet) entry(id cedar.PolicyID) *policyEntry { return ps.byID[id] }
+
+// lookup returns the policies that can apply to a request for action on
+// resource. For actions outside the index (none are issued today) it returns
+// the whole set, which is always correct.
+func (ps *policySet) lookup(action, resource cedar.EntityUID) bucket {
+	ai, ok := ps.index[action]
+	if !ok {
+		return ps.all
+	}
+	if b, ok := ai.byUID[resource]; ok {
+		return b
+	}
+	if b, ok := ai.byType[resource.Type]; ok {
+		return b
+	}
+	return ai.anyResource
+}
+
+// compilePolicies parses Cedar policy text. Policy ids come from an @id("…")
+// annotation, else "policy<n>" with n the 0-based position in the text (the
+// official Cedar tooling's default naming). Errors carry line:column.
+func compilePolicies(text string, entities cedar.EntityMap) (*policySet, error) {
+	list, err := cedar.NewPolicyListFromBytes("policies.cedar", []byte(text))
+	if err != nil {
+		return nil, fmt.Errorf("authz: policies: %w", err)
+	}
+	if len(list) == 0 {
+		return nil, errNoPolicies
+	}
+	ps := &policySet{
+		index: make(map[cedar.EntityUID]*actionIndex, len(knownActions)),
+		byID:  make(map[cedar.PolicyID]*policyEntry, len(list)),
+	}
+	seen := make(map[cedar.PolicyID]cedar.Position, len(list))
+	for i, p := range list {
+		id := cedar.PolicyID(fmt.Sprintf("policy%d", i))
+		ann := p.Annotations()
+		if v, ok := ann[idAnnotation]; ok {
+			id = cedar.PolicyID(v)
+		}
+		pos := p.Position()
+		if prev, dup := seen[id]; dup {
+			return nil, fmt.Errorf("authz: policies: %d:%d: policy id %q already used at %d:%d",
+				pos.Line, pos.Column, id, prev.Line, prev.Column)
+		}
+		seen[id] = pos
+		e := &policyEntry{id: id, policy: p}
+		if v, ok := ann[scopeAnnotation]; ok {
+			if p.Effect() != cedar.Forbid {
+				return nil, fmt.Errorf("authz: policies: %d:%d: @scope is only meaningful on forbid policies", pos.Line, pos.Column)
+			}
+			e.scopes = strings.Fields(string(v))
+			if len(e.scopes) == 0 {
+				return nil, fmt.Errorf("authz: policies: %d:%d: empty @scope", pos.Line, pos.Column)
+			}
+		}
+		ps.entries = append(ps.entries, e)
+		ps.byID[id] = e
+	}
+	ps.all = bucket(ps.entries)
+	for _, act := range knownActions {
+		ps.index[act] = buildActionIndex(ps.entries, act, entities)
+	}
+	return ps, nil
+}
+
+// buildActionIndex selects the policies whose action scope can match act and
+// files them by resource scope.
+func buildActionIndex(entries []*policyEntry, act cedar.EntityUID, entities cedar.EntityMap) *actionIndex {
+	ai := &actionIndex{byType: map[cedar.EntityType]bucket{}, byUID: map[cedar.EntityUID]bucket{}}
+	typed := map[cedar.EntityType][]*policyEntry{}
+	exact := map[cedar.EntityUID][]*policyEntry{}
+	for _, e := range entries {
+		a := e.policy.AST()
+		if !actionScopeMatches(a.Action, act, entities) {
+			continue
+		}
+		switch rs := a.Resource.(type) {
+		case xast.ScopeTypeEq:
+			exact[rs.Entity] = append(exact[rs.Entity], e)
+		case xast.ScopeTypeIs:
+			typed[rs.Type] = append(typed[rs.Type], e)
+		case xast.ScopeTypeIsIn:
+			typed[rs.Type] = append(typed[rs.Type], e)
+		default: // all, `in`: can match any resource
+			ai.anyResource = append(ai.anyResource, e)
+		}
+	}
+	for t, es := range typed {
+		ai.byType[t] = append(append(bucket{}, ai.anyResource...), es...)
+	}
+	for uid, es := range exact {
+		base := ai.anyResource
+		if b, ok := ai.byType[uid.Type]; ok {
+			base = b
+		}
+		ai.byUID[uid] = append(append(bucket{}, base...), es...)
+	}
+	return ai
+}
+
+// actionScopeMatches reports whether an action scope can be satisfied by a
+// request whose action is act, given the static entities (which may place
+// actions in action groups). When in doubt it reports true: including a
+// policy that cannot apply never changes a decision, excluding one could.
+func actionScopeMatches(scope xast.IsActionScopeNode, act cedar.EntityUID, entities cedar.EntityMap) bool {
+	switch s := scope.(type) {
+	case xast.ScopeTypeAll:
+		return true
+	case xast.ScopeTypeEq:
+		return s.Entity == act
+	case xast.ScopeTypeIn:
+		return s.Entity == act || isAncestor(entities, act, s.Entity)
+	case xast.ScopeTypeInSet:
+		for _, g := range s.Entities {
+			if g == act || isAncestor(entities, act, g) {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
+// isAncestor reports whether anc is a transitive parent of uid in entities.
+func isAncestor(entities cedar.EntityMap, uid, anc cedar.EntityUID) bool {
+	seen := map[cedar.EntityUID]bool{}
+	stack := []cedar.EntityUID{uid}
+	for len(stack) > 0 {
+		u := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		e, ok := entities[u]
+		if !ok {
+			continue
+		}
+		for p := range e.Parents.All() {
+			if p == anc {
+				return true
+			}
+			if !seen[p] {
+				seen[p] = true
+				stack = append(stack, p)
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,387 @@
+package authz
+
+import (
+	"encoding/base64"
+	"errors"
+	"maps"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	cedar "github.com/cedar-policy/cedar-go"
+
+	"github.com/mcpauth-go/mcpauth/authn"
+)
+
+type methodKind uint8
+
+const (
+	kindProtocol   methodKind = iota // carries no resource: passes
+	kindTool                         // params.name → Tool, params.arguments → arg_*
+	kindPrompt                       // params.name → Prompt, params.arguments → arg_*
+	kindResource                     // params.uri → Resource
+	kindCompletion                   // params.ref → Prompt or Resource
+	kindList                         // passes (or list_* when AuthorizeLists); response filtered
+)
+
+type mcpMethod struct {
+	kind    methodKind
+	action  cedar.EntityUID
+	feature string // lists: FeatureType id
+	listKey string // lists: result member holding the items
+	itemKey string // lists: item member naming the item
+	nameOf  string // Mcp-Name source member of params ("" when the header has no source)
+}
+
+// mcpMethods lists every client-to-server method of MCP 2026-07-28 and the
+// 2025-11-25 methods still accepted for backwards compatibility. A method not
+// listed here is denied.
+var mcpMethods = map[string]mcpMethod{
+	"tools/call":               {kind: kindTool, action: ActionCallTool, nameOf: "name"},
+	"prompts/get":              {kind: kindPrompt, action: ActionGetPrompt, nameOf: "name"},
+	"resources/read":           {kind: kindResource, action: ActionReadResource, nameOf: "uri"},
+	"resources/subscribe":      {kind: kindResource, action: ActionReadResource}, // 2025-11-25
+	"resources/unsubscribe":    {kind: kindResource, action: ActionReadResource}, // 2025-11-25
+	"completion/complete":      {kind: kindCompletion},                           // authorized as the referenced prompt/resource
+	"tools/list":               {kind: kindList, action: ActionListTools, feature: "tool", listKey: "tools", itemKey: "name"},
+	"prompts/list":             {kind: kindList, action: ActionListPrompts, feature: "prompt", listKey: "prompts", itemKey: "name"},
+	"resources/list":           {kind: kindList, action: ActionListResources, feature: "resource", listKey: "resources", itemKey: "uri"},
+	"resources/templates/list": {kind: kindList, action: ActionListResources, feature: "resource", listKey: "resourceTemplates", itemKey: "uriTemplate"},
+
+	"server/discover":                  {kind: kindProtocol},
+	"subscriptions/listen":             {kind: kindProtocol},
+	"tasks/get":                        {kind: kindProtocol}, // tasks extension; task ownership is the server's check
+	"tasks/update":                     {kind: kindProtocol},
+	"tasks/cancel":                     {kind: kindProtocol},
+	"tasks/result":                     {kind: kindProtocol}, // 2025-11-25
+	"tasks/list":                       {kind: kindProtocol}, // 2025-11-25
+	"initialize":                       {kind: kindProtocol}, // 2025-11-25
+	"ping":                             {kind: kindProtocol}, // 2025-11-25
+	"logging/setLevel":                 {kind: kindProtocol}, // 2025-11-25
+	"notifications/initialized":        {kind: kindProtocol}, // 2025-11-25
+	"notifications/cancelled":          {kind: kindProtocol},
+	"notifications/progress":           {kind: kindProtocol},
+	"notifications/roots/list_changed": {kind: kindProtocol}, // 2025-11-25
+}
+
+// rpcRequest is a parsed JSON-RPC message.
+type rpcRequest struct {
+	root       jvalue
+	id         []byte // raw id literal; nil when absent
+	method     string
+	isResponse bool // a JSON-RPC response posted by a 2025-11-25 client
+	params     *jvalue
+}
+
+// parseRPC parses and validates one JSON-RPC message.
+func parseRPC(body []byte) (*rpcRequest, error) {
+	root, err := parseJSON(body)
+	switch {
+	case errors.Is(err, errJSONDuplicate):
+		return nil, ErrInvalidRequest
+	case err != nil:
+		return nil, ErrParse
+	case root.kind != jObject: // a batch array, or not a message at all
+		return nil, ErrInvalidRequest
+	}
+	r := &rpcRequest{root: root}
+	if v, ok := r.root.get("jsonrpc"); !ok || v.kind != jString || v.str != "2.0" {
+		return r, ErrInvalidRequest
+	}
+	if v, ok := r.root.get("id"); ok {
+		if v.kind != jString && v.kind != jNumber && v.kind != jNull {
+			return r, ErrInvalidRequest
+		}
+		r.id = body[v.start:v.end]
+	}
+	if v, ok := r.root.get("params"); ok {
+		if v.kind != jObject && v.kind != jArray {
+			return r, ErrInvalidRequest
+		}
+		r.params = v
+	}
+	v, ok := r.root.get("method")
+	if !ok {
+		_, hasResult := r.root.get("result")
+		_, hasError := r.root.get("error")
+		if r.id == nil || hasResult == hasError {
+			return r, ErrInvalidRequest
+		}
+		r.isResponse = true
+		return r, nil
+	}
+	if v.kind != jString {
+		return r, ErrInvalidRequest
+	}
+	r.method = v.str
+	return r, nil
+}
+
+// param returns params.<key> when params is an object.
+func (r *rpcRequest) param(key string) (*jvalue, bool) {
+	if r.params == nil || r.params.kind != jObject {
+		return nil, false
+	}
+	return r.params.get(key)
+}
+
+// stringParam returns the non-empty string params.<key>.
+func (r *rpcRequest) stringParam(key string) (string, bool) {
+	v, ok := r.param(key)
+	if !ok || v.kind != jString || v.str == "" {
+		return "", false
+	}
+	return v.str, true
+}
+
+// operation is the Cedar shape of one resource-bearing request.
+type operation struct {
+	action   cedar.EntityUID
+	resource cedar.EntityUID
+	attrs    cedar.RecordMap // resource entity attributes
+	args     cedar.RecordMap // arg_* attributes; nil when none
+	scopes   []string        // Config.ToolScopes requirement
+}
+
+// operation maps a resource-bearing request. ErrInvalidParams for a request
+// MCP itself would reject; errUnrepresentable for arguments with no exact
+// Cedar value.
+func (a *Authorizer) operation(r *rpcRequest, m mcpMethod) (operation, error) {
+	switch m.kind {
+	case kindTool, kindPrompt:
+		name, ok := r.stringParam("name")
+		if !ok {
+			return operation{}, ErrInvalidParams
+		}
+		op := operation{action: m.action}
+		if m.kind == kindTool {
+			op.resource = cedar.NewEntityUID(EntityTypeTool, cedar.String(name))
+			op.attrs = cedar.RecordMap{"name": cedar.String(name), "operation": cedar.String("call"), "feature": cedar.String("tool")}
+			op.scopes = a.toolScopes(name)
+		} else {
+			op.resource = cedar.NewEntityUID(EntityTypePrompt, cedar.String(name))
+			op.attrs = cedar.RecordMap{"name": cedar.String(name), "operation": cedar.String("get"), "feature": cedar.String("prompt")}
+		}
+		if args, ok := r.param("arguments"); ok && args.kind != jNull {
+			if args.kind != jObject {
+				return operation{}, ErrInvalidParams
+			}
+			op.args = make(cedar.RecordMap, len(args.obj))
+			for i := range args.obj {
+				mem := &args.obj[i]
+				if mem.val.kind == jNull {
+					continue
+				}
+				cv, err := jsonToCedar(&mem.val)
+				if err != nil {
+					return operation{}, err
+				}
+				op.args[cedar.String("arg_"+mem.key)] = cv
+			}
+		}
+		return op, nil
+	case kindResource:
+		uri, ok := r.stringParam("uri")
+		if !ok {
+			return operation{}, ErrInvalidParams
+		}
+		return resourceOp(uri), nil
+	case kindCompletion:
+		ref, ok := r.param("ref")
+		if !ok || ref.kind != jObject {
+			return operation{}, ErrInvalidParams
+		}
+		t, _ := ref.get("type")
+		key := "name"
+		if t != nil && t.kind == jString && t.str == "ref/resource" {
+			key = "uri"
+		} else if t == nil || t.kind != jString || t.str != "ref/prompt" {
+			return operation{}, ErrInvalidParams
+		}
+		v, ok := ref.get(key)
+		if !ok || v.kind != jString || v.str == "" {
+			return operation{}, ErrInvalidParams
+		}
+		if key == "uri" {
+			return resourceOp(v.str), nil
+		}
+		return operation{
+			action:   ActionGetPrompt,
+			resource: cedar.NewEntityUID(EntityTypePrompt, cedar.String(v.str)),
+			attrs:    cedar.RecordMap{"name": cedar.String(v.str), "operation": cedar.String("get"), "feature": cedar.String("prompt")},
+		}, nil
+	}
+	return operation{}, ErrInvalidRequest
+}
+
+func resourceOp(uri string) operation {
+	return operation{
+		action:   ActionReadResource,
+		resource: cedar.NewEntityUID(EntityTypeResource, cedar.String(uri)),
+		attrs:    cedar.RecordMap{"name": cedar.String(uri), "uri": cedar.String(uri), "operation": cedar.String("read"), "feature": cedar.String("resource")},
+	}
+}
+
+// checkHeaders applies the MCP 2026-07-28 Streamable HTTP server validation
+// to the standard headers that are present: Mcp-Method must equal the body's
+// method and Mcp-Name (after decoding the =?base64?…?= form) the body's
+// params.name or params.uri. Headers are optional so that 2025-11-25 clients,
+// which do not send them, keep working; the decision is always made on the
+// body.
+func checkHeaders(h http.Header, r *rpcRequest) error {
+	if vals, ok := h["Mcp-Method"]; ok {
+		if len(vals) != 1 || r.isResponse || vals[0] != r.method {
+			return ErrHeaderMismatch
+		}
+	}
+	vals, ok := h["Mcp-Name"]
+	if !ok {
+		return nil
+	}
+	if len(vals) != 1 || r.isResponse {
+		return ErrHeaderMismatch
+	}
+	m := mcpMethods[r.method]
+	if m.nameOf == "" {
+		return ErrHeaderMismatch
+	}
+	body, ok := r.stringParam(m.nameOf)
+	if !ok {
+		return ErrHeaderMismatch
+	}
+	got, ok := decodeHeaderValue(vals[0])
+	if !ok || got != body {
+		return ErrHeaderMismatch
+	}
+	return nil
+}
+
+// decodeHeaderValue decodes the MCP Base64 sentinel form
+// "=?base64?<std base64 of UTF-8>?=" (markers case-sensitive); any other value
+// is taken literally.
+func decodeHeaderValue(v string) (string, bool) {
+	const prefix, suffix = "=?base64?", "?="
+	if !strings.HasPrefix(v, prefix) || !strings.HasSuffix(v, suffix) || len(v) < len(prefix)+len(suffix) {
+		return v, true
+	}
+	raw, err := base64.StdEncoding.Strict().DecodeString(v[len(prefix) : len(v)-len(suffix)])
+	if err != nil || !utf8.Valid(raw) {
+		return "", false
+	}
+	return string(raw), true
+}
+
+// subject is the Cedar view of the caller, built once per request and shared
+// by every evaluation of it (a list response evaluates once per item).
+type subject struct {
+	info      *authn.TokenInfo
+	principal cedar.Entity    // merged with a static entity of the same uid
+	ctxBase   cedar.RecordMap // claim_*, scopes, client_id
+	ctxRecord cedar.Record    // NewRecord(ctxBase), for requests without arguments
+}
+
+func newSubject(a *Authorizer, info *authn.TokenInfo) *subject {
+	s := &subject{info: info}
+	claims := make(cedar.RecordMap, len(info.Claims))
+	for k, v := range info.Claims {
+		if cv, ok := claimValue(v, 0); ok {
+			claims[cedar.String("claim_"+k)] = cv
+		}
+	}
+	var parents []cedar.EntityUID
+	for _, c := range a.groupClaims {
+		for _, g := range claimStrings(info.Claims[c]) {
+			parents = append(parents, cedar.NewEntityUID(a.groupType, cedar.String(g)))
+		}
+	}
+	uid := cedar.NewEntityUID(EntityTypeClient, cedar.String(info.Subject))
+	attrs := claims
+	if st, ok := a.entities[uid]; ok {
+		for p := range st.Parents.All() {
+			parents = append(parents, p)
+		}
+		attrs = maps.Clone(claims)
+		maps.Copy(attrs, st.Attributes.Map())
+	}
+	s.principal = cedar.Entity{UID: uid, Parents: cedar.NewEntityUIDSet(parents...), Attributes: cedar.NewRecord(attrs)}
+
+	s.ctxBase = make(cedar.RecordMap, len(claims)+2)
+	maps.Copy(s.ctxBase, claims)
+	scopes := make([]cedar.Value, len(info.Scopes))
+	for i, sc := range info.Scopes {
+		scopes[i] = cedar.String(sc)
+	}
+	s.ctxBase["scopes"] = cedar.NewSet(scopes...)
+	if info.ClientID != "" {
+		s.ctxBase["client_id"] = cedar.String(info.ClientID)
+	}
+	s.ctxRecord = cedar.NewRecord(s.ctxBase)
+	return s
+}
+
+// claimStrings returns the strings of a string or string-array claim.
+func claimStrings(v any) []string {
+	switch x := v.(type) {
+	case string:
+		if x == "" {
+			return nil
+		}
+		return []string{x}
+	case []string:
+		return x
+	case []any:
+		out := make([]string, 0, len(x))
+		for _, e := range x {
+			if s, ok := e.(string); ok && s != "" {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// request builds the Cedar request and its entity view.
+func (s *subject) request(a *Authorizer, action, resource cedar.EntityUID, resAttrs, args cedar.RecordMap) (cedar.Request, *overlay) {
+	ctx := s.ctxRecord
+	rattrs := resAttrs
+	if len(args) > 0 {
+		m := make(cedar.RecordMap, len(s.ctxBase)+len(args))
+		maps.Copy(m, s.ctxBase)
+		maps.Copy(m, args)
+		ctx = cedar.NewRecord(m)
+		rattrs = make(cedar.RecordMap, len(resAttrs)+len(args))
+		maps.Copy(rattrs, resAttrs)
+		maps.Copy(rattrs, args)
+	}
+	res := cedar.Entity{UID: resource}
+	if st, ok := a.entities[resource]; ok {
+		res.Parents = st.Parents
+		merged := maps.Clone(rattrs)
+		maps.Copy(merged, st.Attributes.Map())
+		rattrs = merged
+	}
+	res.Attributes = cedar.NewRecord(rattrs)
+	return cedar.Request{Principal: s.principal.UID, Action: action, Resource: resource, Context: ctx},
+		&overlay{static: a.entities, principal: s.principal, resource: res}
+}
+
+// overlay is the entity store of one request: the static entities with the
+// request's principal and resource entities on top.
+type overlay struct {
+	static    cedar.EntityMap
+	principal cedar.Entity
+	resource  cedar.Entity
+}
+
+// Get implements cedar.EntityGetter.
+func (o *overlay) Get(uid cedar.EntityUID) (cedar.Entity, bool) {
+	switch uid {
+	case o.principal.UID:
+		return o.principal, true
+	case o.resource.UID:
+		return o.resource, true
+	}
+	e, ok := o.static[uid]
+	return e, ok
+}

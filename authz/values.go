@@ -1,0 +1,197 @@
+package authz
+
+import (
+	"encoding/json"
+	"errors"
+	"math"
+	"strconv"
+	"strings"
+
+	cedar "github.com/cedar-policy/cedar-go"
+)
+
+// errUnrepresentable marks a request argument that has no faithful Cedar
+// value (a number that is neither a 64-bit integer nor an exact decimal with
+// at most four fractional digits, or a null inside an array). Such requests
+// are denied rather than evaluated without the value: leaving it out would
+// let `context has arg_x && …` forbids be skipped for exactly the values an
+// attacker can pick.
+var errUnrepresentable = errors.New("authz: argument has no exact Cedar value")
+
+// numberValue converts a JSON number literal: an integer literal (no fraction,
+// no exponent) that fits in 64 bits is a Long; any other literal whose value
+// is exact with at most four fractional digits and fits Cedar's range is a
+// decimal; anything else is unrepresentable.
+func numberValue(lit string) (cedar.Value, bool) {
+	if !strings.ContainsAny(lit, ".eE") {
+		n, err := strconv.ParseInt(lit, 10, 64)
+		if err != nil {
+			return nil, false
+		}
+		return cedar.Long(n), true
+	}
+	scaled, ok := decimalScaled(lit)
+	if !ok {
+		return nil, false
+	}
+	d, err := cedar.NewDecimal(scaled, -4)
+	if err != nil {
+		return nil, false
+	}
+	return d, true
+}
+
+// decimalScaled returns the value of the JSON number literal lit multiplied by
+// 10^4, when that product is an integer that fits in an int64.
+func decimalScaled(lit string) (int64, bool) {
+	neg := false
+	if lit[0] == '-' {
+		neg = true
+		lit = lit[1:]
+	}
+	mant, exp := lit, 0
+	if i := strings.IndexAny(lit, "eE"); i >= 0 {
+		e, err := strconv.Atoi(lit[i+1:])
+		if err != nil || e > 1000 || e < -1000 {
+			return 0, false
+		}
+		mant, exp = lit[:i], e
+	}
+	var digits string
+	if i := strings.IndexByte(mant, '.'); i >= 0 {
+		digits = mant[:i] + mant[i+1:]
+		exp -= len(mant) - i - 1
+	} else {
+		digits = mant
+	}
+	digits = strings.TrimLeft(digits, "0")
+	for len(digits) > 0 && digits[len(digits)-1] == '0' {
+		digits = digits[:len(digits)-1]
+		exp++
+	}
+	if digits == "" {
+		return 0, true
+	}
+	shift := exp + 4 // value*10^4 = digits * 10^shift
+	if shift < 0 || len(digits)+shift > 19 {
+		return 0, false
+	}
+	s := digits + strings.Repeat("0", shift)
+	if neg {
+		s = "-" + s
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return n, true
+}
+
+// jsonToCedar converts a parsed JSON value: strings, booleans, numbers (see
+// numberValue), arrays as sets and objects as records. Members whose value is
+// null are left out of records (a JSON null member decodes like an absent
+// one in Go); a null anywhere else, or an unrepresentable number anywhere, is
+// an error.
+func jsonToCedar(v *jvalue) (cedar.Value, error) {
+	switch v.kind {
+	case jString:
+		return cedar.String(v.str), nil
+	case jTrue:
+		return cedar.True, nil
+	case jFalse:
+		return cedar.False, nil
+	case jNumber:
+		if cv, ok := numberValue(v.str); ok {
+			return cv, nil
+		}
+		return nil, errUnrepresentable
+	case jArray:
+		vals := make([]cedar.Value, 0, len(v.arr))
+		for i := range v.arr {
+			if v.arr[i].kind == jNull {
+				return nil, errUnrepresentable
+			}
+			cv, err := jsonToCedar(&v.arr[i])
+			if err != nil {
+				return nil, err
+			}
+			vals = append(vals, cv)
+		}
+		return cedar.NewSet(vals...), nil
+	case jObject:
+		m := make(cedar.RecordMap, len(v.obj))
+		for i := range v.obj {
+			if v.obj[i].val.kind == jNull {
+				continue
+			}
+			cv, err := jsonToCedar(&v.obj[i].val)
+			if err != nil {
+				return nil, err
+			}
+			m[cedar.String(v.obj[i].key)] = cv
+		}
+		return cedar.NewRecord(m), nil
+	}
+	return nil, errUnrepresentable
+}
+
+// claimValue converts a token claim as decoded by authn (encoding/json value
+// types, or json.Number) to a Cedar value. Claims come from the verified
+// token, not from the caller, so a claim without an exact Cedar value is left
+// out (reported as ok == false) instead of failing the request; policies that
+// depend on it then error, which denies.
+func claimValue(v any, depth int) (cedar.Value, bool) {
+	if depth > maxJSONDepth {
+		return nil, false
+	}
+	switch x := v.(type) {
+	case string:
+		return cedar.String(x), true
+	case bool:
+		return cedar.Boolean(x), true
+	case json.Number:
+		return numberValue(string(x))
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil, false
+		}
+		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
+			return cedar.Long(int64(x)), true
+		}
+		return numberValue(strconv.FormatFloat(x, 'f', -1, 64))
+	case int:
+		return cedar.Long(x), true
+	case int64:
+		return cedar.Long(x), true
+	case []string:
+		vals := make([]cedar.Value, len(x))
+		for i, s := range x {
+			vals[i] = cedar.String(s)
+		}
+		return cedar.NewSet(vals...), true
+	case []any:
+		vals := make([]cedar.Value, 0, len(x))
+		for _, e := range x {
+			cv, ok := claimValue(e, depth+1)
+			if !ok {
+				return nil, false
+			}
+			vals = append(vals, cv)
+		}
+		return cedar.NewSet(vals...), true
+	case map[string]any:
+		m := make(cedar.RecordMap, len(x))
+		for k, e := range x {
+			if e == nil {
+				continue
+			}
+			cv, ok := claimValue(e, depth+1)
+			if !ok {
+				return nil, false
+			}
+			m[cedar.String(k)] = cv
+		}
+		return cedar.NewRecord(m), true
+	}
+	return nil, false
+}
