@@ -63,7 +63,7 @@ func TestClientCredentials(t *testing.T) {
 			t.Fatalf("status %d: %v", status, m)
 		}
 		if m["token_type"] != "Bearer" || m["expires_in"] != float64(300) || m["scope"] != "read write" {
-			t.Errorf("response = %v", m)
+			t.Errorf("token_type=%v expires_in=%v scope=%v", m["token_type"], m["expires_in"], m["scope"])
 		}
 		tok, _ := m["access_token"].(string)
 		if _, err := verify(tok, set); err != nil {
@@ -409,7 +409,7 @@ func TestTokenExchange(t *testing.T) {
 			t.Fatalf("exchange: %d %v", status, m["error"])
 		}
 		if m["issued_token_type"] != accessType || m["token_type"] != "Bearer" || m["expires_in"] != float64(300) {
-			t.Errorf("response = %v", m["issued_token_type"])
+			t.Errorf("issued_token_type=%v token_type=%v expires_in=%v", m["issued_token_type"], m["token_type"], m["expires_in"])
 		}
 		tok := m["access_token"].(string)
 		if _, err := verify(tok, set); err != nil {
