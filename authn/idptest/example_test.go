@@ -58,7 +58,7 @@ func ExampleNewServer() {
 
 	// Output:
 	// 200 hello alice
-	// 401 error=(none)invalid_token
+	// 401 error=invalid_token
 	// 401 error=(none)
 }
 
