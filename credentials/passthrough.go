@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/mcpauth-go/mcpauth/authn"
@@ -75,12 +76,8 @@ func CheckPassthrough(req *http.Request) error {
 			if long && strings.Contains(req.URL.RawQuery, token) {
 				return fmt.Errorf("%w: query parameter", ErrTokenPassthrough)
 			}
-			for _, vv := range req.URL.Query() {
-				for _, v := range vv {
-					if valueCarries(v, token) {
-						return fmt.Errorf("%w: query parameter", ErrTokenPassthrough)
-					}
-				}
+			if queryCarries(req.URL.RawQuery, token) {
+				return fmt.Errorf("%w: query parameter", ErrTokenPassthrough)
 			}
 		}
 	}
@@ -128,8 +125,49 @@ func valueCarries(v, token string) bool {
 	return len(token) >= minSubstringLen && strings.Contains(v, token)
 }
 
+// queryCarries reports whether a name or value of the raw query is the
+// token. It splits the query itself rather than calling url.ParseQuery,
+// which allocates a map on every request, and unescapes only the parts
+// that need it. Parts that do not unescape are compared raw.
+func queryCarries(rawQuery, token string) bool {
+	for rawQuery != "" {
+		var part string
+		part, rawQuery, _ = strings.Cut(rawQuery, "&")
+		// ';' is not a separator for url.ParseQuery, but some servers
+		// accept it; splitting on it as well only adds candidates.
+		for part != "" {
+			var kv string
+			kv, part, _ = strings.Cut(part, ";")
+			k, v, _ := strings.Cut(kv, "=")
+			if valueCarries(unescapeQuery(v), token) || equal(unescapeQuery(k), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func unescapeQuery(s string) string {
+	if strings.ContainsAny(s, "%+") {
+		if u, err := url.QueryUnescape(s); err == nil {
+			return u
+		}
+	}
+	return s
+}
+
+// equal compares two strings in time that depends on their lengths only
+// (crypto/subtle.ConstantTimeCompare without the []byte conversions, which
+// would allocate for values longer than 32 bytes).
 func equal(a, b string) bool {
-	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+	if len(a) != len(b) {
+		return false
+	}
+	var v byte
+	for i := 0; i < len(a); i++ {
+		v |= a[i] ^ b[i]
+	}
+	return subtle.ConstantTimeByteEq(v, 0) == 1
 }
 
 // PassthroughGuard is an [http.RoundTripper] that refuses to send a request
