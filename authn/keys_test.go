@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -94,4 +95,30 @@ func TestDuplicateClaimsAndHeadersRejected(t *testing.T) {
 	if _, err := v.Verify(context.Background(), signRaw(t, key, hdr, within)); err != nil {
 		t.Fatalf("expired within leeway rejected: %v", err)
 	}
+}
+
+// newStaticJWKSNoT is newStaticJWKS for fuzz setup, where no *testing.T exists yet.
+func newStaticJWKSNoT(priv crypto.Signer, kid, alg string) *httptest.Server {
+	k, err := jwk.Import(priv.Public())
+	if err != nil {
+		panic(err)
+	}
+	_ = k.Set(jwk.KeyIDKey, kid)
+	_ = k.Set("alg", alg)
+	set := jwk.NewSet()
+	_ = set.AddKey(k)
+	body, _ := json.Marshal(set)
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write(body)
+	}))
+}
+
+func signRS256(key *rsa.PrivateKey, header, payload string) string {
+	in := base64.RawURLEncoding.EncodeToString([]byte(header)) + "." + base64.RawURLEncoding.EncodeToString([]byte(payload))
+	d := sha256.Sum256([]byte(in))
+	sig, err := rsa.SignPKCS1v15(nil, key, crypto.SHA256, d[:])
+	if err != nil {
+		panic(err)
+	}
+	return in + "." + base64.RawURLEncoding.EncodeToString(sig)
 }
