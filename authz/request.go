@@ -85,14 +85,14 @@ func parseRPC(body []byte) (*rpcRequest, error) {
 		return nil, ErrInvalidRequest
 	}
 	r := &rpcRequest{root: root}
-	if v, ok := r.root.get("jsonrpc"); !ok || v.kind != jString || v.str != "2.0" {
-		return r, ErrInvalidRequest
-	}
 	if v, ok := r.root.get("id"); ok {
 		if v.kind != jString && v.kind != jNumber && v.kind != jNull {
 			return r, ErrInvalidRequest
 		}
 		r.id = body[v.start:v.end]
+	}
+	if v, ok := r.root.get("jsonrpc"); !ok || v.kind != jString || v.str != "2.0" {
+		return r, ErrInvalidRequest
 	}
 	if v, ok := r.root.get("params"); ok {
 		if v.kind != jObject && v.kind != jArray {

@@ -1,0 +1,384 @@
+package authz
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mcpauth-go/mcpauth/authn"
+)
+
+const testPolicies = `
+@id("read-only-tools")
+permit (principal in THVGroup::"engineering", action == Action::"call_tool", resource)
+when { resource.name like "get_*" || resource.name like "list_*" };
+
+@id("admins-delete")
+permit (principal in THVGroup::"admins", action == Action::"call_tool", resource == Tool::"delete_repo");
+
+@id("weather-cities")
+permit (principal, action == Action::"call_tool", resource == Tool::"weather")
+when { context.arg_city == "London" || context.arg_city == "Paris" };
+
+@id("limit")
+permit (principal, action == Action::"call_tool", resource == Tool::"transfer")
+when { context.arg_amount <= 100 };
+
+@id("no-etc")
+forbid (principal, action == Action::"read_resource", resource)
+when { resource.uri like "file:///etc/*" };
+
+@id("read-files")
+permit (principal, action == Action::"read_resource", resource)
+when { resource.uri like "file:///*" };
+
+@id("greeting")
+permit (principal, action == Action::"get_prompt", resource == Prompt::"greeting");
+
+@id("erroring-forbid")
+forbid (principal, action == Action::"call_tool", resource == Tool::"get_secret")
+when { context.arg_level > 3 };
+
+@id("deploy-scope")
+@scope("deploy:write")
+forbid (principal, action == Action::"call_tool", resource == Tool::"deploy")
+unless { context.scopes.contains("deploy:write") };
+
+@id("deploy")
+permit (principal in THVGroup::"engineering", action == Action::"call_tool", resource == Tool::"deploy");
+`
+
+func engineer() *authn.TokenInfo {
+	return &authn.TokenInfo{
+		Issuer: "https://idp.example", Subject: "alice", ClientID: "client-1",
+		Scopes: []string{"mcp"},
+		Claims: map[string]any{"sub": "alice", "groups": []any{"engineering"}, "email": "alice@example.com", "level": float64(2)},
+	}
+}
+
+// withIdentity plays authn's part: it puts info into the request context.
+func withIdentity(info *authn.TokenInfo, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if info != nil {
+			r = r.WithContext(authn.NewContext(r.Context(), info))
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+type recorder struct {
+	mu     sync.Mutex
+	bodies [][]byte
+}
+
+func (rec *recorder) handler(resp func(w http.ResponseWriter, r *http.Request, body []byte)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		rec.mu.Lock()
+		rec.bodies = append(rec.bodies, b)
+		rec.mu.Unlock()
+		if resp != nil {
+			resp(w, r, b)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":1,"result":{"ok":true}}`)
+	})
+}
+
+func newTestAuthorizer(t *testing.T, mut func(*Config)) *Authorizer {
+	t.Helper()
+	cfg := Config{Policies: testPolicies, ResourceMetadataURL: "https://mcp.example/.well-known/oauth-protected-resource/mcp"}
+	if mut != nil {
+		mut(&cfg)
+	}
+	a, err := New(cfg)
+	require.NoError(t, err)
+	return a
+}
+
+type rpcErr struct {
+	JSONRPC string          `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id"`
+	Error   struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func post(t *testing.T, srv *httptest.Server, body string, hdr map[string]string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := srv.Client().Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp, b
+}
+
+func call(tool, args string) string {
+	if args == "" {
+		return `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"` + tool + `"}}`
+	}
+	return `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"` + tool + `","arguments":` + args + `}}`
+}
+
+func TestMiddlewareDecisions(t *testing.T) {
+	t.Parallel()
+	admin := engineer()
+	admin.Claims = map[string]any{"roles": []any{"admins"}}
+	stranger := &authn.TokenInfo{Subject: "mallory", Claims: map[string]any{"groups": []any{"sales"}}}
+	cases := []struct {
+		name   string
+		info   *authn.TokenInfo
+		body   string
+		hdr    map[string]string
+		status int
+		code   int    // JSON-RPC error code when status != 200
+		id     string // echoed id
+	}{
+		{"group permit", engineer(), call("get_issue", `{"n":1}`), nil, 200, 0, ""},
+		{"no permit for group", stranger, call("get_issue", ""), nil, 403, CodeForbidden, "7"},
+		{"roles claim as group", admin, call("delete_repo", ""), nil, 200, 0, ""},
+		{"engineer cannot delete", engineer(), call("delete_repo", ""), nil, 403, CodeForbidden, "7"},
+		{"argument string allowed", stranger, call("weather", `{"city":"London"}`), nil, 200, 0, ""},
+		{"argument string denied", stranger, call("weather", `{"city":"Berlin"}`), nil, 403, CodeForbidden, "7"},
+		{"missing argument is error deny", stranger, call("weather", `{}`), nil, 403, CodeForbidden, "7"},
+		{"long argument allowed", stranger, call("transfer", `{"amount":100}`), nil, 200, 0, ""},
+		{"long argument denied", stranger, call("transfer", `{"amount":101}`), nil, 403, CodeForbidden, "7"},
+		{"decimal vs long is type error deny", stranger, call("transfer", `{"amount":1.5}`), nil, 403, CodeForbidden, "7"},
+		{"unrepresentable number denied", stranger, call("transfer", `{"amount":1e400}`), nil, 403, CodeForbidden, "7"},
+		{"erroring forbid blocks permit", engineer(), call("get_secret", `{"level":"high"}`), nil, 403, CodeForbidden, "7"},
+		{"forbid not satisfied", engineer(), call("get_secret", `{"level":1}`), nil, 200, 0, ""},
+		{"forbid satisfied", engineer(), call("get_secret", `{"level":5}`), nil, 403, CodeForbidden, "7"},
+		{"resource permit", stranger, `{"jsonrpc":"2.0","id":"r1","method":"resources/read","params":{"uri":"file:///home/a"}}`, nil, 200, 0, ""},
+		{"resource forbid", stranger, `{"jsonrpc":"2.0","id":"r1","method":"resources/read","params":{"uri":"file:///etc/passwd"}}`, nil, 403, CodeForbidden, `"r1"`},
+		{"prompt", stranger, `{"jsonrpc":"2.0","id":2,"method":"prompts/get","params":{"name":"greeting"}}`, nil, 200, 0, ""},
+		{"completion of prompt not allowed", stranger, `{"jsonrpc":"2.0","id":2,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"secret"},"argument":{"name":"a","value":"b"}}}`, nil, 403, CodeForbidden, "2"},
+		{"completion of allowed prompt", stranger, `{"jsonrpc":"2.0","id":2,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"greeting"},"argument":{"name":"a","value":"b"}}}`, nil, 200, 0, ""},
+		{"protocol method passes", stranger, `{"jsonrpc":"2.0","id":3,"method":"server/discover","params":{}}`, nil, 200, 0, ""},
+		{"legacy ping passes", stranger, `{"jsonrpc":"2.0","id":3,"method":"ping"}`, nil, 200, 0, ""},
+		{"notification passes", stranger, `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}`, nil, 200, 0, ""},
+		{"unknown method denied", engineer(), `{"jsonrpc":"2.0","id":4,"method":"tools/delete","params":{"name":"get_x"}}`, nil, 403, CodeForbidden, "4"},
+		{"unknown notification denied", engineer(), `{"jsonrpc":"2.0","method":"notifications/evil"}`, nil, 403, CodeForbidden, "null"},
+		{"no identity", nil, call("get_issue", ""), nil, 403, CodeForbidden, "null"},
+		{"empty subject", &authn.TokenInfo{}, call("get_issue", ""), nil, 403, CodeForbidden, "null"},
+		{"malformed", engineer(), `{"jsonrpc":"2.0","id":1,`, nil, 400, CodeParseError, "null"},
+		{"invalid utf-8", engineer(), "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"get_\xff\"}}", nil, 400, CodeParseError, "null"},
+		{"batch", engineer(), `[` + call("get_issue", "") + `]`, nil, 400, CodeInvalidRequest, "null"},
+		{"not jsonrpc 2.0", engineer(), `{"jsonrpc":"1.0","id":1,"method":"ping"}`, nil, 400, CodeInvalidRequest, "1"},
+		{"duplicate name", engineer(), `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_issue","name":"delete_repo"}}`, nil, 400, CodeInvalidRequest, "null"},
+		{"case-variant name", engineer(), `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_issue","Name":"delete_repo"}}`, nil, 400, CodeInvalidRequest, "null"},
+		{"case-variant method", engineer(), `{"jsonrpc":"2.0","id":1,"method":"tools/call","Method":"tools/list","params":{"name":"get_issue"}}`, nil, 400, CodeInvalidRequest, "null"},
+		{"duplicate via escape", engineer(), `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_issue","n\u0061me":"delete_repo"}}`, nil, 400, CodeInvalidRequest, "null"},
+		{"duplicate nested argument", stranger, call("weather", `{"city":"London","opts":{"a":1,"A":2}}`), nil, 400, CodeInvalidRequest, "null"},
+		{"case-variant argument", stranger, call("weather", `{"city":"London","City":"Berlin"}`), nil, 400, CodeInvalidRequest, "null"},
+		{"kelvin sign variant", stranger, call("weather", `{"city":"London","k":1,"\u212a":2}`), nil, 400, CodeInvalidRequest, "null"},
+		{"tools/call without name", engineer(), `{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{}}`, nil, 400, CodeInvalidParams, "5"},
+		{"arguments not an object", engineer(), call("get_issue", `[1]`), nil, 400, CodeInvalidParams, "7"},
+		{"headers match", engineer(), call("get_issue", ""), map[string]string{"Mcp-Method": "tools/call", "Mcp-Name": "get_issue"}, 200, 0, ""},
+		{"method header mismatch", engineer(), call("get_issue", ""), map[string]string{"Mcp-Method": "tools/list"}, 400, CodeHeaderMismatch, "7"},
+		{"name header mismatch", engineer(), call("delete_repo", ""), map[string]string{"Mcp-Method": "tools/call", "Mcp-Name": "get_issue"}, 400, CodeHeaderMismatch, "7"},
+		{"base64 name header", engineer(), call("get_ünïcode", ""), map[string]string{"Mcp-Name": "=?base64?Z2V0X8O8bsOvY29kZQ==?="}, 200, 0, ""},
+		{"base64 name header mismatch", engineer(), call("get_issue", ""), map[string]string{"Mcp-Name": "=?base64?ZGVsZXRlX3JlcG8=?="}, 400, CodeHeaderMismatch, "7"},
+		{"bad base64 name header", engineer(), call("get_issue", ""), map[string]string{"Mcp-Name": "=?base64?***?="}, 400, CodeHeaderMismatch, "7"},
+		{"name header on method without name", engineer(), `{"jsonrpc":"2.0","id":9,"method":"tools/list"}`, map[string]string{"Mcp-Name": "x"}, 400, CodeHeaderMismatch, "9"},
+		{"uri header", stranger, `{"jsonrpc":"2.0","id":"r1","method":"resources/read","params":{"uri":"file:///home/a"}}`, map[string]string{"Mcp-Name": "file:///home/a"}, 200, 0, ""},
+		{"client response passes", stranger, `{"jsonrpc":"2.0","id":11,"result":{}}`, nil, 200, 0, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			a := newTestAuthorizer(t, nil)
+			rec := &recorder{}
+			srv := httptest.NewServer(withIdentity(tc.info, a.Middleware(rec.handler(nil))))
+			defer srv.Close()
+			resp, body := post(t, srv, tc.body, tc.hdr)
+			require.Equal(t, tc.status, resp.StatusCode, "body: %s", body)
+			if tc.status == http.StatusOK {
+				require.Len(t, rec.bodies, 1)
+				assert.Equal(t, tc.body, string(rec.bodies[0]), "handler must see the identical bytes")
+				return
+			}
+			assert.Empty(t, rec.bodies, "handler must not run")
+			var e rpcErr
+			require.NoError(t, json.Unmarshal(body, &e), "body: %s", body)
+			assert.Equal(t, "2.0", e.JSONRPC)
+			assert.Equal(t, tc.code, e.Error.Code)
+			assert.Equal(t, tc.id, string(e.ID))
+			assert.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+			assert.NotContains(t, string(body), "permit", "no policy text in responses")
+			assert.Empty(t, resp.Header.Get("WWW-Authenticate"))
+		})
+	}
+}
+
+func TestMiddlewareBodyLimit(t *testing.T) {
+	t.Parallel()
+	a := newTestAuthorizer(t, func(c *Config) { c.MaxBodyBytes = 90 })
+	rec := &recorder{}
+	srv := httptest.NewServer(withIdentity(engineer(), a.Middleware(rec.handler(nil))))
+	defer srv.Close()
+	resp, _ := post(t, srv, call("get_issue", `{"pad":"`+strings.Repeat("x", 100)+`"}`), nil)
+	assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
+	assert.Empty(t, rec.bodies)
+	resp, _ = post(t, srv, call("get_issue", ""), nil)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+}
+
+func TestMiddlewareStepUp(t *testing.T) {
+	t.Parallel()
+	a := newTestAuthorizer(t, func(c *Config) {
+		c.ToolScopes = map[string][]string{"get_billing": {"billing:read", "mcp"}}
+	})
+	cases := []struct {
+		name   string
+		scopes []string
+		body   string
+		status int
+		want   string // scope parameter
+	}{
+		{"tool scope table", []string{"mcp"}, call("get_billing", ""), 403, `scope="billing:read mcp"`},
+		{"tool scope table satisfied", []string{"mcp", "billing:read"}, call("get_billing", ""), 200, ""},
+		{"scope annotation", []string{"mcp"}, call("deploy", ""), 403, `scope="deploy:write"`},
+		{"scope annotation satisfied", []string{"deploy:write"}, call("deploy", ""), 200, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			info := engineer()
+			info.Scopes = tc.scopes
+			srv := httptest.NewServer(withIdentity(info, a.Middleware((&recorder{}).handler(nil))))
+			defer srv.Close()
+			resp, body := post(t, srv, tc.body, nil)
+			require.Equal(t, tc.status, resp.StatusCode, "%s", body)
+			h := resp.Header.Get("WWW-Authenticate")
+			if tc.status == 200 {
+				assert.Empty(t, h)
+				return
+			}
+			var e rpcErr
+			require.NoError(t, json.Unmarshal(body, &e))
+			assert.Equal(t, "7", string(e.ID))
+			assert.True(t, strings.HasPrefix(h, "Bearer"), h)
+			if strings.Contains(h, "error=") { // authn.Challenge.String is implemented
+				assert.Contains(t, h, `error="insufficient_scope"`)
+				assert.Contains(t, h, tc.want)
+				assert.Contains(t, h, `resource_metadata="https://mcp.example/.well-known/oauth-protected-resource/mcp"`)
+			}
+		})
+	}
+}
+
+func TestPolicyErrorsHavePositions(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ name, policies, want string }{
+		{"syntax", "permit(principal, action, resource);\npermit(principal, action, resource) when { context.x + };", ":2:"},
+		{"duplicate id", "@id(\"a\")\npermit(principal, action, resource);\n@id(\"a\")\nforbid(principal, action, resource);", "3:1"},
+		{"scope on permit", "@scope(\"x\")\npermit(principal, action, resource);", "1:1"},
+		{"empty", "  ", "no policies"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := New(Config{Policies: tc.policies})
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+	_, err := New(Config{Policies: "permit(principal, action, resource);", Entities: []byte("[\n {\"uid\": }]")})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "authz: entities")
+}
+
+func TestReload(t *testing.T) {
+	t.Parallel()
+	a := newTestAuthorizer(t, nil)
+	ctx := authn.NewContext(context.Background(), engineer())
+	d, err := a.Authorize(ctx, []byte(call("get_issue", "")))
+	require.NoError(t, err)
+	require.True(t, d.Allowed)
+
+	require.Error(t, a.Reload("permit(principal, action"), "bad policies are rejected")
+	d, _ = a.Authorize(ctx, []byte(call("get_issue", "")))
+	assert.True(t, d.Allowed, "old set still in force after a failed reload")
+
+	require.NoError(t, a.Reload(`@id("only-delete") permit(principal, action == Action::"call_tool", resource == Tool::"delete_repo");`))
+	d, _ = a.Authorize(ctx, []byte(call("get_issue", "")))
+	assert.False(t, d.Allowed)
+	d, _ = a.Authorize(ctx, []byte(call("delete_repo", "")))
+	assert.True(t, d.Allowed)
+	assert.Equal(t, "only-delete", string(d.Policies[0]))
+
+	// Concurrent reloads and requests: every decision comes from one whole set.
+	var wg sync.WaitGroup
+	sets := []string{
+		`permit(principal, action == Action::"call_tool", resource == Tool::"a"); permit(principal, action == Action::"call_tool", resource == Tool::"b");`,
+		`forbid(principal, action == Action::"call_tool", resource == Tool::"a"); forbid(principal, action == Action::"call_tool", resource == Tool::"b");`,
+	}
+	for i := range 4 {
+		wg.Go(func() {
+			for j := range 200 {
+				if i == 0 {
+					_ = a.Reload(sets[j%2])
+					continue
+				}
+				da, _ := a.Authorize(ctx, []byte(call("a", "")))
+				db, _ := a.Authorize(ctx, []byte(call("b", "")))
+				_ = da
+				_ = db
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func TestAuditLog(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	logger := slog.New(slog.NewJSONHandler(&lockedWriter{w: &buf, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	a := newTestAuthorizer(t, func(c *Config) { c.Logger = logger })
+	const canary = "eyJcanary-token-must-never-appear"
+	info := engineer().WithToken(canary)
+	srv := httptest.NewServer(withIdentity(info, a.Middleware((&recorder{}).handler(nil))))
+	defer srv.Close()
+	post(t, srv, call("get_issue", ""), nil)
+	post(t, srv, call("get_secret", `{"level":9}`), nil)
+	mu.Lock()
+	out := buf.String()
+	mu.Unlock()
+	assert.NotContains(t, out, canary)
+	assert.Contains(t, out, `"decision":"allow"`)
+	assert.Contains(t, out, `"policies":["read-only-tools"]`)
+	assert.Contains(t, out, `"decision":"deny"`)
+	assert.Contains(t, out, `"policies":["erroring-forbid"]`)
+	assert.Contains(t, out, `"principal":"alice"`)
+}
+
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
