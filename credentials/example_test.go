@@ -147,6 +147,22 @@ func ExampleEnvPairs() {
 	// credentials: environment variable "API_KEY": credentials: empty secret: environment variable "UNSET_VARIABLE_FOR_EXAMPLE" is not set
 }
 
+// A Source for any secret store is a few lines; return the same Secret
+// until the value changes so the Transport's encoded-header cache hits.
+func ExampleSourceFunc() {
+	vault := map[string]credentials.Secret{"backend": credentials.NewSecret("from-the-vault")}
+	src := credentials.SourceFunc(func(ctx context.Context) (credentials.Secret, error) {
+		s, ok := vault["backend"]
+		if !ok {
+			return credentials.Secret{}, errors.New("vault: no secret named backend")
+		}
+		return s, nil
+	})
+	tr, err := credentials.NewTransport(credentials.Config{Secret: src}, nil)
+	fmt.Println(tr != nil, err)
+	// Output: true <nil>
+}
+
 func ExampleCheckPassthrough() {
 	// In a handler behind authn.Middleware the context carries the caller's
 	// identity; here one is built by hand.

@@ -31,7 +31,7 @@ const minSubstringLen = 16
 // no identity or the identity has no raw token: then there is nothing to
 // leak.
 //
-// The token is looked for in every header value and every query parameter
+// The token is looked for in every header and trailer value and every query parameter
 // value; in the URL's user info (and, for long tokens, its path); as the credentials part of a
 // "<scheme> <credentials>" value (Bearer, DPoP, Token, …); in the user-id
 // and password of a Basic credential (RFC 7617); and in each cookie value.
@@ -52,10 +52,15 @@ func CheckPassthrough(req *http.Request) error {
 	if token == "" {
 		return nil
 	}
-	for name, values := range req.Header {
-		for _, v := range values {
-			if headerCarries(name, v, token) {
-				return fmt.Errorf("%w: header %s", ErrTokenPassthrough, name)
+	for _, h := range [...]struct {
+		kind   string
+		fields http.Header
+	}{{"header", req.Header}, {"trailer", req.Trailer}} {
+		for name, values := range h.fields {
+			for _, v := range values {
+				if headerCarries(name, v, token) {
+					return fmt.Errorf("%w: %s %s", ErrTokenPassthrough, h.kind, name)
+				}
 			}
 		}
 	}

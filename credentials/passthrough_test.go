@@ -108,6 +108,13 @@ func TestPassthroughGuard(t *testing.T) {
 		t.Error("body not closed")
 	}
 
+	// The token in a trailer is refused as well.
+	req = newReq(t, withToken(inboundToken), http.MethodPost, srv.URL, strings.NewReader("x"))
+	req.Trailer = http.Header{"X-Checksum": {inboundToken}}
+	if _, err := guard.RoundTrip(req); !errors.Is(err, ErrTokenPassthrough) || !strings.Contains(err.Error(), "trailer X-Checksum") {
+		t.Errorf("trailer: err = %v", err)
+	}
+
 	// Allowed: sent unchanged, the caller's request untouched.
 	req = newReq(t, withToken(inboundToken), http.MethodGet, srv.URL, nil)
 	req.Header.Set("Authorization", "Bearer exchanged-token")

@@ -56,8 +56,9 @@ type Config struct {
 	Username, Password Source
 
 	// Header is the header to set for the Header scheme, such as
-	// "X-API-Key". Required for Header; must be empty for Bearer and Basic,
-	// which always set Authorization. The name is canonicalised.
+	// "X-API-Key". Required for Header; must be empty (or "Authorization")
+	// for Bearer and Basic, which always set Authorization. The name is
+	// canonicalised.
 	//
 	// Refused at construction: names that are not RFC 9110 tokens; the
 	// hop-by-hop headers of RFC 9110 §7.6.1 (Connection, Keep-Alive,
