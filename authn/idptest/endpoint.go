@@ -163,8 +163,23 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 }
 
 // requestedAudience returns the audience and resource parameters, in order.
-func requestedAudience(form url.Values) []string {
-	return append(slices.Clone(form["audience"]), form["resource"]...)
+func requestedAudience(form url.Values) ([]string, error) {
+	if err := checkResources(form["resource"]); err != nil {
+		return nil, err
+	}
+	return append(slices.Clone(form["audience"]), form["resource"]...), nil
+}
+
+// checkResources enforces RFC 8707 §2: a resource is an absolute URI
+// without a fragment.
+func checkResources(rs []string) error {
+	for _, r := range rs {
+		u, err := url.Parse(r)
+		if err != nil || !u.IsAbs() || u.Host == "" || u.Fragment != "" || strings.HasSuffix(r, "#") {
+			return errBadRequest("invalid_target", "resource must be an absolute URI without a fragment")
+		}
+	}
+	return nil
 }
 
 func (s *Server) issue(sub string, client *Client, scope string, aud []string, extra map[string]any) (map[string]any, string, error) {
@@ -215,7 +230,11 @@ func (s *Server) clientCredentials(form url.Values, client *Client) (map[string]
 	if client.Secret == "" {
 		return nil, errBadRequest("unauthorized_client", "public clients cannot use client_credentials")
 	}
-	resp, _, err := s.issue(client.ID, client, form.Get("scope"), s.audienceOr(requestedAudience(form)), nil)
+	aud, err := requestedAudience(form)
+	if err != nil {
+		return nil, err
+	}
+	resp, _, err := s.issue(client.ID, client, form.Get("scope"), s.audienceOr(aud), nil)
 	return resp, err
 }
 
@@ -309,6 +328,14 @@ func (s *Server) refreshToken(form url.Values, client *Client) (map[string]any, 
 	}
 	aud := g.aud
 	if req := form["resource"]; len(req) > 0 {
+		if err := checkResources(req); err != nil {
+			return nil, err
+		}
+		for _, r := range req {
+			if len(g.aud) > 0 && !slices.Contains(g.aud, r) {
+				return nil, errBadRequest("invalid_target", "resource exceeds the original grant")
+			}
+		}
 		aud = req
 	}
 	resp, _, err := s.issue(g.sub, client, scope, aud, nil)
@@ -365,7 +392,11 @@ func (s *Server) tokenExchange(form url.Values, client *Client) (map[string]any,
 	if scope == "" {
 		scope, _ = sc["scope"].(string)
 	}
-	resp, _, err := s.issue(sub, client, scope, s.audienceOr(requestedAudience(form)), extra)
+	aud, err := requestedAudience(form)
+	if err != nil {
+		return nil, err
+	}
+	resp, _, err := s.issue(sub, client, scope, s.audienceOr(aud), extra)
 	if err != nil {
 		return nil, err
 	}
@@ -417,6 +448,10 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 	if q.Get("code_challenge_method") != codeChallengeMethod {
 		fail("invalid_request", "code_challenge_method must be S256")
+		return
+	}
+	if err := checkResources(q["resource"]); err != nil {
+		fail("invalid_target", "resource must be an absolute URI without a fragment")
 		return
 	}
 	sub := q.Get("login_hint")

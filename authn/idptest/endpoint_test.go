@@ -101,6 +101,8 @@ func TestClientCredentials(t *testing.T) {
 		{"unknown client", base, "nobody", "x", 401, "invalid_client"},
 		{"no client", base, "", "", 401, "invalid_client"},
 		{"public client", url.Values{"grant_type": {"client_credentials"}, "client_id": {"app"}}, "", "", 400, "unauthorized_client"},
+		{"relative resource", url.Values{"grant_type": {"client_credentials"}, "resource": {"/api"}}, "svc", "svc-secret", 400, "invalid_target"},
+		{"resource with fragment", url.Values{"grant_type": {"client_credentials"}, "resource": {"https://api.example/#x"}}, "svc", "svc-secret", 400, "invalid_target"},
 		{"two auth methods", url.Values{"grant_type": {"client_credentials"}, "client_secret": {"svc-secret"}}, "svc", "svc-secret", 400, "invalid_request"},
 		{"unsupported grant", url.Values{"grant_type": {"password"}}, "svc", "svc-secret", 400, "unsupported_grant_type"},
 		{"missing grant", url.Values{}, "svc", "svc-secret", 400, "invalid_request"},
@@ -278,6 +280,7 @@ func TestAuthorizationCode(t *testing.T) {
 		{"no PKCE method", func(q url.Values) { q.Del("code_challenge_method") }, "invalid_request"},
 		{"no PKCE", func(q url.Values) { q.Del("code_challenge"); q.Del("code_challenge_method") }, "invalid_request"},
 		{"implicit", func(q url.Values) { q.Set("response_type", "token") }, "unsupported_response_type"},
+		{"bad resource", func(q url.Values) { q.Set("resource", "mcp") }, "invalid_target"},
 	}
 	for _, tt := range redirected {
 		t.Run(tt.name, func(t *testing.T) {
@@ -377,6 +380,16 @@ func TestRefreshToken(t *testing.T) {
 		if status != 200 || m["scope"] != "tools:read" {
 			t.Errorf("refresh: %d %v", status, m["scope"])
 		}
+	})
+	t.Run("resource within grant", func(t *testing.T) {
+		status, m := refresh(t, first(t), "app", url.Values{"resource": {"https://mcp.example/"}})
+		if status != 200 {
+			t.Errorf("refresh: %d %v", status, m["error"])
+		}
+	})
+	t.Run("resource outside grant", func(t *testing.T) {
+		status, m := refresh(t, first(t), "app", url.Values{"resource": {"https://other.example/"}})
+		wantOAuthError(t, status, m, 400, "invalid_target")
 	})
 	t.Run("wider scope", func(t *testing.T) {
 		status, m := refresh(t, first(t), "app", url.Values{"scope": {"tools:read admin"}})
@@ -513,6 +526,7 @@ func TestTokenExchange(t *testing.T) {
 		{"missing subject_token_type", url.Values{"subject_token_type": {""}}, "", "", 400, "invalid_request"},
 		{"bad subject_token_type", url.Values{"subject_token_type": {"urn:example:saml"}}, "", "", 400, "invalid_request"},
 		{"bad requested_token_type", url.Values{"requested_token_type": {"urn:ietf:params:oauth:token-type:refresh_token"}}, "", "", 400, "invalid_request"},
+		{"bad resource", url.Values{"resource": {"not a uri"}}, "", "", 400, "invalid_target"},
 		{"wrong client secret (basic)", nil, "svc", "nope", 401, "invalid_client"},
 		{"wrong client secret (post)", url.Values{"client_id": {"svc"}, "client_secret": {"nope"}}, "", "", 401, "invalid_client"},
 	}

@@ -140,8 +140,10 @@ type Server struct {
 	ttl    time.Duration
 	xttl   time.Duration
 
-	clients map[string]Client
-	counts  [numEndpoints]atomic.Int64
+	clients   map[string]Client
+	counts    [numEndpoints]atomic.Int64
+	closed    chan struct{} // closed by Close: delayed handlers give up
+	closeOnce sync.Once
 
 	mu           sync.Mutex
 	keys         []*signingKey               // published, current first
@@ -180,6 +182,7 @@ func NewServer(t testing.TB, cfg Config) *Server {
 		revoked:      map[[32]byte]bool{},
 		codes:        map[[32]byte]*authCode{},
 		refresh:      map[[32]byte]*grant{},
+		closed:       make(chan struct{}),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -224,8 +227,9 @@ func NewServer(t testing.TB, cfg Config) *Server {
 	}
 	s.keys = s.currentKeysLocked()
 	s.ts = httptest.NewUnstartedServer(s.routes())
+	// The listener exists already; fix the issuer before serving anything.
+	s.issuer = "http://" + s.ts.Listener.Addr().String() + s.path
 	s.ts.Start()
-	s.issuer = s.ts.URL + s.path
 	if t != nil {
 		t.Cleanup(s.Close)
 	}
@@ -270,8 +274,15 @@ func (s *Server) OpenIDConfigurationURL() string {
 // Client returns an HTTP client for the server, like httptest.Server.Client.
 func (s *Server) Client() *http.Client { return s.ts.Client() }
 
-// Close shuts the server down. It is safe to call more than once.
-func (s *Server) Close() { s.ts.Close() }
+// Close shuts the server down, cutting short any delayed (Fault.Delay)
+// responses, and waits for outstanding requests. It is safe to call more
+// than once.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() {
+		close(s.closed)
+		s.ts.Close()
+	})
+}
 
 // SetFault makes endpoint e misbehave as f; the zero Fault restores it.
 func (s *Server) SetFault(e Endpoint, f Fault) {
@@ -406,7 +417,7 @@ func (s *Server) wrap(e Endpoint, h http.HandlerFunc) http.Handler {
 		f := s.faults[e]
 		s.mu.Unlock()
 		if f.Delay > 0 {
-			if !sleep(r.Context(), f.Delay) {
+			if !s.sleep(r.Context(), f.Delay) {
 				return
 			}
 		}
@@ -464,13 +475,16 @@ func faultError(status int) string {
 	return "invalid_request"
 }
 
-func sleep(ctx context.Context, d time.Duration) bool {
+// sleep waits for d unless the request is cancelled or the server closes.
+func (s *Server) sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
 		return true
 	case <-ctx.Done():
+		return false
+	case <-s.closed:
 		return false
 	}
 }

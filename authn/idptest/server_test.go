@@ -483,6 +483,35 @@ func TestFaults(t *testing.T) {
 	})
 }
 
+func TestCloseCutsDelay(t *testing.T) {
+	t.Parallel()
+	s := idptest.NewServer(nil, idptest.Config{Algorithms: []string{"ES256"}})
+	s.SetFault(idptest.EndpointJWKS, idptest.Fault{Delay: time.Hour})
+	errc := make(chan error, 1)
+	go func() {
+		resp, err := s.Client().Get(s.JWKSURL())
+		if err == nil {
+			resp.Body.Close()
+		}
+		errc <- err
+	}()
+	for s.Requests(idptest.EndpointJWKS) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	done := make(chan struct{})
+	go func() { s.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close blocked on a delayed request")
+	}
+	select {
+	case <-errc:
+	case <-time.After(5 * time.Second):
+		t.Fatal("delayed request still pending after Close")
+	}
+}
+
 func TestRequestsCounts(t *testing.T) {
 	t.Parallel()
 	s := idptest.NewServer(t, idptest.Config{Algorithms: []string{"ES256"}})
