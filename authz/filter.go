@@ -25,7 +25,7 @@ func (a *Authorizer) serveFiltered(w http.ResponseWriter, r *http.Request, next 
 		status = http.StatusOK
 	}
 	out := bw.buf.Bytes()
-	if status >= 200 && status < 300 && len(out) > 0 {
+	if status >= 200 && status < 300 && (len(out) > 0 || bw.overflow) {
 		f := listFilter{a: a, ps: ps, sub: sub, m: m}
 		var err error
 		if bw.overflow {

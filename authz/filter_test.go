@@ -1,0 +1,174 @@
+package authz
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const toolsListResult = `{"jsonrpc":"2.0","id":3,"result":{"tools":[` +
+	`{"name":"get_issue","description":"read","inputSchema":{"type":"object"}},` +
+	`{"name":"delete_repo","description":"dangerous"},` +
+	` {"name":"list_repos"} ,` +
+	`{"name":"weather"},` +
+	`{"description":"no name"}` +
+	`],"nextCursor":"abc","ttlMs":1000},"extra":{"keep":[1,2,3]}}`
+
+func listRequest(method string) string {
+	return `{"jsonrpc":"2.0","id":3,"method":"` + method + `","params":{}}`
+}
+
+func serveList(t *testing.T, a *Authorizer, method, contentType, resp string, status int) (*http.Response, string) {
+	t.Helper()
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", contentType)
+		w.Header().Set("Content-Length", fmt.Sprint(len(resp)))
+		w.Header().Set("X-Custom", "kept")
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, resp)
+	})
+	srv := httptest.NewServer(withIdentity(engineer(), a.Middleware(h)))
+	t.Cleanup(srv.Close)
+	r, body := post(t, srv, listRequest(method), nil)
+	return r, string(body)
+}
+
+func TestFilterJSON(t *testing.T) {
+	t.Parallel()
+	a := newTestAuthorizer(t, nil)
+	resp, body := serveList(t, a, "tools/list", "application/json", toolsListResult, 200)
+	require.Equal(t, 200, resp.StatusCode)
+	want := `{"jsonrpc":"2.0","id":3,"result":{"tools":[` +
+		`{"name":"get_issue","description":"read","inputSchema":{"type":"object"}},` +
+		`{"name":"list_repos"}` +
+		`],"nextCursor":"abc","ttlMs":1000},"extra":{"keep":[1,2,3]}}`
+	assert.Equal(t, want, body, "only the removed items change")
+	assert.Equal(t, fmt.Sprint(len(want)), resp.Header.Get("Content-Length"))
+	assert.Equal(t, "kept", resp.Header.Get("X-Custom"))
+}
+
+func TestFilterOtherLists(t *testing.T) {
+	t.Parallel()
+	a := newTestAuthorizer(t, nil)
+	cases := []struct{ method, resp, want string }{
+		{"prompts/list",
+			`{"jsonrpc":"2.0","id":3,"result":{"prompts":[{"name":"greeting"},{"name":"secret"}]}}`,
+			`{"jsonrpc":"2.0","id":3,"result":{"prompts":[{"name":"greeting"}]}}`},
+		{"resources/list",
+			`{"jsonrpc":"2.0","id":3,"result":{"resources":[{"uri":"file:///etc/passwd","name":"p"},{"uri":"file:///home/a","name":"a"},{"uri":"https://x","name":"x"}]}}`,
+			`{"jsonrpc":"2.0","id":3,"result":{"resources":[{"uri":"file:///home/a","name":"a"}]}}`},
+		{"resources/templates/list",
+			`{"jsonrpc":"2.0","id":3,"result":{"resourceTemplates":[{"uriTemplate":"file:///etc/{name}"},{"uriTemplate":"file:///home/{name}"}]}}`,
+			`{"jsonrpc":"2.0","id":3,"result":{"resourceTemplates":[{"uriTemplate":"file:///home/{name}"}]}}`},
+		{"tools/list", // an error response passes untouched
+			`{"jsonrpc":"2.0","id":3,"error":{"code":-32603,"message":"x"}}`,
+			`{"jsonrpc":"2.0","id":3,"error":{"code":-32603,"message":"x"}}`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.method, func(t *testing.T) {
+			t.Parallel()
+			resp, body := serveList(t, a, tc.method, "application/json; charset=utf-8", tc.resp, 200)
+			require.Equal(t, 200, resp.StatusCode)
+			assert.Equal(t, tc.want, body)
+		})
+	}
+}
+
+func TestFilterSSE(t *testing.T) {
+	t.Parallel()
+	a := newTestAuthorizer(t, nil)
+	progress := "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progress\":1}}\n\n"
+	comment := ": keep-alive\r\n\r\n"
+	// The list message split over several data: lines, with CRLF endings.
+	list := "event: message\r\nid: 42\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":3,\r\ndata: \"result\":{\"tools\":[{\"name\":\"delete_repo\"},{\"name\":\"get_issue\"}]}}\r\nretry: 10\r\n\r\n"
+	stream := progress + comment + list
+	resp, body := serveList(t, a, "tools/list", "text/event-stream", stream, 200)
+	require.Equal(t, 200, resp.StatusCode)
+	require.True(t, strings.HasPrefix(body, progress+comment), "untouched events are copied byte for byte: %q", body)
+	rest := strings.TrimPrefix(body, progress+comment)
+	assert.Equal(t, "event: message\r\nid: 42\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":3,\ndata: \"result\":{\"tools\":[{\"name\":\"get_issue\"}]}}\nretry: 10\r\n\r\n", rest)
+
+	// What a client reassembles is valid JSON with only the allowed tool.
+	var data []string
+	for _, line := range strings.Split(strings.ReplaceAll(rest, "\r\n", "\n"), "\n") {
+		if v, ok := strings.CutPrefix(line, "data: "); ok {
+			data = append(data, v)
+		}
+	}
+	var msg struct {
+		Result struct{ Tools []struct{ Name string } }
+	}
+	require.NoError(t, json.Unmarshal([]byte(strings.Join(data, "\n")), &msg))
+	require.Len(t, msg.Result.Tools, 1)
+	assert.Equal(t, "get_issue", msg.Result.Tools[0].Name)
+}
+
+func TestFilterFailsClosed(t *testing.T) {
+	t.Parallel()
+	a := newTestAuthorizer(t, func(c *Config) { c.MaxResponseBytes = 4096 })
+	cases := []struct{ name, ct, resp string }{
+		{"duplicate tools key", "application/json", `{"jsonrpc":"2.0","id":3,"result":{"tools":[],"tools":[{"name":"delete_repo"}]}}`},
+		{"case-variant key", "application/json", `{"jsonrpc":"2.0","id":3,"result":{"tools":[],"Tools":[{"name":"delete_repo"}]}}`},
+		{"malformed", "application/json", `{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"delete_repo"}]`},
+		{"tools not an array", "application/json", `{"jsonrpc":"2.0","id":3,"result":{"tools":{"name":"delete_repo"}}}`},
+		{"unknown content type", "text/plain", `{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"delete_repo"}]}}`},
+		{"sse malformed data", "text/event-stream", "data: {\"result\":{\"tools\":[{\"name\":\"delete_repo\"}]\n\n"},
+		{"too large", "application/json", `{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"delete_repo","d":"` + strings.Repeat("x", 5000) + `"}]}}`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			resp, body := serveList(t, a, "tools/list", tc.ct, tc.resp, 200)
+			assert.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+			assert.NotContains(t, body, "delete_repo")
+			var e rpcErr
+			require.NoError(t, json.Unmarshal([]byte(body), &e))
+			assert.Equal(t, CodeInternalError, e.Error.Code)
+		})
+	}
+	// Non-2xx responses are not list results: passed on as they are.
+	resp, body := serveList(t, a, "tools/list", "text/plain", "upstream down", 503)
+	assert.Equal(t, 503, resp.StatusCode)
+	assert.Equal(t, "upstream down", body)
+}
+
+func TestNonListResponsesStream(t *testing.T) {
+	t.Parallel()
+	a := newTestAuthorizer(t, nil)
+	flushed := make(chan bool, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "data: {\"tools\":[{\"name\":\"delete_repo\"}]}\n\n")
+		f, ok := w.(http.Flusher)
+		flushed <- ok
+		if ok {
+			f.Flush()
+		}
+	})
+	srv := httptest.NewServer(withIdentity(engineer(), a.Middleware(h)))
+	defer srv.Close()
+	resp, body := post(t, srv, call("get_issue", ""), nil)
+	assert.Equal(t, 200, resp.StatusCode)
+	assert.True(t, <-flushed, "the handler gets the original, flushable writer")
+	assert.Contains(t, string(body), "delete_repo", "non-list responses are not rewritten")
+}
+
+func TestAuthorizeLists(t *testing.T) {
+	t.Parallel()
+	a := newTestAuthorizer(t, func(c *Config) {
+		c.AuthorizeLists = true
+		c.Policies += `
+@id("list-tools") permit (principal in THVGroup::"engineering", action == Action::"list_tools", resource == FeatureType::"tool");`
+	})
+	resp, _ := serveList(t, a, "tools/list", "application/json", toolsListResult, 200)
+	assert.Equal(t, 200, resp.StatusCode)
+	resp, _ = serveList(t, a, "prompts/list", "application/json", `{"jsonrpc":"2.0","id":3,"result":{"prompts":[]}}`, 200)
+	assert.Equal(t, 403, resp.StatusCode)
+}
