@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mcpauth-go/mcpauth/authn/idptest"
 )
 
 const edgeRM = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
@@ -456,3 +458,147 @@ type edgeDiscardWriter struct{ h http.Header }
 func (w *edgeDiscardWriter) Header() http.Header         { return w.h }
 func (w *edgeDiscardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (w *edgeDiscardWriter) WriteHeader(int)             {}
+
+// TestMiddlewareWithVerifier runs the middleware over real HTTP with the
+// real Verifier against the fake IdP: JWTs, opaque tokens by introspection,
+// and outages.
+func TestMiddlewareWithVerifier(t *testing.T) {
+	t.Parallel()
+	const resource = "https://mcp.example.com/mcp"
+	idp := idptest.NewServer(t, idptest.Config{Audience: []string{resource}})
+	log, logs := edgeLogger()
+	newServer := func(t *testing.T) *httptest.Server {
+		v, err := NewVerifier(Config{
+			Issuer:        idp.Issuer(),
+			Audience:      []string{resource},
+			HTTPClient:    idp.Client(),
+			Logger:        log,
+			Introspection: &IntrospectionConfig{URL: idp.IntrospectionURL()},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = v.Close() })
+		h := Middleware(v, Options{ResourceMetadataURL: edgeRM, Scopes: []string{"tools:call"}, Logger: log})(
+			http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				info, ok := FromContext(r.Context())
+				if !ok || info.Token() == "" {
+					http.Error(w, "no identity", 500)
+					return
+				}
+				_, _ = io.WriteString(w, info.Subject)
+			}))
+		srv := httptest.NewServer(h)
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	call := func(t *testing.T, srv *httptest.Server, tok string) (*http.Response, string, map[string]string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/mcp", strings.NewReader(`{}`))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var ch map[string]string
+		if v := resp.Header.Get("WWW-Authenticate"); v != "" {
+			ch = edgeChallengeParams(t, v)
+		}
+		return resp, string(b), ch
+	}
+
+	srv := newServer(t)
+	var tokens []string
+	mint := func(claims map[string]any) string {
+		tok := idp.Token(claims)
+		tokens = append(tokens, tok)
+		return tok
+	}
+	opaque := func(claims map[string]any) string {
+		tok := idp.OpaqueToken(claims)
+		tokens = append(tokens, tok)
+		return tok
+	}
+	tests := []struct {
+		name       string
+		token      string
+		wantStatus int
+		wantError  string
+		wantScope  string
+		wantBody   string
+	}{
+		{"valid JWT", mint(map[string]any{"sub": "alice", "scope": "tools:call"}), 200, "", "", "alice"},
+		{"valid opaque token", opaque(map[string]any{"sub": "bob", "scope": "tools:call other"}), 200, "", "", "bob"},
+		{"wrong audience", mint(map[string]any{"aud": "https://other.example.com", "scope": "tools:call"}), 401, "invalid_token", "", ""},
+		{"expired", mint(map[string]any{"exp": time.Now().Add(-time.Hour).Unix(), "scope": "tools:call"}), 401, "invalid_token", "", ""},
+		{"wrong issuer", mint(map[string]any{"iss": "https://evil.example.com", "scope": "tools:call"}), 401, "invalid_token", "", ""},
+		{"tampered signature", edgeTamper(mint(map[string]any{"scope": "tools:call"})), 401, "invalid_token", "", ""},
+		{"inactive opaque", "unknown-opaque-token", 401, "invalid_token", "", ""},
+		{"missing scope", mint(map[string]any{"sub": "carol", "scope": "other"}), 403, "insufficient_scope", "tools:call", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body, ch := call(t, srv, tt.token)
+			if resp.StatusCode != tt.wantStatus {
+				t.Fatalf("status %d, want %d (body %s)", resp.StatusCode, tt.wantStatus, body)
+			}
+			if ch["error"] != tt.wantError || ch["scope"] != tt.wantScope {
+				t.Errorf("challenge %v", ch)
+			}
+			if tt.wantStatus != 200 && ch["resource_metadata"] != edgeRM {
+				t.Errorf("challenge without resource_metadata: %v", ch)
+			}
+			if tt.wantBody != "" && body != tt.wantBody {
+				t.Errorf("body %q, want %q", body, tt.wantBody)
+			}
+		})
+	}
+
+	t.Run("JWKS unavailable on first use is 503", func(t *testing.T) {
+		idp2 := idptest.NewServer(t, idptest.Config{Audience: []string{resource}})
+		idp2.SetFault(idptest.EndpointJWKS, idptest.Fault{Status: 500})
+		v, err := NewVerifier(Config{Issuer: idp2.Issuer(), Audience: []string{resource}, HTTPClient: idp2.Client(), Logger: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = v.Close() })
+		tok := idp2.Token(nil)
+		tokens = append(tokens, tok)
+		res := edgeDo(t, v, Options{Logger: log}, []string{"Bearer " + tok}, "")
+		if res.status != 503 || res.header.Get("Retry-After") == "" || res.challenge != nil {
+			t.Errorf("status %d, Retry-After %q, challenge %v", res.status, res.header.Get("Retry-After"), res.challenge)
+		}
+	})
+	t.Run("introspection unavailable is 503", func(t *testing.T) {
+		srv := newServer(t)
+		tok := opaque(map[string]any{"scope": "tools:call"})
+		idp.SetFault(idptest.EndpointIntrospection, idptest.Fault{Status: 500})
+		defer idp.SetFault(idptest.EndpointIntrospection, idptest.Fault{})
+		resp, _, _ := call(t, srv, tok)
+		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "30" {
+			t.Errorf("status %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+	})
+
+	all := logs.String()
+	if all == "" {
+		t.Error("no rejection was logged")
+	}
+	for _, tok := range tokens {
+		if strings.Contains(all, tok) {
+			t.Errorf("a token appears in the logs")
+		}
+	}
+}
+
+// edgeTamper flips one character in the middle of a JWS signature.
+func edgeTamper(tok string) string {
+	i := strings.LastIndexByte(tok, '.') + 10
+	c := byte('A')
+	if tok[i] == 'A' {
+		c = 'B'
+	}
+	return tok[:i] + string(c) + tok[i+1:]
+}
