@@ -81,11 +81,16 @@ type Endpoint int
 
 // The endpoints of a [Server].
 const (
-	// EndpointDiscovery covers every metadata document location.
+	// EndpointDiscovery covers every metadata document location (RFC 8414
+	// and OpenID Connect Discovery).
 	EndpointDiscovery Endpoint = iota
+	// EndpointJWKS is the JSON Web Key Set ([Server.JWKSURL]).
 	EndpointJWKS
+	// EndpointToken is the token endpoint ([Server.TokenURL]).
 	EndpointToken
+	// EndpointIntrospection is the RFC 7662 endpoint ([Server.IntrospectionURL]).
 	EndpointIntrospection
+	// EndpointAuthorize is the authorization endpoint ([Server.AuthorizeURL]).
 	EndpointAuthorize
 	numEndpoints
 )

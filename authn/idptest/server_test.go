@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -621,5 +622,59 @@ func TestClientRedactsSecret(t *testing.T) {
 	}
 	if out := fmt.Sprintf("%v", &c); strings.Contains(out, canary) {
 		t.Errorf("pointer prints the secret: %s", out)
+	}
+}
+
+// TestConcurrentUse mints, introspects, rotates and fetches keys from many
+// goroutines at once; run with -race.
+func TestConcurrentUse(t *testing.T) {
+	t.Parallel()
+	s := idptest.NewServer(t, idptest.Config{Algorithms: []string{"ES256", "EdDSA"}})
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := range 8 {
+		wg.Go(func() {
+			for j := range 10 {
+				switch (i + j) % 4 {
+				case 0:
+					if i == 0 {
+						s.RotateKeys()
+					} else {
+						s.SetFault(idptest.EndpointAuthorize, idptest.Fault{Status: 500})
+					}
+				case 1:
+					resp, err := s.Client().Get(s.JWKSURL())
+					if err != nil {
+						errs <- err
+						continue
+					}
+					resp.Body.Close()
+				case 2:
+					tok := s.OpaqueToken(nil)
+					s.Revoke(tok)
+				case 3:
+					tok := s.Token(nil)
+					resp, err := s.Client().PostForm(s.IntrospectionURL(), map[string][]string{"token": {tok}})
+					if err != nil {
+						errs <- err
+						continue
+					}
+					var m map[string]any
+					err = json.NewDecoder(resp.Body).Decode(&m)
+					resp.Body.Close()
+					if err != nil || m["active"] != true {
+						errs <- fmt.Errorf("fresh token not active during concurrent use (%v)", err)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := s.Requests(idptest.EndpointJWKS); n == 0 {
+		t.Error("no JWKS requests counted")
 	}
 }
