@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"log/slog"
 	"net/http"
 	"net/textproto"
@@ -222,23 +223,51 @@ func staticKey(audience string, scopes, resources []string, requested string) [3
 	return sha256.Sum256(b)
 }
 
+// keyHasher holds the buffers for one cache key computation, so a lookup
+// allocates nothing in the steady state.
+type keyHasher struct {
+	h   hash.Hash
+	tok []byte // copy of the subject or actor token, reused
+	buf []byte
+	sum []byte
+}
+
+var keyHashers = sync.Pool{New: func() any {
+	return &keyHasher{h: sha256.New(), buf: make([]byte, 0, 256), sum: make([]byte, 0, sha256.Size)}
+}}
+
+// sumString returns SHA-256(s) in kh.sum's storage.
+func (kh *keyHasher) sumString(s string) []byte {
+	kh.tok = append(kh.tok[:0], s...)
+	kh.h.Reset()
+	kh.h.Write(kh.tok)
+	clear(kh.tok) // do not leave a copy of the token in the pool
+	return kh.h.Sum(kh.sum[:0])
+}
+
 // cacheKey is SHA-256(static || SHA-256(subject token) || subject type ||
-// SHA-256(actor token) || actor type). The raw token is never stored.
+// SHA-256(actor token) || actor type), where static hashes the audience,
+// sorted scopes, sorted resources and requested token type. The raw token is
+// never stored.
 func (t *Transport) cacheKey(r *request) [32]byte {
-	var buf [160]byte
-	b := append(buf[:0], t.static[:]...)
-	sh := sha256.Sum256([]byte(r.subjectToken))
-	b = append(b, sh[:]...)
+	kh := keyHashers.Get().(*keyHasher)
+	b := append(kh.buf[:0], t.static[:]...)
+	b = append(b, kh.sumString(r.subjectToken)...)
 	b = writeField(b, r.subjectTokenType)
 	if r.actorToken != "" {
-		ah := sha256.Sum256([]byte(r.actorToken))
 		b = append(b, 1)
-		b = append(b, ah[:]...)
+		b = append(b, kh.sumString(r.actorToken)...)
 		b = writeField(b, r.actorTokenType)
 	} else {
 		b = append(b, 0)
 	}
-	return sha256.Sum256(b)
+	kh.h.Reset()
+	kh.h.Write(b)
+	var key [32]byte
+	copy(key[:], kh.h.Sum(kh.sum[:0]))
+	kh.buf = b
+	keyHashers.Put(kh)
+	return key
 }
 
 // RoundTrip sends a clone of req carrying the exchanged token. req is never
@@ -364,9 +393,15 @@ func (t *Transport) entry(ctx context.Context) (*entry, string, error) {
 	if e := t.cache.get(key, now); e != nil {
 		return e, subject, nil
 	}
-	// Miss: one STS call per key, shared by every waiter. The call runs on
-	// a context detached from any one waiter (bounded by Timeout); each
-	// waiter gives up on its own context.
+	e, err := t.miss(ctx, key, r, sexp)
+	return e, subject, err
+}
+
+// miss makes (or joins) the one STS call for key, shared by every waiter.
+// The call runs on a context detached from any one waiter (bounded by
+// Timeout); each waiter gives up on its own context. It is a separate
+// function so that the closure's captures do not make the hit path allocate.
+func (t *Transport) miss(ctx context.Context, key [32]byte, r request, sexp time.Time) (*entry, error) {
 	ch := t.flight.DoChan(string(key[:]), func() (any, error) {
 		if e := t.cache.get(key, t.now()); e != nil {
 			return e, nil
@@ -385,11 +420,11 @@ func (t *Transport) entry(ctx context.Context) (*entry, string, error) {
 	select {
 	case res := <-ch:
 		if res.Err != nil {
-			return nil, "", res.Err
+			return nil, res.Err
 		}
-		return res.Val.(*entry), subject, nil
+		return res.Val.(*entry), nil
 	case <-ctx.Done():
-		return nil, "", fmt.Errorf("tokenexchange: waiting for token exchange: %w", ctx.Err())
+		return nil, fmt.Errorf("tokenexchange: waiting for token exchange: %w", ctx.Err())
 	}
 }
 
