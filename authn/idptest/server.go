@@ -198,8 +198,9 @@ func NewServer(t testing.TB, cfg Config) *Server {
 	if s.xttl <= 0 {
 		s.xttl = s.ttl
 	}
-	if p := cfg.IssuerPath; p != "" && (!strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.ContainsAny(p, "?#")) {
-		panic(fmt.Sprintf("idptest: IssuerPath %q must start with / and not end with /", p))
+	if p := cfg.IssuerPath; p != "" && (!strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") ||
+		strings.ContainsAny(p, "?#{}% \t\n") || strings.Contains(p, "//")) {
+		panic(fmt.Sprintf("idptest: IssuerPath %q must start with /, not end with /, and hold only plain path segments", p))
 	}
 	s.path = cfg.IssuerPath
 	for _, c := range cfg.Clients {

@@ -575,6 +575,8 @@ func TestNewServerMisuse(t *testing.T) {
 		{"empty algs", idptest.Config{Algorithms: []string{}}},
 		{"relative issuer path", idptest.Config{IssuerPath: "tenant"}},
 		{"trailing slash", idptest.Config{IssuerPath: "/tenant/"}},
+		{"wildcard in issuer path", idptest.Config{IssuerPath: "/{tenant}"}},
+		{"query in issuer path", idptest.Config{IssuerPath: "/t?x=1"}},
 		{"duplicate client", idptest.Config{Clients: []idptest.Client{{ID: "a"}, {ID: "a"}}}},
 		{"empty client id", idptest.Config{Clients: []idptest.Client{{Secret: "x"}}}},
 	}
@@ -622,6 +624,12 @@ func TestClientRedactsSecret(t *testing.T) {
 	}
 	if out := fmt.Sprintf("%v", &c); strings.Contains(out, canary) {
 		t.Errorf("pointer prints the secret: %s", out)
+	}
+	cfg := idptest.Config{Clients: []idptest.Client{c}}
+	for _, format := range []string{"%v", "%+v", "%#v"} {
+		if out := fmt.Sprintf(format, cfg); strings.Contains(out, canary) {
+			t.Errorf("Config with %s prints the secret: %s", format, out)
+		}
 	}
 }
 
