@@ -60,7 +60,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 		{"guard-with-identity", NewPassthroughGuard(base), withIdentity},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			req, err := http.NewRequestWithContext(bc.ctx, http.MethodPost, "http://backend.internal/v1/tools?x=1", nil)
+			req, err := http.NewRequestWithContext(bc.ctx, http.MethodPost, "https://backend.internal/v1/tools?x=1", nil)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -91,7 +91,7 @@ func BenchmarkRoundTripParallel(b *testing.B) {
 	}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
-		req, _ := http.NewRequest(http.MethodGet, "http://backend.internal/", nil)
+		req, _ := http.NewRequest(http.MethodGet, "https://backend.internal/", nil)
 		for pb.Next() {
 			if _, err := tr.RoundTrip(req); err != nil {
 				b.Error(err)

@@ -24,7 +24,11 @@
 //     Authorization: Token <secret>).
 //
 // Hop-by-hop headers (RFC 9110 §7.6.1), Host, Content-Length and Cookie are
-// refused when the transport is built, not on the first request.
+// refused when the transport is built, not on the first request. The
+// credential is sent only over https, or plain http to a loopback address
+// (RFC 6750 §5.3: bearer tokens MUST be sent over TLS), unless
+// Config.InsecureAllowHTTP says otherwise; Config.Hosts pins it to the
+// backend's hosts, so a redirect elsewhere does not carry it along.
 //
 // # Stdio servers
 //

@@ -25,8 +25,8 @@ var ErrTokenPassthrough = errors.New("credentials: request carries the inbound a
 // because a short token happens to occur inside unrelated text.
 const minSubstringLen = 16
 
-// CheckPassthrough reports whether req would send the inbound token of the
-// verified caller in its context ([authn.FromContext], raw token from
+// CheckPassthrough returns an error if req would send the inbound token of
+// the verified caller in its context ([authn.FromContext], raw token from
 // [authn.TokenInfo.Token]) to a backend. It returns nil when the context has
 // no identity or the identity has no raw token: then there is nothing to
 // leak.

@@ -1,7 +1,6 @@
 package credentials
 
 import (
-	"crypto/subtle"
 	"fmt"
 	"log/slog"
 )
@@ -55,7 +54,7 @@ func (s Secret) IsZero() bool { return s.p == nil || *s.p == "" }
 // Equal reports whether s and o hold the same value. The comparison takes
 // time that depends on the lengths of the values only, not on their contents.
 func (s Secret) Equal(o Secret) bool {
-	return subtle.ConstantTimeCompare([]byte(s.Reveal()), []byte(o.Reveal())) == 1
+	return equal(s.Reveal(), o.Reveal())
 }
 
 // same reports whether s and o share their storage: a cheap identity check

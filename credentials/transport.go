@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 )
@@ -76,11 +77,41 @@ type Config struct {
 	// secret. Must be empty for Bearer and Basic. Control characters are
 	// refused at construction.
 	Prefix string
+
+	// Hosts, if not empty, lists the only hosts the credential may be sent
+	// to. An entry "api.example.com" matches that host on any port;
+	// "api.example.com:8443" matches that port only; matching is
+	// case-insensitive. A request to any other host is refused with
+	// [ErrDestinationNotAllowed] and not sent. Set it whenever the
+	// Transport's client could be sent elsewhere — in particular, an
+	// http.Client follows redirects through its Transport, so without Hosts
+	// a backend that redirects to another host receives the credential.
+	// Empty means any host.
+	Hosts []string
+
+	// InsecureAllowHTTP allows sending the credential over plain http to
+	// hosts other than loopback (localhost, 127.0.0.0/8, ::1). By default
+	// such requests are refused with [ErrDestinationNotAllowed]: RFC 6750
+	// §5.3 says clients MUST use TLS when sending bearer tokens, and RFC
+	// 7617 §4 warns that Basic sends the password in clear text. Set it
+	// only when the hop is otherwise protected (a service mesh with mTLS, a
+	// Unix-domain proxy) — the credential is readable by anyone on the path.
+	InsecureAllowHTTP bool
 }
+
+// ErrDestinationNotAllowed is returned (wrapped) when a [Transport] refuses
+// to send its credential to a request's destination: a host not listed in
+// Config.Hosts, or plain http to a non-loopback host without
+// Config.InsecureAllowHTTP.
+var ErrDestinationNotAllowed = errors.New("credentials: destination not allowed for this credential")
 
 // Transport is an [http.RoundTripper] that adds a credential from a [Source]
 // to every request, then sends it through its base transport. Build one
 // with [NewTransport]; it is safe for concurrent use.
+//
+// Before anything else, the destination is checked: plain http is refused
+// for hosts other than loopback unless Config.InsecureAllowHTTP is set, and
+// hosts outside Config.Hosts (when set) are refused.
 //
 // Transport follows the RoundTripper contract: it sets the header on a
 // shallow copy of the request with a cloned header map, never on the
@@ -100,6 +131,8 @@ type Transport struct {
 	secret             Source
 	username, password Source
 	base               http.RoundTripper
+	hosts              map[string]bool // lower-case host or host:port; nil means any
+	allowHTTP          bool
 
 	cache atomic.Pointer[headerCache] // last encoded header value
 }
@@ -139,7 +172,16 @@ var refusedHeaders = map[string]string{
 // sources themselves are not called until the first request, so a server
 // can start before its secret file exists.
 func NewTransport(cfg Config, base http.RoundTripper) (*Transport, error) {
-	t := &Transport{scheme: cfg.Scheme, prefix: cfg.Prefix, base: base}
+	t := &Transport{scheme: cfg.Scheme, prefix: cfg.Prefix, base: base, allowHTTP: cfg.InsecureAllowHTTP}
+	if len(cfg.Hosts) > 0 {
+		t.hosts = make(map[string]bool, len(cfg.Hosts))
+		for _, h := range cfg.Hosts {
+			if h == "" || strings.ContainsAny(h, "/?#@ ") {
+				return nil, fmt.Errorf("credentials: Hosts entry %q is not a host or host:port", h)
+			}
+			t.hosts[strings.ToLower(h)] = true
+		}
+	}
 	switch cfg.Scheme {
 	case Bearer, Basic:
 		if cfg.Header != "" && http.CanonicalHeaderKey(cfg.Header) != "Authorization" {
@@ -188,6 +230,10 @@ func NewTransport(cfg Config, base http.RoundTripper) (*Transport, error) {
 
 // RoundTrip implements [http.RoundTripper].
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if err := t.checkDestination(req); err != nil {
+		closeBody(req)
+		return nil, err
+	}
 	value, err := t.headerValue(req)
 	if err != nil {
 		closeBody(req)
@@ -205,6 +251,41 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	// From here on the base transport owns (and closes) the body.
 	return base.RoundTrip(r2)
+}
+
+// checkDestination refuses hosts outside Config.Hosts and plain http to
+// non-loopback hosts (unless InsecureAllowHTTP). It runs before the source is
+// asked for the secret, so a refused request costs no file check.
+func (t *Transport) checkDestination(req *http.Request) error {
+	u := req.URL
+	if u == nil {
+		return fmt.Errorf("%w: request has no URL", ErrDestinationNotAllowed)
+	}
+	host := u.Hostname()
+	if t.hosts != nil && !t.hosts[strings.ToLower(u.Host)] && !t.hosts[strings.ToLower(host)] {
+		return fmt.Errorf("%w: host %q is not in Hosts", ErrDestinationNotAllowed, u.Host)
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "https":
+		return nil
+	case "http":
+		if t.allowHTTP || isLoopback(host) {
+			return nil
+		}
+		return fmt.Errorf("%w: plain http to non-loopback host %q (see Config.InsecureAllowHTTP)", ErrDestinationNotAllowed, u.Host)
+	}
+	return fmt.Errorf("%w: URL scheme %q", ErrDestinationNotAllowed, u.Scheme)
+}
+
+// isLoopback reports whether host (without port) is "localhost" or a
+// loopback IP literal. Names other than localhost are not resolved: a
+// name's address can change between this check and the dial.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // headerValue returns the encoded header value for the current secret(s).
