@@ -42,7 +42,8 @@ const minSubstringLen = 16
 // caller's own token. The request body is not inspected.
 //
 // The error wraps [ErrTokenPassthrough] and names where the token was found
-// (a header name, "query parameter", "URL user info"), never the token.
+// ("header Authorization", "trailer X-…", "query parameter", "URL path",
+// "URL user info"), never the token.
 func CheckPassthrough(req *http.Request) error {
 	info, ok := authn.FromContext(req.Context())
 	if !ok {
@@ -77,7 +78,8 @@ func CheckPassthrough(req *http.Request) error {
 		}
 		if req.URL.RawQuery != "" {
 			// The raw form catches an unencoded token even in a query that
-			// url.ParseQuery would reject; the parsed values catch encoded ones.
+			// url.ParseQuery would reject; queryCarries catches encoded ones
+			// and short tokens that are a whole name or value.
 			if long && strings.Contains(req.URL.RawQuery, token) {
 				return fmt.Errorf("%w: query parameter", ErrTokenPassthrough)
 			}
@@ -110,7 +112,7 @@ func headerCarries(name, v, token string) bool {
 			}
 		}
 	}
-	if name == "Cookie" {
+	if strings.EqualFold(name, "Cookie") {
 		for _, part := range strings.Split(v, ";") {
 			_, val, _ := strings.Cut(strings.TrimSpace(part), "=")
 			if equal(strings.Trim(val, `"`), token) {
