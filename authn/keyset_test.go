@@ -4,13 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/mcpauth-go/mcpauth/authn/idptest"
 )
@@ -50,12 +50,11 @@ func smallRSA(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	j, err := jwk.Import(k.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = j.Set(jwk.KeyIDKey, "small")
-	b, _ := json.Marshal(j)
+	b, _ := json.Marshal(map[string]string{
+		"kty": "RSA", "kid": "small",
+		"n": base64.RawURLEncoding.EncodeToString(k.N.Bytes()),
+		"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(k.E)).Bytes()),
+	})
 	return string(b)
 }
 
@@ -65,7 +64,7 @@ func TestJWKSSkipsUnusableKeys(t *testing.T) {
 	s := &f.v.keys
 	body := `{"keys":[
 		{"kty":"oct","k":"c2VjcmV0","kid":"hmac"},
-		`+smallRSA(t)+`,
+		` + smallRSA(t) + `,
 		{"kty":"EC","crv":"P-256","kid":"enc","use":"enc","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"},
 		{"kty":"EC","crv":"P-256","kid":"good","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}
 	]}`
