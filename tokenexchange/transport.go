@@ -275,15 +275,22 @@ func (t *Transport) cacheKey(r *request) [32]byte {
 // [ErrNoIdentity] if the request context has no identity, and with
 // [ErrPassthrough] if req already carries the inbound token in a header.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	e, subject, err := t.entry(req.Context())
+	ctx := req.Context()
+	r, sexp, err := t.subject(ctx)
 	if err != nil {
 		closeBody(req)
 		return nil, err
 	}
-	if carries(req.Header, subject) {
+	// Refuse before exchanging: nothing is sent anywhere.
+	if carries(req.Header, r.subjectToken) {
 		closeBody(req)
-		t.logger.WarnContext(req.Context(), "tokenexchange: refused request carrying the inbound token", "host", req.URL.Host)
+		t.logger.WarnContext(ctx, "tokenexchange: refused request carrying the inbound token", "host", req.URL.Host)
 		return nil, ErrPassthrough
+	}
+	e, err := t.lookup(ctx, r, sexp)
+	if err != nil {
+		closeBody(req)
+		return nil, err
 	}
 	r2 := cloneWith(req, t.header, e.value)
 	base := t.Base
@@ -334,8 +341,8 @@ func cloneWith(req *http.Request, key, value string) *http.Request {
 	vals := make([]string, nv)
 	h := make(http.Header, len(req.Header)+1)
 	for k, vs := range req.Header {
-		if k == key {
-			continue
+		if strings.EqualFold(k, key) {
+			continue // replaced, whatever its spelling
 		}
 		n := copy(vals, vs)
 		h[k] = vals[:n:n]
@@ -350,7 +357,11 @@ func cloneWith(req *http.Request, key, value string) *http.Request {
 // Exchange returns the exchanged token for the identity in ctx, from the
 // cache when a valid one is there. The returned Token is a copy.
 func (t *Transport) Exchange(ctx context.Context) (*Token, error) {
-	e, _, err := t.entry(ctx)
+	r, sexp, err := t.subject(ctx)
+	if err != nil {
+		return nil, err
+	}
+	e, err := t.lookup(ctx, r, sexp)
 	if err != nil {
 		return nil, err
 	}
@@ -358,43 +369,45 @@ func (t *Transport) Exchange(ctx context.Context) (*Token, error) {
 	return &tok, nil
 }
 
-// entry returns the cache entry for ctx's identity, exchanging on a miss.
-// It also returns the subject token, for the passthrough check.
-func (t *Transport) entry(ctx context.Context) (*entry, string, error) {
+// subject builds the exchange request for ctx's identity: subject token,
+// its type and expiry, and the actor token if configured.
+func (t *Transport) subject(ctx context.Context) (request, time.Time, error) {
 	subject, stype, sexp, err := t.source.SubjectToken(ctx)
 	if err != nil {
 		if errors.Is(err, ErrNoIdentity) {
-			return nil, "", ErrNoIdentity
+			return request{}, time.Time{}, ErrNoIdentity
 		}
-		return nil, "", fmt.Errorf("tokenexchange: subject token: %w", err)
+		return request{}, time.Time{}, fmt.Errorf("tokenexchange: subject token: %w", err)
 	}
 	if subject == "" {
-		return nil, "", ErrNoIdentity
+		return request{}, time.Time{}, ErrNoIdentity
 	}
-	now := t.now()
-	if !sexp.IsZero() && !now.Before(sexp) {
-		return nil, "", ErrSubjectExpired
+	if !sexp.IsZero() && !t.now().Before(sexp) {
+		return request{}, time.Time{}, ErrSubjectExpired
 	}
 	r := request{subjectToken: subject, subjectTokenType: cmp(stype, t.subjectTokenType)}
 	if t.cfg.ActorToken != nil {
 		at, att, err := t.cfg.ActorToken(ctx)
 		if err != nil {
-			return nil, "", fmt.Errorf("tokenexchange: actor token: %w", err)
+			return request{}, time.Time{}, fmt.Errorf("tokenexchange: actor token: %w", err)
 		}
 		if at != "" {
 			r.actorToken, r.actorTokenType = at, cmp(att, TokenTypeAccessToken)
 		}
 	}
+	return r, sexp, nil
+}
+
+// lookup returns the cache entry for r, exchanging on a miss.
+func (t *Transport) lookup(ctx context.Context, r request, sexp time.Time) (*entry, error) {
 	if t.cache == nil {
-		e, err := t.fetch(ctx, r, sexp)
-		return e, subject, err
+		return t.fetch(ctx, r, sexp)
 	}
 	key := t.cacheKey(&r)
-	if e := t.cache.get(key, now); e != nil {
-		return e, subject, nil
+	if e := t.cache.get(key, t.now()); e != nil {
+		return e, nil
 	}
-	e, err := t.miss(ctx, key, r, sexp)
-	return e, subject, err
+	return t.miss(ctx, key, r, sexp)
 }
 
 // miss makes (or joins) the one STS call for key, shared by every waiter.

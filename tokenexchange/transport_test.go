@@ -136,8 +136,10 @@ func TestRoundTripContract(t *testing.T) {
 	})
 
 	t.Run("inbound token already on the request is refused", func(t *testing.T) {
+		// Without a cache, an exchange before the check would show as an STS call.
+		tr := mustTransport(t, tokenexchange.Config{TokenURL: sts.URL(), CacheSize: -1})
 		for _, v := range []string{"Bearer " + canarySubject, "bearer  " + canarySubject, canarySubject} {
-			calls := be.calls.Load()
+			calls, stsCalls := be.calls.Load(), sts.calls.Load()
 			body := &trackingBody{Reader: strings.NewReader("x")}
 			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, be.srv.URL, body)
 			req.Header.Set("X-Forwarded-Token", v)
@@ -151,7 +153,24 @@ func TestRoundTripContract(t *testing.T) {
 			if be.calls.Load() != calls {
 				t.Error("request was sent")
 			}
+			if sts.calls.Load() != stsCalls {
+				t.Error("the refused request still caused an exchange")
+			}
 			assertClean(t, "error", fmt.Sprint(err), canarySubject)
+		}
+	})
+
+	t.Run("credential header replaced whatever its spelling", func(t *testing.T) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, be.srv.URL, nil)
+		req.Header["authorization"] = []string{"Bearer stale"} // non-canonical key
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		got := be.lastRequest(t).Header.Values("Authorization")
+		if len(got) != 1 || got[0] != "Bearer "+issued(canarySubject+"|") {
+			t.Errorf("backend Authorization = %q", got)
 		}
 	})
 
