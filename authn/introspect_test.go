@@ -581,24 +581,31 @@ func TestIntrospectWaiterGivesUpOnItsOwnContext(t *testing.T) {
 		<-release
 		introJSON(introActive(now))(w, r)
 	}, nil)
+	// The impatient waiter starts the shared call; a patient one joins it.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	impatient := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := s.in.verify(ctx, "slow-token")
+		impatient <- err
+	}()
+	for s.fake.count.Load() == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
 	patient := make(chan error, 1)
 	go func() {
 		_, err := s.in.verify(context.Background(), "slow-token")
 		patient <- err
 	}()
-	for s.fake.count.Load() == 0 {
-		time.Sleep(5 * time.Millisecond)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	_, err := s.in.verify(ctx, "slow-token")
+	err := <-impatient
 	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("impatient waiter: err = %v", err)
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("impatient waiter returned after %v", d)
 	}
+	time.Sleep(50 * time.Millisecond) // the shared call must outlive its starter's context
 	close(release)
 	if err := <-patient; err != nil {
 		t.Errorf("patient waiter: %v (the shared call died with another waiter's context)", err)
