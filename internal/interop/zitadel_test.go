@@ -369,3 +369,87 @@ func TestZitadelRejections(t *testing.T) {
 		})
 	}
 }
+
+// Delegation (RFC 8693 §1.1): the example OP refuses to exchange a non-admin
+// user's token alone, and accepts it with an actor token.
+func TestZitadelDelegationWithActorToken(t *testing.T) {
+	o := startOP(t)
+	subject := o.login(t, "test-user2", "verysecure") // id2, not an admin
+	actor := o.login(t, "test-user@127.0.0.1", "verysecure")
+	cfg := tokenexchange.Config{TokenURL: o.md.TokenEndpoint, ClientID: "web", ClientSecret: "secret", Audience: "api", Scopes: []string{"openid"}}
+
+	alone, err := tokenexchange.NewTransport(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = alone.Exchange(withIdentity(subject))
+	var te *tokenexchange.Error
+	// The example storage reports its refusal as a plain error, which the OP
+	// turns into 500 server_error.
+	if !errors.As(err, &te) || te.Code != "server_error" {
+		t.Fatalf("exchange without actor: err = %v, want the OP's refusal", err)
+	}
+
+	cfg.ActorToken = func(context.Context) (string, string, error) {
+		return actor, tokenexchange.TokenTypeAccessToken, nil
+	}
+	delegated, err := tokenexchange.NewTransport(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := delegated.Exchange(withIdentity(subject))
+	if err != nil {
+		t.Fatalf("exchange with actor: %v", err)
+	}
+	in, err := o.introspect(context.Background(), tok.AccessToken)
+	if err != nil || !in.Active || in.Subject != "id2" {
+		t.Errorf("introspection of the delegated token = %+v, %v", in, err)
+	}
+}
+
+// Concurrent first requests of one user make one call to the OP.
+func TestZitadelConcurrentMisses(t *testing.T) {
+	o := startOP(t)
+	subject := o.login(t, "test-user@127.0.0.1", "verysecure")
+	tr, err := tokenexchange.NewTransport(tokenexchange.Config{
+		TokenURL: o.md.TokenEndpoint, ClientID: "web", ClientSecret: "secret", Audience: "api",
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := o.tokenCalls.Load()
+	var wg sync.WaitGroup
+	errs := make(chan error, 50)
+	tokens := make(chan string, 50)
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(withIdentity(subject), 10*time.Second)
+			defer cancel()
+			tok, err := tr.Exchange(ctx)
+			if err != nil {
+				errs <- err
+				return
+			}
+			tokens <- tok.AccessToken
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	close(tokens)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	first := ""
+	for tok := range tokens {
+		if first == "" {
+			first = tok
+		} else if tok != first {
+			t.Fatal("concurrent requests got different exchanged tokens")
+		}
+	}
+	if n := o.tokenCalls.Load() - before; n != 1 {
+		t.Errorf("token endpoint calls = %d, want 1", n)
+	}
+}
