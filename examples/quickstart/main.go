@@ -54,7 +54,7 @@ func main() {
 	// Stop on Ctrl-C or SIGTERM: run then shuts the server down gracefully.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "quickstart:", err)
 		}
@@ -74,7 +74,7 @@ type options struct {
 }
 
 // parseFlags reads args into options.
-func parseFlags(args []string, stderr io.Writer) (options, error) {
+func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
 	var o options
 	var scopes string
 	fs := flag.NewFlagSet("quickstart", flag.ContinueOnError)
@@ -104,14 +104,14 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 			o.addr = "127.0.0.1:0"
 		}
 	}
-	o.secret = os.Getenv(secretEnv)
+	o.secret = getenv(secretEnv)
 	return o, nil
 }
 
 // run is main without the process: it serves until ctx is done, or, with
 // -demo, until the round trip has finished. Tests call it directly.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	o, err := parseFlags(args, stderr)
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, getenv, stderr)
 	if err != nil {
 		return err
 	}

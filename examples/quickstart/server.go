@@ -38,6 +38,11 @@ type quickstart struct {
 	srv      *http.Server
 }
 
+// Format prints qs without the demo client's secret, whatever the verb.
+func (qs quickstart) Format(f fmt.State, _ rune) {
+	fmt.Fprintf(f, "quickstart{resource:%s issuer:%s}", qs.resource, qs.issuer)
+}
+
 // start listens on o.addr, sets up the IdP and the verifier and starts
 // serving in the background. The caller must call close.
 func start(o options, logger *slog.Logger) (_ *quickstart, err error) {
@@ -138,7 +143,10 @@ func mcpHandler() http.Handler {
 		&mcp.StreamableHTTPOptions{
 			// Stateless: every HTTP request is verified and handled on its own,
 			// so the identity a tool sees is the one that sent this very
-			// request, and no session outlives the token that opened it.
+			// request. In the SDK's stateful mode a tool's context is that of
+			// the request that opened the session: authn.FromContext would
+			// report whoever sent initialize, not the caller
+			// (TestIdentityPerRequest shows it).
 			Stateless: true,
 			// Plain JSON responses keep the printed curl output readable.
 			JSONResponse: true,
