@@ -27,6 +27,8 @@
 // (the raw token is never a key). An entry lives until the issued token's
 // expiry minus [Config.Skew], and never past the subject token's expiry. The
 // cache is bounded ([Config.CacheSize], least recently used entries go first).
+// A token issued without expires_in, or one that expires within the skew,
+// is used for the request at hand and not cached.
 // Concurrent misses for one key make exactly one STS call; each waiting
 // request still gives up on its own context.
 //
@@ -50,7 +52,9 @@
 // # Errors and secrets
 //
 // A request without a verified identity in its context fails with
-// [ErrNoIdentity] and is never sent. STS 4xx answers are [*Error] values
+// [ErrNoIdentity] and is never sent; one that already carries the inbound
+// token in a header fails with [ErrPassthrough] before any exchange; an
+// expired subject token is never sent to the STS ([ErrSubjectExpired]). STS 4xx answers are [*Error] values
 // carrying the RFC 6749 error code; 5xx answers, timeouts, malformed and
 // oversized (more than 1 MiB) responses match [ErrRetryable]. No error string
 // or log line ever contains a subject, actor or issued token or a client

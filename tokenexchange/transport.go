@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/textproto"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -50,8 +51,9 @@ type Transport struct {
 	flight singleflight.Group
 }
 
-// hopByHop are headers a credential must never be put in.
-var hopByHop = map[string]bool{
+// forbiddenHeaders are hop-by-hop and framing headers a credential must
+// never be put in.
+var forbiddenHeaders = map[string]bool{
 	"Connection": true, "Proxy-Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true,
 	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
 	"Host": true, "Content-Length": true, "Content-Type": true,
@@ -135,7 +137,7 @@ func NewTransport(cfg Config, base http.RoundTripper) (*Transport, error) {
 			return nil, fmt.Errorf("tokenexchange: invalid header name %q", cfg.Header)
 		}
 		t.header = textproto.CanonicalMIMEHeaderKey(cfg.Header)
-		if hopByHop[t.header] {
+		if forbiddenHeaders[t.header] {
 			return nil, fmt.Errorf("tokenexchange: header %q cannot carry a credential", t.header)
 		}
 	}
@@ -146,6 +148,12 @@ func NewTransport(cfg Config, base http.RoundTripper) (*Transport, error) {
 	for _, s := range t.scopes {
 		if s == "" || strings.ContainsAny(s, " \t\r\n\"\\") {
 			return nil, fmt.Errorf("tokenexchange: invalid scope %q", s)
+		}
+	}
+	for _, r := range t.resources {
+		// RFC 8707 §2: an absolute URI without a fragment.
+		if u, err := url.Parse(r); err != nil || !u.IsAbs() || u.Fragment != "" {
+			return nil, fmt.Errorf("tokenexchange: resource %q is not an absolute URI without fragment", r)
 		}
 	}
 	t.static = staticKey(cfg.Audience, t.scopes, t.resources, t.requestedTokenType)

@@ -340,6 +340,8 @@ func TestNewTransportValidation(t *testing.T) {
 		{"Host header", tokenexchange.Config{TokenURL: ok, Header: "host"}},
 		{"hop-by-hop header", tokenexchange.Config{TokenURL: ok, Header: "Proxy-Authorization"}},
 		{"bad scope", tokenexchange.Config{TokenURL: ok, Scopes: []string{"a b"}}},
+		{"relative resource", tokenexchange.Config{TokenURL: ok, Resources: []string{"api"}}},
+		{"resource with fragment", tokenexchange.Config{TokenURL: ok, Resources: []string{"https://api.example/#x"}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
