@@ -223,3 +223,33 @@ func TestIsToken68(t *testing.T) {
 		}
 	}
 }
+
+// A Challenge renders the WWW-Authenticate value of an RFC 6750 error
+// response; values that could break the header are filtered out.
+func ExampleChallenge_String() {
+	c := Challenge{
+		Error:            "insufficient_scope",
+		ErrorDescription: "The access token does not grant every scope this request requires.",
+		Scopes:           []string{"files:read", "files:write"},
+		ResourceMetadata: "https://mcp.example.com/.well-known/oauth-protected-resource/mcp",
+	}
+	fmt.Println(c.String())
+	fmt.Println(Challenge{Realm: "evil\"\r\nX-Injected: 1"}.String())
+	// Output:
+	// Bearer error="insufficient_scope", error_description="The access token does not grant every scope this request requires.", scope="files:read files:write", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
+	// Bearer realm="evilX-Injected: 1"
+}
+
+// BearerToken reads the token only from a single Authorization header.
+func ExampleBearerToken() {
+	r := httptest.NewRequest("GET", "/mcp", nil)
+	r.Header.Set("Authorization", "bearer mF_9.B5f-4.1JqM")
+	fmt.Println(BearerToken(r))
+
+	r = httptest.NewRequest("GET", "/mcp?access_token=mF_9.B5f-4.1JqM", nil)
+	_, err := BearerToken(r)
+	fmt.Println(errors.Is(err, ErrInvalidRequest))
+	// Output:
+	// mF_9.B5f-4.1JqM <nil>
+	// true
+}

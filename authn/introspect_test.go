@@ -741,3 +741,27 @@ func TestIntrospectionConfigRedacts(t *testing.T) {
 		t.Errorf("String = %s", ic.String())
 	}
 }
+
+// BenchmarkIntrospectCached measures a cache hit: hash, lookup, copy.
+func BenchmarkIntrospectCached(b *testing.B) {
+	now := time.Unix(1_800_000_000, 0)
+	srv := httptest.NewServer(http.HandlerFunc(introJSON(introActive(now))))
+	defer srv.Close()
+	cfg := &Config{Issuer: introIssuer, Audience: []string{introResource}, HTTPClient: srv.Client(),
+		Now: func() time.Time { return now }, Introspection: &IntrospectionConfig{URL: srv.URL}}
+	in, err := newIntrospector(cfg, func(context.Context) (string, error) { return srv.URL, nil })
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	tok := strings.Repeat("x", 43)
+	if _, err := in.verify(ctx, tok); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := in.verify(ctx, tok); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -602,3 +602,53 @@ func edgeTamper(tok string) string {
 	}
 	return tok[:i] + string(c) + tok[i+1:]
 }
+
+// BenchmarkMiddleware measures the middleware's own cost around a verifier
+// that answers at once: a successful request, a request without a token,
+// a rejected token, and a request needing per-route scopes.
+func BenchmarkMiddleware(b *testing.B) {
+	info := &TokenInfo{Subject: "alice", Scopes: []string{"read", "write"}}
+	v := VerifierFunc(func(_ context.Context, tok string) (*TokenInfo, error) {
+		if tok == "good" {
+			return info, nil
+		}
+		return nil, ErrInvalidToken
+	})
+	quiet := slog.New(slog.DiscardHandler)
+	next := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+	cases := []struct {
+		name string
+		opts Options
+		auth string
+	}{
+		{"success", Options{Scopes: []string{"read"}, Logger: quiet}, "Bearer good"},
+		{"no-token", Options{ResourceMetadataURL: edgeRM, Scopes: []string{"read"}, Logger: quiet}, ""},
+		{"invalid", Options{ResourceMetadataURL: edgeRM, Logger: quiet}, "Bearer bad"},
+		{"scopes-for", Options{Scopes: []string{"read"}, Logger: quiet,
+			ScopesFor: func(*http.Request) []string { return []string{"write"} }}, "Bearer good"},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			h := Middleware(v, c.opts)(next)
+			r := httptest.NewRequest(http.MethodPost, "/mcp", nil)
+			if c.auth != "" {
+				r.Header.Set("Authorization", c.auth)
+			}
+			w := &edgeDiscardWriter{h: http.Header{}}
+			b.ReportAllocs()
+			for b.Loop() {
+				clear(w.h)
+				h.ServeHTTP(w, r)
+			}
+		})
+	}
+}
+
+func BenchmarkChallengeString(b *testing.B) {
+	c := Challenge{Error: "insufficient_scope", ErrorDescription: descInsufficientScope,
+		Scopes: []string{"files:read", "files:write"}, ResourceMetadata: edgeRM}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = c.String()
+	}
+}
