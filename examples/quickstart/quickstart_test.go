@@ -575,3 +575,22 @@ func TestIdentityPerRequest(t *testing.T) {
 		}
 	}
 }
+
+func TestDefaultResource(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		addr    net.Addr
+		want    string
+		wantErr bool
+	}{
+		{addr: &net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 8080}, want: "http://127.0.0.1:8080/mcp"},
+		{addr: &net.TCPAddr{IP: net.ParseIP("::1"), Port: 8080}, want: "http://[::1]:8080/mcp"},
+		{addr: &net.TCPAddr{IP: net.ParseIP("0.0.0.0"), Port: 8080}, wantErr: true},
+		{addr: &net.TCPAddr{IP: net.ParseIP("192.0.2.1"), Port: 8080}, wantErr: true},
+	} {
+		got, err := defaultResource(tc.addr)
+		if got != tc.want || (err != nil) != tc.wantErr {
+			t.Errorf("defaultResource(%v) = %q, %v; want %q, error %v", tc.addr, got, err, tc.want, tc.wantErr)
+		}
+	}
+}

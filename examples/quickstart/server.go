@@ -66,7 +66,9 @@ func start(o options, logger *slog.Logger) (_ *quickstart, err error) {
 	// header: it is what tokens are audience-restricted to (RFC 8707).
 	qs.resource = o.resource
 	if qs.resource == "" {
-		qs.resource = qs.url + "/mcp"
+		if qs.resource, err = defaultResource(ln.Addr()); err != nil {
+			return nil, err
+		}
 	}
 	if qs.issuer == "" {
 		qs.startEmbeddedIdP()
@@ -189,6 +191,16 @@ func (qs *quickstart) close() {
 	if qs.idp != nil {
 		qs.idp.Close()
 	}
+}
+
+// defaultResource is http://ADDR/mcp for a loopback addr. Elsewhere there is
+// no good default: plain http is refused off loopback (tokens would cross the
+// network in clear), and only the operator knows the https name clients use.
+func defaultResource(addr net.Addr) (string, error) {
+	if !isLoopback(addr) {
+		return "", fmt.Errorf("listening on %s: set -resource to the https URI clients reach this server at", addr)
+	}
+	return "http://" + addr.String() + "/mcp", nil
 }
 
 // resourcePath is the escaped path of the resource URI, "/" for a bare origin.
