@@ -179,6 +179,16 @@ func TestRedaction(t *testing.T) {
 			t.Errorf("no REDACTED marker in %q", s)
 		}
 	}
+	// A Transport holds the config and cached tokens: it must not print them.
+	sts := newFakeSTS(t)
+	cfg.TokenURL = sts.URL()
+	tr := mustTransport(t, cfg)
+	if _, err := tr.Exchange(identity(canarySubject, time.Time{})); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{fmt.Sprintf("%v %+v %#v %s", tr, tr, tr, tr), fmt.Sprintf("%+v", []any{tr})} {
+		assertClean(t, "transport", s, canarySecret, canarySubject, issued(canarySubject+"|"))
+	}
 	if !strings.Contains(string(cj), `"client_id":"mcp"`) {
 		t.Errorf("config JSON lost public fields: %s", cj)
 	}

@@ -25,10 +25,11 @@ import (
 // never with the inbound token itself. It is safe for concurrent use.
 type Transport struct {
 	// Base is the RoundTripper that sends the request once the credential is
-	// set. If nil, http.DefaultTransport is used.
+	// set. If nil, http.DefaultTransport is used. Do not change it once the
+	// Transport is in use.
 	Base http.RoundTripper
 
-	cfg                Config
+	cfg                *Config // a pointer, so even a raw print of the struct shows no secret
 	client             *http.Client
 	logger             *slog.Logger
 	now                func() time.Time
@@ -51,6 +52,17 @@ type Transport struct {
 	flight singleflight.Group
 }
 
+// String describes the transport without its secrets or cached tokens.
+func (t *Transport) String() string {
+	return "tokenexchange.Transport{" + t.cfg.String() + "}"
+}
+
+// GoString is String, so %#v does not reveal secrets either.
+func (t *Transport) GoString() string { return t.String() }
+
+// Format makes every fmt verb print String.
+func (t *Transport) Format(f fmt.State, _ rune) { _, _ = fmt.Fprint(f, t.String()) }
+
 // forbiddenHeaders are hop-by-hop and framing headers a credential must
 // never be put in.
 var forbiddenHeaders = map[string]bool{
@@ -63,7 +75,7 @@ var forbiddenHeaders = map[string]bool{
 // (http.DefaultTransport if nil). It does not contact the STS: discovery, if
 // needed, happens on the first exchange.
 func NewTransport(cfg Config, base http.RoundTripper) (*Transport, error) {
-	t := &Transport{Base: base, cfg: cfg, now: cfg.Now, logger: cfg.Logger}
+	t := &Transport{Base: base, cfg: &cfg, now: cfg.Now, logger: cfg.Logger}
 	if cfg.TokenURL != "" {
 		if err := checkEndpoint(cfg.TokenURL, cfg.InsecureAllowHTTP); err != nil {
 			return nil, err
