@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"unsafe"
 )
 
 // multiMaxTokenSize caps the token MultiVerifier peeks into, before any
@@ -74,15 +75,9 @@ func (m *MultiVerifier) Verify(ctx context.Context, token string) (*TokenInfo, e
 	if strings.Contains(sig, ".") {
 		return nil, invalid("token is not a compact JWS (JWE and other serializations are not accepted)")
 	}
-	iss, err := peekIssuer(payload)
+	v, err := m.route(payload)
 	if err != nil {
 		return nil, err
-	}
-	v, ok := m.byIssuer[iss]
-	if !ok {
-		// The unverified iss is attacker-controlled: keep it out of the
-		// error (and so out of logs).
-		return nil, invalid("token names an issuer that is not trusted")
 	}
 	return v.Verify(ctx, token)
 }
@@ -101,20 +96,216 @@ func multiLooksLikeJOSE(seg string) bool {
 	return len(seg) >= 4 && seg[0] == 'e' && (seg[1] == 'y' || seg[1] == 'w')
 }
 
-// peekIssuer decodes a JWS payload segment just enough to read iss.
-func peekIssuer(payload string) (string, error) {
-	b, err := base64.RawURLEncoding.DecodeString(payload)
+// route decodes a JWS payload segment just enough to read iss, and
+// looks it up in byIssuer. Typical payloads are decoded into a stack buffer
+// and scanned without allocating (see scanIssuer); anything unusual falls
+// back to encoding/json with the same result.
+func (m *MultiVerifier) route(payload string) (TokenVerifier, error) {
+	src := unsafe.Slice(unsafe.StringData(payload), len(payload)) // read only
+	var stack [1024]byte
+	var dst []byte
+	if n := base64.RawURLEncoding.DecodedLen(len(src)); n <= len(stack) {
+		dst = stack[:n]
+	} else {
+		dst = make([]byte, n)
+	}
+	n, err := base64.RawURLEncoding.Decode(dst, src)
 	if err != nil {
-		return "", invalid("JWS payload is not base64url")
+		return nil, invalid("JWS payload is not base64url")
 	}
-	var claims struct {
-		Iss *string `json:"iss"`
+	b := dst[:n]
+	iss, ok := scanIssuer(b)
+	if !ok {
+		// A copy, so that b (possibly on the stack) does not escape.
+		s, err := decodeIssuer(append([]byte(nil), b...))
+		if err != nil {
+			return nil, err
+		}
+		iss = []byte(s)
 	}
-	if err := json.Unmarshal(b, &claims); err != nil {
-		return "", invalid("JWS payload is not a JSON object with a string iss")
+	if len(iss) == 0 {
+		return nil, invalid("JWS payload has no iss")
 	}
-	if claims.Iss == nil || *claims.Iss == "" {
-		return "", invalid("JWS payload has no iss")
+	v, found := m.byIssuer[string(iss)] // no allocation for the conversion
+	if !found {
+		// The unverified iss is attacker-controlled: keep it out of the
+		// error (and so out of logs).
+		return nil, invalid("token names an issuer that is not trusted")
 	}
-	return *claims.Iss, nil
+	return v, nil
+}
+
+// decodeIssuer reads the top-level "iss" member (exact name; the last one
+// wins, as in encoding/json) with encoding/json. It returns "" when there
+// is none.
+func decodeIssuer(b []byte) (string, error) {
+	var claims map[string]any
+	if err := json.Unmarshal(b, &claims); err != nil || claims == nil {
+		return "", invalid("JWS payload is not a JSON object")
+	}
+	v, present := claims["iss"]
+	if !present {
+		return "", nil
+	}
+	iss, ok := v.(string)
+	if !ok {
+		return "", invalid("JWS payload iss is not a string")
+	}
+	return iss, nil
+}
+
+// scanIssuer is the allocation-free fast path of decodeIssuer for the
+// common shape of a JWT payload: a JSON object whose member names have no
+// escapes and whose iss value is a plain ASCII string without escapes. It
+// returns ok=false whenever it is unsure (escapes, non-ASCII, a non-string
+// iss, anything malformed), and the caller then uses decodeIssuer. When it
+// returns ok=true on valid JSON, the answer equals decodeIssuer's (this is
+// fuzzed). A missing iss is (nil, true).
+func scanIssuer(b []byte) (iss []byte, ok bool) {
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return nil, false
+	}
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return nil, skipWS(b, i+1) == len(b)
+	}
+	for {
+		// Member name.
+		if i >= len(b) || b[i] != '"' {
+			return nil, false
+		}
+		start := i + 1
+		end, plain := scanString(b, start)
+		if end < 0 || !plain {
+			return nil, false
+		}
+		name := b[start:end]
+		i = skipWS(b, end+1)
+		if i >= len(b) || b[i] != ':' {
+			return nil, false
+		}
+		i = skipWS(b, i+1)
+		if string(name) == "iss" {
+			if i >= len(b) || b[i] != '"' {
+				return nil, false // not a string: let decodeIssuer say so
+			}
+			vend, vplain := scanString(b, i+1)
+			if vend < 0 || !vplain {
+				return nil, false
+			}
+			iss = b[i+1 : vend]
+			i = vend + 1
+		} else if i = skipValue(b, i, 0); i < 0 {
+			return nil, false
+		}
+		i = skipWS(b, i)
+		if i >= len(b) {
+			return nil, false
+		}
+		switch b[i] {
+		case ',':
+			i = skipWS(b, i+1)
+		case '}':
+			if skipWS(b, i+1) != len(b) {
+				return nil, false
+			}
+			return iss, true
+		default:
+			return nil, false
+		}
+	}
+}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// scanString finds the closing quote of the JSON string starting after the
+// opening quote at b[start-1]. plain reports that the string has no escape,
+// control or non-ASCII byte, so its bytes are its value. end is -1 if the
+// string is unterminated.
+func scanString(b []byte, start int) (end int, plain bool) {
+	plain = true
+	for i := start; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			return i, plain
+		case c == '\\':
+			plain = false
+			i++ // skip the escaped byte (enough to find the end)
+		case c < 0x20 || c >= 0x80:
+			plain = false
+		}
+	}
+	return -1, false
+}
+
+// skipValue skips one JSON value starting at b[i] and returns the index
+// after it, or -1. Nesting is bounded; literals and numbers are checked
+// only loosely (the fast path's answer only has to match on valid JSON).
+func skipValue(b []byte, i, depth int) int {
+	if i >= len(b) || depth > 64 {
+		return -1
+	}
+	switch b[i] {
+	case '"':
+		end, _ := scanString(b, i+1)
+		if end < 0 {
+			return -1
+		}
+		return end + 1
+	case '{', '[':
+		closer := byte('}')
+		if b[i] == '[' {
+			closer = ']'
+		}
+		i = skipWS(b, i+1)
+		if i < len(b) && b[i] == closer {
+			return i + 1
+		}
+		for {
+			if closer == '}' {
+				if i >= len(b) || b[i] != '"' {
+					return -1
+				}
+				end, _ := scanString(b, i+1)
+				if end < 0 {
+					return -1
+				}
+				i = skipWS(b, end+1)
+				if i >= len(b) || b[i] != ':' {
+					return -1
+				}
+				i = skipWS(b, i+1)
+			}
+			if i = skipValue(b, i, depth+1); i < 0 {
+				return -1
+			}
+			i = skipWS(b, i)
+			if i >= len(b) {
+				return -1
+			}
+			if b[i] == closer {
+				return i + 1
+			}
+			if b[i] != ',' {
+				return -1
+			}
+			i = skipWS(b, i+1)
+		}
+	default:
+		// Number or literal: run to the next delimiter.
+		start := i
+		for i < len(b) && strings.IndexByte(",}] \t\n\r", b[i]) < 0 {
+			i++
+		}
+		if i == start {
+			return -1
+		}
+		return i
+	}
 }

@@ -3,6 +3,7 @@ package authn
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -89,6 +90,14 @@ func TestMultiVerifierRouting(t *testing.T) {
 		{"payload padded", "eyJhbGciOiJFUzI1NiJ9." + base64.URLEncoding.EncodeToString([]byte(`{"iss":"`+issA+`"}`)) + ".c2ln", false, "", ErrInvalidToken},
 		{"JWE-shaped", "eyJhbGciOiJSU0EtT0FFUCJ9.a.b.c.d", false, "", ErrInvalidToken},
 		{"oversized", multiJWS(`{"iss":"` + issA + `","pad":"` + strings.Repeat("x", 16<<10) + `"}`), false, "", ErrInvalidToken},
+		{"escaped iss (slow path)", multiJWS(`{"iss":"https:\/\/a.example.com"}`), false, "a", nil},
+		{"escaped member name (slow path)", multiJWS(`{"\u0069ss":"` + issB + `"}`), false, "b", nil},
+		{"whitespace everywhere", multiJWS(" {\n\t\"sub\" : [1, {\"iss\":\"x\"}] ,\r\"iss\" :\"" + issA + "\" } "), false, "a", nil},
+		{"nested iss does not count", multiJWS(`{"act":{"iss":"` + issA + `"}}`), false, "", ErrInvalidToken},
+		{"duplicate iss: last wins", multiJWS(`{"iss":"https://evil.example.com","iss":"` + issB + `"}`), false, "b", nil},
+		{"member names are case-sensitive", multiJWS(`{"ISS":"` + issA + `"}`), false, "", ErrInvalidToken},
+		{"large payload (heap buffer)", multiJWS(`{"pad":"` + strings.Repeat("y", 4000) + `","iss":"` + issB + `"}`), false, "b", nil},
+		{"trailing garbage", multiJWS(`{"iss":"` + issA + `"}x`), false, "", ErrInvalidToken},
 		{"opaque", "2YotnFZFEjr1zCsicMWpAA", false, "opaque", nil},
 		{"dotted opaque", "tok.abc.def", false, "opaque", nil},
 		{"opaque without an opaque verifier", "2YotnFZFEjr1zCsicMWpAA", true, "", ErrInvalidToken},
@@ -239,6 +248,38 @@ func ExampleNewMultiVerifier() {
 	fmt.Println(info.Subject, info.Issuer == partner.Issuer(), err)
 	// Output:
 	// guest true <nil>
+}
+
+// FuzzMultiIssuer checks that the allocation-free iss scanner agrees with
+// encoding/json on every valid JSON payload it claims to understand.
+func FuzzMultiIssuer(f *testing.F) {
+	for _, seed := range []string{
+		`{"iss":"https://a.example.com","sub":"x"}`,
+		`{"sub":{"iss":"n","a":[1,2,{"b":null}]},"iss":"y","exp":1.5e9}`,
+		`{"iss":"a","iss":"b"}`,
+		`{"iss":"https:\/\/a"}`,
+		`{"\u0069ss":"a"}`,
+		`{"ISS":"a"}`,
+		`{"iss":5}`,
+		`{}`,
+		` { "iss" : "a" } `,
+		`{"a":"\"","iss":"é"}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		iss, ok := scanIssuer(b)
+		if !ok || !json.Valid(b) {
+			return
+		}
+		want, err := decodeIssuer(b)
+		if err != nil {
+			t.Fatalf("scanner accepted %q (iss %q) but encoding/json says %v", b, iss, err)
+		}
+		if string(iss) != want {
+			t.Fatalf("%q: scanner iss %q, encoding/json %q", b, iss, want)
+		}
+	})
 }
 
 // BenchmarkMultiVerifierRoute measures routing (peeking at iss) in front
