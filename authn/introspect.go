@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sync/singleflight"
 )
@@ -136,10 +137,17 @@ type introResult struct {
 // ErrInvalidToken (ErrExpired) or ErrUnavailable. Error messages never
 // contain the token.
 func (in *introspector) verify(ctx context.Context, token string) (*TokenInfo, error) {
-	key := sha256.Sum256([]byte(token))
+	key := sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token))) // read only
 	if res, ok := in.lookup(key); ok {
 		return res.withToken(token)
 	}
+	return in.miss(ctx, key, token)
+}
+
+// miss introspects a token not in the cache, sharing one call among all
+// concurrent callers for the same token. (Separate from verify so that the
+// closure's captures do not make the hit path allocate.)
+func (in *introspector) miss(ctx context.Context, key [32]byte, token string) (*TokenInfo, error) {
 	ch := in.flight.DoChan(string(key[:]), func() (any, error) {
 		if res, ok := in.lookup(key); ok {
 			return res, nil // filled by a flight that just finished
