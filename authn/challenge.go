@@ -151,9 +151,11 @@ func parseBearer(values []string, rawQuery string) (string, error) {
 	if !hasBearerScheme(v) {
 		// Another scheme, or none. A Bearer credential comma-combined
 		// after another one ("Basic …, Bearer …") is two credentials.
-		for _, part := range strings.Split(v, ",")[1:] {
-			if hasBearerScheme(strings.TrimLeft(part, " \t")) {
-				return "", ErrInvalidRequest
+		if _, after, found := strings.Cut(v, ","); found {
+			for part := range strings.SplitSeq(after, ",") {
+				if hasBearerScheme(strings.TrimLeft(part, " \t")) {
+					return "", ErrInvalidRequest
+				}
 			}
 		}
 		return "", ErrNoToken
