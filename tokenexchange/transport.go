@@ -82,6 +82,8 @@ func NewTransport(cfg Config, base http.RoundTripper) (*Transport, error) {
 		}
 	} else if cfg.Issuer == "" {
 		return nil, errors.New("tokenexchange: TokenURL or Issuer is required")
+	} else if err := checkEndpoint(cfg.Issuer, cfg.InsecureAllowHTTP); err != nil {
+		return nil, fmt.Errorf("tokenexchange: issuer: %w", err)
 	}
 	if t.now == nil {
 		t.now = time.Now

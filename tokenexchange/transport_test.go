@@ -327,6 +327,7 @@ func TestNewTransportValidation(t *testing.T) {
 	}{
 		{"no endpoint", tokenexchange.Config{}},
 		{"relative URL", tokenexchange.Config{TokenURL: "/token"}},
+		{"plain http issuer off loopback", tokenexchange.Config{Issuer: "http://idp.example"}},
 		{"plain http off loopback", tokenexchange.Config{TokenURL: "http://sts.example/token"}},
 		{"user info in URL", tokenexchange.Config{TokenURL: "https://u:p@sts.example/token"}},
 		{"basic without secret", tokenexchange.Config{TokenURL: ok, ClientID: "c", AuthMethod: tokenexchange.ClientSecretBasic}},
