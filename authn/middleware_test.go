@@ -556,6 +556,28 @@ func TestMiddlewareWithVerifier(t *testing.T) {
 		})
 	}
 
+	t.Run("two Authorization lines and a query token over the wire", func(t *testing.T) {
+		good := mint(map[string]any{"scope": "tools:call"})
+		for name, edit := range map[string]func(*http.Request){
+			"two lines": func(r *http.Request) { r.Header["Authorization"] = []string{"Bearer " + good, "Bearer " + good} },
+			"query token": func(r *http.Request) {
+				r.Header.Set("Authorization", "Bearer "+good)
+				r.URL.RawQuery = "access_token=" + good
+			},
+			"query only": func(r *http.Request) { r.URL.RawQuery = "access_token=" + good },
+		} {
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/mcp", nil)
+			edit(req)
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 400 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_request"`) {
+				t.Errorf("%s: status %d, challenge %q", name, resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+			}
+		}
+	})
 	t.Run("JWKS unavailable on first use is 503", func(t *testing.T) {
 		idp2 := idptest.NewServer(t, idptest.Config{Audience: []string{resource}})
 		idp2.SetFault(idptest.EndpointJWKS, idptest.Fault{Status: 500})
