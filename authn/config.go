@@ -58,8 +58,9 @@ type Config struct {
 	FetchTimeout time.Duration
 
 	// CacheSize is the number of verified tokens remembered so a repeated
-	// token is answered without signature checks. If zero, 10 000; negative
-	// disables the cache.
+	// token is answered without signature checks (and, separately, the
+	// number of introspection results remembered). If zero, 10 000;
+	// negative disables both caches.
 	CacheSize int
 
 	// CacheMaxTTL caps how long a verified token stays cached (it never
