@@ -84,6 +84,7 @@ type Authorizer struct {
 	groupType   cedar.EntityType
 	groupClaims []string
 	policies    atomic.Pointer[policySet]
+	subjects    [subjectSlots]atomic.Pointer[subject]
 }
 
 // New validates cfg, compiles its policies and entities, and returns an
@@ -202,7 +203,7 @@ func (a *Authorizer) Authorize(ctx context.Context, body []byte) (Decision, erro
 	if err != nil {
 		return Decision{Reason: "bad request"}, err
 	}
-	return a.decide(a.policies.Load(), newSubject(a, info), req)
+	return a.decide(a.policies.Load(), a.subjectFor(info), req)
 }
 
 // decide maps a parsed request to Cedar and evaluates it.
@@ -232,7 +233,7 @@ func (a *Authorizer) decide(ps *policySet, sub *subject, req *rpcRequest) (Decis
 	case err != nil:
 		return Decision{Reason: "bad request"}, err
 	}
-	if len(op.scopes) > 0 && len(missingScopes(sub.info, op.scopes)) > 0 {
+	if len(op.scopes) > 0 && len(missingScopes(sub.scopes, op.scopes)) > 0 {
 		return Decision{Action: op.action, Resource: op.resource, Scopes: op.scopes, Reason: "missing scope"}, nil
 	}
 	return a.evaluate(ps, sub, op.action, op.resource, op.attrs, op.args), nil
@@ -246,10 +247,10 @@ func (a *Authorizer) toolScopes(tool string) []string {
 	return a.cfg.ToolScopes["*"]
 }
 
-func missingScopes(info *authn.TokenInfo, required []string) []string {
+func missingScopes(have, required []string) []string {
 	var missing []string
 	for _, s := range required {
-		if !slices.Contains(info.Scopes, s) {
+		if !slices.Contains(have, s) {
 			missing = append(missing, s)
 		}
 	}
@@ -260,9 +261,9 @@ func missingScopes(info *authn.TokenInfo, required []string) []string {
 // any evaluation error in a policy that applies is a deny, whatever the other
 // policies say.
 func (a *Authorizer) evaluate(ps *policySet, sub *subject, action, resource cedar.EntityUID, resAttrs, args cedar.RecordMap) Decision {
-	req, ents := sub.request(a, action, resource, resAttrs, args)
-	pols := ps.lookup(action, resource)
-	dec, diag := cedar.Authorize(pols, ents, req)
+	sel := ps.lookup(action, resource)
+	req, ents := sub.request(a, action, resource, resAttrs, args, sel)
+	dec, diag := cedar.Authorize(sel.pols, ents, req)
 	d := Decision{Action: action, Resource: resource}
 	switch {
 	case len(diag.Errors) > 0:

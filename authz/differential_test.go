@@ -280,12 +280,15 @@ func TestDifferentialCedar(t *testing.T) {
 					continue
 				}
 			}
-			creq, ov := sub.request(a, op.action, op.resource, op.attrs, op.args)
+			// creq carries the complete context (what the reference gets);
+			// decide and the indexed evaluation use the pruned one.
+			creq, ov := sub.request(a, op.action, op.resource, op.attrs, op.args, nil)
 			d, err := a.decide(ps, sub, req)
 			require.NoError(t, err)
-			bucket := ps.lookup(op.action, op.resource)
-			_, diag := cedar.Authorize(bucket, ov, creq)
-			_, full := cedar.Authorize(ps.all, ov, creq)
+			sel := ps.lookup(op.action, op.resource)
+			preq, pov := sub.request(a, op.action, op.resource, op.attrs, op.args, sel)
+			_, diag := cedar.Authorize(sel.pols, pov, preq)
+			_, full := cedar.Authorize(ps.all.pols, ov, creq)
 			o := ourResult{decision: d, desc: body + " as " + info.Subject + fmt.Sprint(info.Claims, info.Scopes, info.ClientID)}
 			for _, x := range diag.Reasons {
 				o.diagReasons = append(o.diagReasons, string(x.PolicyID))
@@ -312,10 +315,10 @@ func TestDifferentialCedar(t *testing.T) {
 				require.NoError(t, err)
 				ents = append(ents, b)
 			}
-			add(ov.principal)
-			add(ov.resource)
+			add(ov.sub.principal)
+			add(ov.resourceEntity())
 			for uid, e := range statics {
-				if uid != ov.principal.UID && uid != ov.resource.UID {
+				if uid != ov.sub.uid && uid != ov.resUID {
 					add(e)
 				}
 			}

@@ -34,7 +34,7 @@ func (a *Authorizer) serveFiltered(w http.ResponseWriter, r *http.Request, next 
 			out, err = f.filterBody(bw.header.Get("Content-Type"), out)
 		}
 		if err != nil {
-			a.log(r.Context(), sub.info.Subject, "", Decision{Reason: "unfilterable list response"})
+			a.log(r.Context(), sub.sub, "", Decision{Reason: "unfilterable list response"})
 			writeRPCError(w, http.StatusInternalServerError, nil, CodeInternalError, msgInternal)
 			return
 		}
@@ -58,7 +58,7 @@ func (a *Authorizer) logFilter(r *http.Request, sub *subject, m mcpMethod, kept,
 		return
 	}
 	a.cfg.Logger.InfoContext(r.Context(), "authz list filtered",
-		"principal", sub.info.Subject, "list", m.listKey, "kept", kept, "removed", removed)
+		"principal", sub.sub, "list", m.listKey, "kept", kept, "removed", removed)
 }
 
 // bufferWriter collects a handler's response for filtering.
@@ -191,7 +191,7 @@ func (f *listFilter) allowed(item *jvalue) bool {
 	default:
 		op = resourceOp(v.str)
 	}
-	if len(op.scopes) > 0 && len(missingScopes(f.sub.info, op.scopes)) > 0 {
+	if len(op.scopes) > 0 && len(missingScopes(f.sub.scopes, op.scopes)) > 0 {
 		return false
 	}
 	return f.a.evaluate(f.ps, f.sub, op.action, op.resource, op.attrs, nil).Allowed

@@ -2,10 +2,13 @@ package authz
 
 import (
 	"errors"
+	"slices"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // This file holds a small JSON parser used for the JSON-RPC request body and
@@ -71,8 +74,19 @@ func (v *jvalue) get(key string) (*jvalue, bool) {
 
 // parseJSON parses exactly one JSON value from data, surrounded by optional
 // whitespace. Invalid UTF-8 anywhere is a syntax error (RFC 8259 §8.1).
+// Strings without escapes and number literals in the result share data's
+// memory: data must not be modified while the result is in use.
 func parseJSON(data []byte) (jvalue, error) {
-	p := jparser{data: data}
+	p := parsers.Get().(*jparser)
+	defer func() {
+		clear(p.members[:cap(p.members)]) // drop references into data
+		clear(p.elems[:cap(p.elems)])
+		p.data, p.members, p.elems = nil, p.members[:0], p.elems[:0]
+		if cap(p.members) <= 1024 && cap(p.elems) <= 1024 {
+			parsers.Put(p) // keep only small stacks around
+		}
+	}()
+	p.data, p.pos = data, 0
 	p.ws()
 	v, err := p.value(0)
 	if err != nil {
@@ -85,9 +99,16 @@ func parseJSON(data []byte) (jvalue, error) {
 	return v, nil
 }
 
+// parsers recycles the member and element stacks.
+var parsers = sync.Pool{New: func() any {
+	return &jparser{members: make([]jmember, 0, 32), elems: make([]jvalue, 0, 32)}
+}}
+
 type jparser struct {
-	data []byte
-	pos  int
+	data    []byte
+	pos     int
+	members []jmember // stack of the members of the objects being parsed
+	elems   []jvalue  // stack of the elements of the arrays being parsed
 }
 
 func (p *jparser) ws() {
@@ -149,6 +170,10 @@ func (p *jparser) object(depth int) (jvalue, error) {
 		v.end = p.pos
 		return v, nil
 	}
+	// Members collect on p.members and are copied out once, at their exact
+	// count, when the object ends.
+	base := len(p.members)
+	defer func() { p.members = p.members[:base] }()
 	for {
 		p.ws()
 		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
@@ -165,16 +190,17 @@ func (p *jparser) object(depth int) (jvalue, error) {
 			}
 			seen[fk] = struct{}{}
 		} else {
-			for i := range v.obj {
-				if sameName(v.obj[i].key, key) {
+			cur := p.members[base:]
+			for i := range cur {
+				if sameName(cur[i].key, key) {
 					return jvalue{}, errJSONDuplicate
 				}
 			}
-			if len(v.obj) == smallObject {
+			if len(cur) == smallObject {
 				// Switch to a map so large objects stay linear.
 				seen = make(map[string]struct{}, 2*smallObject)
-				for i := range v.obj {
-					seen[foldKey(v.obj[i].key)] = struct{}{}
+				for i := range cur {
+					seen[foldKey(cur[i].key)] = struct{}{}
 				}
 				fk := foldKey(key)
 				if _, dup := seen[fk]; dup {
@@ -193,7 +219,7 @@ func (p *jparser) object(depth int) (jvalue, error) {
 		if err != nil {
 			return jvalue{}, err
 		}
-		v.obj = append(v.obj, jmember{key: key, val: val})
+		p.members = append(p.members, jmember{key: key, val: val})
 		p.ws()
 		if p.pos >= len(p.data) {
 			return jvalue{}, errJSONSyntax
@@ -204,6 +230,7 @@ func (p *jparser) object(depth int) (jvalue, error) {
 		case '}':
 			p.pos++
 			v.end = p.pos
+			v.obj = slices.Clone(p.members[base:])
 			return v, nil
 		default:
 			return jvalue{}, errJSONSyntax
@@ -223,13 +250,15 @@ func (p *jparser) array(depth int) (jvalue, error) {
 		v.end = p.pos
 		return v, nil
 	}
+	base := len(p.elems)
+	defer func() { p.elems = p.elems[:base] }()
 	for {
 		p.ws()
 		el, err := p.value(depth)
 		if err != nil {
 			return jvalue{}, err
 		}
-		v.arr = append(v.arr, el)
+		p.elems = append(p.elems, el)
 		p.ws()
 		if p.pos >= len(p.data) {
 			return jvalue{}, errJSONSyntax
@@ -240,6 +269,7 @@ func (p *jparser) array(depth int) (jvalue, error) {
 		case ']':
 			p.pos++
 			v.end = p.pos
+			v.arr = slices.Clone(p.elems[base:])
 			return v, nil
 		default:
 			return jvalue{}, errJSONSyntax
@@ -287,7 +317,7 @@ func (p *jparser) number() (jvalue, error) {
 			return jvalue{}, errJSONSyntax
 		}
 	}
-	return jvalue{kind: jNumber, str: string(d[start:p.pos]), start: start, end: p.pos}, nil
+	return jvalue{kind: jNumber, str: unsafe.String(&d[start], p.pos-start), start: start, end: p.pos}, nil
 }
 
 // string scans a JSON string starting at the opening quote and returns its
@@ -300,7 +330,13 @@ func (p *jparser) string() (string, error) {
 	for p.pos < len(d) {
 		c := d[p.pos]
 		if c == '"' {
-			s := string(d[start:p.pos])
+			var s string
+			if p.pos > start {
+				// Zero-copy: the parsed tree lives no longer than the
+				// request, and nothing writes to data while it is alive
+				// (the handler reads a copy through a bytes.Reader).
+				s = unsafe.String(&d[start], p.pos-start)
+			}
 			p.pos++
 			return s, nil
 		}

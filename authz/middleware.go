@@ -84,7 +84,7 @@ func (a *Authorizer) Middleware(next http.Handler) http.Handler {
 			return
 		}
 		ps := a.policies.Load()
-		sub := newSubject(a, info)
+		sub := a.subjectFor(info)
 		d, err := a.decide(ps, sub, req)
 		if err != nil {
 			writeRPCError(w, http.StatusBadRequest, req.id, CodeInvalidParams, msgInvalidParams)

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
@@ -42,9 +43,58 @@ var (
 
 // policyEntry is one parsed policy with its id and step-up scopes.
 type policyEntry struct {
-	id     cedar.PolicyID
-	policy *cedar.Policy
-	scopes []string // from @scope, forbid policies only
+	id      cedar.PolicyID
+	policy  *cedar.Policy
+	scopes  []string // from @scope, forbid policies only
+	ctxAll  bool     // uses the context record other than through attribute access
+	ctxKeys []string // context attributes it reads or tests
+}
+
+// contextUse finds how a policy uses the context record, from its JSON form:
+// every {"Var":"context"} must be the left operand of "." or "has", whose
+// attribute is then recorded; any other use sets all.
+func contextUse(p *cedar.Policy) (keys []string, all bool) {
+	b, err := p.MarshalJSON()
+	if err != nil {
+		return nil, true
+	}
+	var doc any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return nil, true
+	}
+	seen := map[string]bool{}
+	var walk func(n any)
+	walk = func(n any) {
+		switch x := n.(type) {
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		case map[string]any:
+			if v, ok := x["Var"]; ok && v == "context" {
+				all = true
+				return
+			}
+			for k, v := range x {
+				if k == "." || k == "has" {
+					if op, ok := v.(map[string]any); ok {
+						if left, ok := op["left"].(map[string]any); ok && len(left) == 1 && left["Var"] == "context" {
+							if attr, ok := op["attr"].(string); ok {
+								if !seen[attr] {
+									seen[attr] = true
+									keys = append(keys, attr)
+								}
+								continue
+							}
+						}
+					}
+				}
+				walk(v)
+			}
+		}
+	}
+	walk(doc)
+	return keys, all
 }
 
 // bucket is the list of policies that can apply to requests with one action
@@ -66,15 +116,45 @@ func (b bucket) All() iter.Seq2[cedar.PolicyID, *cedar.Policy] {
 // slice already contains the policies with a wider resource scope, so a
 // lookup is one map access and evaluation touches nothing else.
 type actionIndex struct {
-	anyResource bucket                      // resource scope `resource` or `resource in …`
-	byType      map[cedar.EntityType]bucket // `resource is T [in …]` plus anyResource
-	byUID       map[cedar.EntityUID]bucket  // `resource == UID` plus byType[UID.Type]
+	anyResource *selection                      // resource scope `resource` or `resource in …`
+	byType      map[cedar.EntityType]*selection // `resource is T [in …]` plus anyResource
+	byUID       map[cedar.EntityUID]*selection  // `resource == UID` plus byType[UID.Type]
+}
+
+// selection is the policies one lookup returns, with the context attributes
+// they can observe: Cedar reads a record only through `.attr`, `["attr"]` and
+// `has attr`, so a context holding just those attributes gives every policy
+// of the selection the same result as the full context, at a fraction of the
+// cost of building it (cedar.NewRecord sorts and hashes every member). If a
+// policy uses `context` any other way (compares or passes the whole record),
+// ctxAll is set and the full context is built.
+type selection struct {
+	pols    bucket
+	ctxAll  bool
+	ctxKeys []cedar.String
+}
+
+func newSelection(b bucket) *selection {
+	sel := &selection{pols: b}
+	seen := map[string]bool{}
+	for _, e := range b {
+		if e.ctxAll {
+			sel.ctxAll = true
+		}
+		for _, k := range e.ctxKeys {
+			if !seen[k] {
+				seen[k] = true
+				sel.ctxKeys = append(sel.ctxKeys, cedar.String(k))
+			}
+		}
+	}
+	return sel
 }
 
 // policySet is an immutable compiled policy set: what an atomic reload swaps.
 type policySet struct {
 	entries []*policyEntry
-	all     bucket
+	all     *selection
 	index   map[cedar.EntityUID]*actionIndex
 	byID    map[cedar.PolicyID]*policyEntry
 }
@@ -85,7 +165,7 @@ func (ps *policySet) entry(id cedar.PolicyID) *policyEntry { return ps.byID[id] 
 // lookup returns the policies that can apply to a request for action on
 // resource. For actions outside the index (none are issued today) it returns
 // the whole set, which is always correct.
-func (ps *policySet) lookup(action, resource cedar.EntityUID) bucket {
+func (ps *policySet) lookup(action, resource cedar.EntityUID) *selection {
 	ai, ok := ps.index[action]
 	if !ok {
 		return ps.all
@@ -128,6 +208,7 @@ func compilePolicies(text string, entities cedar.EntityMap) (*policySet, error) 
 		}
 		seen[id] = pos
 		e := &policyEntry{id: id, policy: p}
+		e.ctxKeys, e.ctxAll = contextUse(p)
 		if v, ok := ann[scopeAnnotation]; ok {
 			if p.Effect() != cedar.Forbid {
 				return nil, fmt.Errorf("authz: policies: %d:%d: @scope is only meaningful on forbid policies", pos.Line, pos.Column)
@@ -140,7 +221,7 @@ func compilePolicies(text string, entities cedar.EntityMap) (*policySet, error) 
 		ps.entries = append(ps.entries, e)
 		ps.byID[id] = e
 	}
-	ps.all = bucket(ps.entries)
+	ps.all = newSelection(bucket(ps.entries))
 	for _, act := range knownActions {
 		ps.index[act] = buildActionIndex(ps.entries, act, entities)
 	}
@@ -150,7 +231,8 @@ func compilePolicies(text string, entities cedar.EntityMap) (*policySet, error) 
 // buildActionIndex selects the policies whose action scope can match act and
 // files them by resource scope.
 func buildActionIndex(entries []*policyEntry, act cedar.EntityUID, entities cedar.EntityMap) *actionIndex {
-	ai := &actionIndex{byType: map[cedar.EntityType]bucket{}, byUID: map[cedar.EntityUID]bucket{}}
+	ai := &actionIndex{byType: map[cedar.EntityType]*selection{}, byUID: map[cedar.EntityUID]*selection{}}
+	var anyResource bucket
 	typed := map[cedar.EntityType][]*policyEntry{}
 	exact := map[cedar.EntityUID][]*policyEntry{}
 	for _, e := range entries {
@@ -166,18 +248,21 @@ func buildActionIndex(entries []*policyEntry, act cedar.EntityUID, entities ceda
 		case xast.ScopeTypeIsIn:
 			typed[rs.Type] = append(typed[rs.Type], e)
 		default: // all, `in`: can match any resource
-			ai.anyResource = append(ai.anyResource, e)
+			anyResource = append(anyResource, e)
 		}
 	}
+	ai.anyResource = newSelection(anyResource)
+	byType := map[cedar.EntityType]bucket{}
 	for t, es := range typed {
-		ai.byType[t] = append(append(bucket{}, ai.anyResource...), es...)
+		byType[t] = append(append(bucket{}, anyResource...), es...)
+		ai.byType[t] = newSelection(byType[t])
 	}
 	for uid, es := range exact {
-		base := ai.anyResource
-		if b, ok := ai.byType[uid.Type]; ok {
+		base := anyResource
+		if b, ok := byType[uid.Type]; ok {
 			base = b
 		}
-		ai.byUID[uid] = append(append(bucket{}, base...), es...)
+		ai.byUID[uid] = newSelection(append(append(bucket{}, base...), es...))
 	}
 	return ai
 }

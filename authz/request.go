@@ -5,6 +5,8 @@ import (
 	"errors"
 	"maps"
 	"net/http"
+	"reflect"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -271,40 +273,71 @@ func decodeHeaderValue(v string) (string, bool) {
 	return string(raw), true
 }
 
-// subject is the Cedar view of the caller, built once per request and shared
-// by every evaluation of it (a list response evaluates once per item).
+// subject is the Cedar view of a caller. It is immutable once built and
+// shared: by every evaluation of one request (a list response evaluates once
+// per item) and, through Authorizer.subjects, by later requests that carry
+// the same verified token.
 type subject struct {
-	info      *authn.TokenInfo
-	principal cedar.Entity    // merged with a static entity of the same uid
+	claims    map[string]any // the TokenInfo.Claims it was built from: the cache identity
+	sub       string
+	clientID  string
+	scopes    []string
+	uid       cedar.EntityUID
 	ctxBase   cedar.RecordMap // claim_*, scopes, client_id
 	ctxRecord cedar.Record    // NewRecord(ctxBase), for requests without arguments
+	principal cedar.Entity    // merged with a static entity of the same uid
+}
+
+// subjectSlots is the size of the subject cache (a power of two).
+const (
+	subjectBits  = 10
+	subjectSlots = 1 << subjectBits
+)
+
+// subjectFor returns the subject for info, from the cache when info carries
+// the same Claims map (and subject, client and scopes) as a recent request.
+// authn hands every request carrying a cached token a shallow copy of one
+// TokenInfo, so the map identity names the token; the cache entry holds the
+// map, so its address cannot be reused by another map while the entry
+// lives. TokenInfo is treated as immutable, as authn documents it.
+func (a *Authorizer) subjectFor(info *authn.TokenInfo) *subject {
+	if info.Claims == nil {
+		return newSubject(a, info)
+	}
+	p := reflect.ValueOf(info.Claims).UnsafePointer()
+	slot := &a.subjects[(uint64(uintptr(p))*0x9E3779B97F4A7C15)>>(64-subjectBits)]
+	if s := slot.Load(); s != nil && reflect.ValueOf(s.claims).UnsafePointer() == p &&
+		s.sub == info.Subject && s.clientID == info.ClientID && sameStrings(s.scopes, info.Scopes) {
+		return s
+	}
+	s := newSubject(a, info)
+	slot.Store(s)
+	return s
+}
+
+func sameStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func newSubject(a *Authorizer, info *authn.TokenInfo) *subject {
-	s := &subject{info: info}
+	s := &subject{
+		claims: info.Claims, sub: info.Subject, clientID: info.ClientID, scopes: slices.Clone(info.Scopes),
+		uid: cedar.NewEntityUID(EntityTypeClient, cedar.String(info.Subject)),
+	}
 	claims := make(cedar.RecordMap, len(info.Claims))
 	for k, v := range info.Claims {
 		if cv, ok := claimValue(v, 0); ok {
 			claims[cedar.String("claim_"+k)] = cv
 		}
 	}
-	var parents []cedar.EntityUID
-	for _, c := range a.groupClaims {
-		for _, g := range claimStrings(info.Claims[c]) {
-			parents = append(parents, cedar.NewEntityUID(a.groupType, cedar.String(g)))
-		}
-	}
-	uid := cedar.NewEntityUID(EntityTypeClient, cedar.String(info.Subject))
-	attrs := claims
-	if st, ok := a.entities[uid]; ok {
-		for p := range st.Parents.All() {
-			parents = append(parents, p)
-		}
-		attrs = maps.Clone(claims)
-		maps.Copy(attrs, st.Attributes.Map())
-	}
-	s.principal = cedar.Entity{UID: uid, Parents: cedar.NewEntityUIDSet(parents...), Attributes: cedar.NewRecord(attrs)}
-
 	s.ctxBase = make(cedar.RecordMap, len(claims)+2)
 	maps.Copy(s.ctxBase, claims)
 	scopes := make([]cedar.Value, len(info.Scopes))
@@ -316,6 +349,20 @@ func newSubject(a *Authorizer, info *authn.TokenInfo) *subject {
 		s.ctxBase["client_id"] = cedar.String(info.ClientID)
 	}
 	s.ctxRecord = cedar.NewRecord(s.ctxBase)
+
+	var parents []cedar.EntityUID
+	for _, c := range a.groupClaims {
+		for _, g := range claimStrings(info.Claims[c]) {
+			parents = append(parents, cedar.NewEntityUID(a.groupType, cedar.String(g)))
+		}
+	}
+	if st, ok := a.entities[s.uid]; ok {
+		for p := range st.Parents.All() {
+			parents = append(parents, p)
+		}
+		maps.Copy(claims, st.Attributes.Map())
+	}
+	s.principal = cedar.Entity{UID: s.uid, Parents: cedar.NewEntityUIDSet(parents...), Attributes: cedar.NewRecord(claims)}
 	return s
 }
 
@@ -342,45 +389,76 @@ func claimStrings(v any) []string {
 }
 
 // request builds the Cedar request and its entity view.
-func (s *subject) request(a *Authorizer, action, resource cedar.EntityUID, resAttrs, args cedar.RecordMap) (cedar.Request, *overlay) {
-	ctx := s.ctxRecord
-	rattrs := resAttrs
-	if len(args) > 0 {
+//
+// With sel nil the context is complete; otherwise it holds only the
+// attributes sel's policies can observe (see selection).
+func (s *subject) request(a *Authorizer, action, resource cedar.EntityUID, resAttrs, args cedar.RecordMap, sel *selection) (cedar.Request, *overlay) {
+	var ctx cedar.Record
+	switch {
+	case len(args) == 0:
+		ctx = s.ctxRecord
+	case sel == nil || sel.ctxAll:
 		m := make(cedar.RecordMap, len(s.ctxBase)+len(args))
 		maps.Copy(m, s.ctxBase)
 		maps.Copy(m, args)
 		ctx = cedar.NewRecord(m)
-		rattrs = make(cedar.RecordMap, len(resAttrs)+len(args))
-		maps.Copy(rattrs, resAttrs)
-		maps.Copy(rattrs, args)
+	case len(sel.ctxKeys) == 0:
+		ctx = cedar.Record{}
+	default:
+		m := make(cedar.RecordMap, len(sel.ctxKeys))
+		for _, k := range sel.ctxKeys {
+			if v, ok := args[k]; ok {
+				m[k] = v
+			} else if v, ok := s.ctxBase[k]; ok {
+				m[k] = v
+			}
+		}
+		ctx = cedar.NewRecord(m)
 	}
-	res := cedar.Entity{UID: resource}
-	if st, ok := a.entities[resource]; ok {
-		res.Parents = st.Parents
-		merged := maps.Clone(rattrs)
-		maps.Copy(merged, st.Attributes.Map())
-		rattrs = merged
-	}
-	res.Attributes = cedar.NewRecord(rattrs)
-	return cedar.Request{Principal: s.principal.UID, Action: action, Resource: resource, Context: ctx},
-		&overlay{static: a.entities, principal: s.principal, resource: res}
+	return cedar.Request{Principal: s.uid, Action: action, Resource: resource, Context: ctx},
+		&overlay{static: a.entities, sub: s, resUID: resource, resAttrs: resAttrs, args: args}
 }
 
 // overlay is the entity store of one request: the static entities with the
-// request's principal and resource entities on top.
+// request's principal and resource entities on top. Both are built on first
+// use, since many policies never look past the uids.
 type overlay struct {
-	static    cedar.EntityMap
-	principal cedar.Entity
-	resource  cedar.Entity
+	static       cedar.EntityMap
+	sub          *subject
+	resUID       cedar.EntityUID
+	resAttrs     cedar.RecordMap
+	args         cedar.RecordMap
+	resource     cedar.Entity
+	haveResource bool
+}
+
+// resourceEntity builds the resource entity: generated attributes and
+// arguments, merged with a static entity of the same uid (static attributes
+// win; its parents are kept).
+func (o *overlay) resourceEntity() cedar.Entity {
+	if o.haveResource {
+		return o.resource
+	}
+	m := make(cedar.RecordMap, len(o.resAttrs)+len(o.args))
+	maps.Copy(m, o.resAttrs)
+	maps.Copy(m, o.args)
+	res := cedar.Entity{UID: o.resUID}
+	if st, ok := o.static[o.resUID]; ok {
+		res.Parents = st.Parents
+		maps.Copy(m, st.Attributes.Map())
+	}
+	res.Attributes = cedar.NewRecord(m)
+	o.resource, o.haveResource = res, true
+	return res
 }
 
 // Get implements cedar.EntityGetter.
 func (o *overlay) Get(uid cedar.EntityUID) (cedar.Entity, bool) {
 	switch uid {
-	case o.principal.UID:
-		return o.principal, true
-	case o.resource.UID:
-		return o.resource, true
+	case o.sub.uid:
+		return o.sub.principal, true
+	case o.resUID:
+		return o.resourceEntity(), true
 	}
 	e, ok := o.static[uid]
 	return e, ok

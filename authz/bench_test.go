@@ -1,0 +1,131 @@
+package authz
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/mcpauth-go/mcpauth/authn"
+)
+
+// benchPolicies returns n policies in the shape of a real deployment: one
+// permit per tool for a group, with an argument condition, plus two
+// unconstrained policies every request evaluates.
+func benchPolicies(n int) string {
+	var b strings.Builder
+	b.WriteString(`@id("no-etc") forbid (principal, action, resource) when { context has arg_path && context.arg_path like "/etc/*" };` + "\n")
+	b.WriteString(`@id("admins") permit (principal in THVGroup::"admins", action, resource);` + "\n")
+	for i := range n - 2 {
+		fmt.Fprintf(&b, "@id(\"tool%d\") permit (principal in THVGroup::\"g%d\", action == Action::\"call_tool\", resource == Tool::\"tool%d\") when { !(context has arg_n) || context.arg_n < 100 };\n", i, i%10, i)
+	}
+	return b.String()
+}
+
+func benchIdentity() *authn.TokenInfo {
+	return &authn.TokenInfo{
+		Issuer: "https://idp.example", Subject: "user-1234", ClientID: "client-1",
+		Audience: []string{"https://mcp.example"}, Scopes: []string{"mcp", "tools"},
+		Claims: map[string]any{
+			"iss": "https://idp.example", "sub": "user-1234", "aud": "https://mcp.example",
+			"exp": float64(1893456000), "iat": float64(1893452400), "scope": "mcp tools",
+			"groups": []any{"g5", "eng"}, "email": "u@example.com",
+		},
+	}
+}
+
+const benchBody = `{"jsonrpc":"2.0","id":17,"method":"tools/call","params":{"name":"tool5","arguments":{"n":5,"path":"/tmp/x","verbose":true},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}`
+
+// bareHandler is the MCP handler stand-in: it reads the body, as a real
+// server does, and answers a small result.
+var bareHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	_, _ = io.Copy(io.Discard, r.Body)
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":17,"result":{"content":[]}}`)
+})
+
+type discardWriter struct{ h http.Header }
+
+func (d *discardWriter) Header() http.Header         { return d.h }
+func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (d *discardWriter) WriteHeader(int)             {}
+
+func serveBench(b *testing.B, h http.Handler) {
+	b.Helper()
+	ctx := authn.NewContext(context.Background(), benchIdentity())
+	body := []byte(benchBody)
+	req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/mcp", nil)
+	req.Header.Set("Mcp-Method", "tools/call")
+	req.Header.Set("Mcp-Name", "tool5")
+	w := &discardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		r := *req
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		clear(w.h)
+		h.ServeHTTP(w, &r)
+	}
+}
+
+// BenchmarkAuthorize measures one tools/call through the middleware at 10,
+// 100 and 1000 policies, the decision alone (Authorize), and the bare
+// handler as the in-run baseline.
+func BenchmarkAuthorize(b *testing.B) {
+	b.Run("bare-handler", func(b *testing.B) { serveBench(b, bareHandler) })
+	for _, n := range []int{10, 100, 1000} {
+		a, err := New(Config{Policies: benchPolicies(n)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("middleware/policies=%d", n), func(b *testing.B) {
+			serveBench(b, a.Middleware(bareHandler))
+		})
+		b.Run(fmt.Sprintf("decide/policies=%d", n), func(b *testing.B) {
+			ctx := authn.NewContext(context.Background(), benchIdentity())
+			body := []byte(benchBody)
+			b.ReportAllocs()
+			for b.Loop() {
+				d, err := a.Authorize(ctx, body)
+				if err != nil || !d.Allowed {
+					b.Fatal(d, err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkFilterToolsList filters a 200-tool tools/list response (JSON) of
+// which the caller may use 20, at 100 policies.
+func BenchmarkFilterToolsList(b *testing.B) {
+	a, err := New(Config{Policies: benchPolicies(200)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var resp strings.Builder
+	resp.WriteString(`{"jsonrpc":"2.0","id":3,"result":{"tools":[`)
+	for i := range 200 {
+		if i > 0 {
+			resp.WriteByte(',')
+		}
+		fmt.Fprintf(&resp, `{"name":"tool%d","description":"Tool number %d does things.","inputSchema":{"type":"object","properties":{"n":{"type":"integer"},"path":{"type":"string"}}}}`, i, i)
+	}
+	resp.WriteString(`],"ttlMs":60000,"cacheScope":"private"}}`)
+	list := []byte(resp.String())
+	ps := a.policies.Load()
+	sub := newSubject(a, benchIdentity())
+	b.SetBytes(int64(len(list)))
+	b.ReportAllocs()
+	for b.Loop() {
+		f := listFilter{a: a, ps: ps, sub: sub, m: mcpMethods["tools/list"]}
+		out, err := f.filterBody("application/json", list)
+		if err != nil || f.kept != 20 {
+			b.Fatal(err, f.kept)
+		}
+		_ = out
+	}
+}
