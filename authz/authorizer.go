@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -138,22 +139,32 @@ func (a *Authorizer) Reload(policies string) error {
 	return nil
 }
 
-// jsonErrorPosition adds line:column to a JSON error that reports a byte
-// offset.
+// jsonErrorPosition prefixes a JSON decoding error with the line:column of
+// the byte offset it reports (the ByteOffset field of the JSON errors cedar-go
+// returns, or encoding/json's Offset), when it reports one.
 func jsonErrorPosition(doc []byte, err error) error {
-	var off int64 = -1
-	var se interface{ Offset() int64 }
-	if errors.As(err, &se) {
-		off = se.Offset()
-	} else if _, perr := parseJSON(doc); perr != nil {
-		return err
+	off := int64(-1)
+	for e := err; e != nil && off < 0; e = errors.Unwrap(e) {
+		v := reflect.ValueOf(e)
+		for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
+			v = v.Elem()
+		}
+		if v.Kind() != reflect.Struct {
+			continue
+		}
+		for _, name := range []string{"ByteOffset", "Offset"} {
+			if f := v.FieldByName(name); f.IsValid() && f.CanInt() && f.Int() > 0 {
+				off = f.Int()
+				break
+			}
+		}
 	}
-	if off < 0 {
+	if off < 0 || off > int64(len(doc)) {
 		return err
 	}
 	line, col := 1, 1
-	for i := int64(0); i < off && i < int64(len(doc)); i++ {
-		if doc[i] == '\n' {
+	for _, c := range doc[:off] {
+		if c == '\n' {
 			line, col = line+1, 1
 		} else {
 			col++

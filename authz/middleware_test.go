@@ -304,7 +304,7 @@ func TestPolicyErrorsHavePositions(t *testing.T) {
 	}
 	_, err := New(Config{Policies: "permit(principal, action, resource);", Entities: []byte("[\n {\"uid\": }]")})
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "authz: entities")
+	assert.Contains(t, err.Error(), "authz: entities: 2:")
 }
 
 func TestReload(t *testing.T) {
@@ -381,4 +381,48 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+func TestStaticEntities(t *testing.T) {
+	t.Parallel()
+	a, err := New(Config{
+		Policies: `
+@id("safe") permit (principal in THVGroup::"staff", action in Action::"reads", resource in ToolGroup::"safe");
+@id("owner") permit (principal, action == Action::"call_tool", resource) when { resource has owner && resource.owner == principal.claim_sub };`,
+		Entities: []byte(`[
+ {"uid":{"type":"THVGroup","id":"engineering"},"parents":[{"type":"THVGroup","id":"staff"}],"attrs":{}},
+ {"uid":{"type":"Action","id":"call_tool"},"parents":[{"type":"Action","id":"reads"}],"attrs":{}},
+ {"uid":{"type":"Tool","id":"get_issue"},"parents":[{"type":"ToolGroup","id":"safe"}],"attrs":{}},
+ {"uid":{"type":"Tool","id":"mine"},"parents":[],"attrs":{"owner":"alice","name":"static wins"}}
+]`),
+	})
+	require.NoError(t, err)
+	ctx := authn.NewContext(context.Background(), engineer())
+	cases := map[string]bool{
+		call("get_issue", ""):           true,  // group hierarchy, action group, resource parent
+		call("get_other", ""):           false, // not in ToolGroup::"safe"
+		call("mine", `{"owner":"bob"}`): true,  // static attribute; the argument is arg_owner
+	}
+	for body, want := range cases {
+		d, err := a.Authorize(ctx, []byte(body))
+		require.NoError(t, err)
+		assert.Equal(t, want, d.Allowed, body)
+	}
+}
+
+func TestNonPOSTNeedsIdentity(t *testing.T) {
+	t.Parallel()
+	a := newTestAuthorizer(t, nil)
+	for _, tc := range []struct {
+		info   *authn.TokenInfo
+		status int
+	}{{engineer(), 200}, {nil, 403}} {
+		rec := &recorder{}
+		srv := httptest.NewServer(withIdentity(tc.info, a.Middleware(rec.handler(nil))))
+		resp, err := srv.Client().Get(srv.URL)
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		srv.Close()
+		assert.Equal(t, tc.status, resp.StatusCode)
+	}
 }
