@@ -233,9 +233,6 @@ func (a *Authorizer) decide(ps *policySet, sub *subject, req *rpcRequest) (Decis
 		if !a.cfg.AuthorizeLists {
 			return Decision{Allowed: true, Reason: "list (filtered)"}, nil
 		}
-		res := cedar.NewEntityUID(EntityTypeFeatureType, cedar.String(m.feature))
-		attrs := cedar.RecordMap{"type": cedar.String(m.feature), "operation": cedar.String("list"), "feature": cedar.String(m.feature)}
-		return a.evaluate(ps, sub, m.action, res, attrs, nil), nil
 	}
 	op, err := a.operation(req, m)
 	switch {
@@ -247,7 +244,7 @@ func (a *Authorizer) decide(ps *policySet, sub *subject, req *rpcRequest) (Decis
 	if len(op.scopes) > 0 && len(missingScopes(sub.scopes, op.scopes)) > 0 {
 		return Decision{Action: op.action, Resource: op.resource, Scopes: op.scopes, Reason: "missing scope"}, nil
 	}
-	return a.evaluate(ps, sub, op.action, op.resource, op.attrs, op.args), nil
+	return a.evaluate(ps, sub, &op), nil
 }
 
 // toolScopes returns the scopes Config.ToolScopes requires for tool, or nil.
@@ -271,11 +268,11 @@ func missingScopes(have, required []string) []string {
 // evaluate runs the indexed policies for one Cedar request. Deny by default;
 // any evaluation error in a policy that applies is a deny, whatever the other
 // policies say.
-func (a *Authorizer) evaluate(ps *policySet, sub *subject, action, resource cedar.EntityUID, resAttrs, args cedar.RecordMap) Decision {
-	sel := ps.lookup(action, resource)
-	req, ents := sub.request(a, action, resource, resAttrs, args, sel)
+func (a *Authorizer) evaluate(ps *policySet, sub *subject, op *operation) Decision {
+	sel := ps.lookup(op.action, op.resource)
+	req, ents := sub.request(a, op, sel)
 	dec, diag := cedar.Authorize(sel.pols, ents, req)
-	d := Decision{Action: action, Resource: resource}
+	d := Decision{Action: op.action, Resource: op.resource}
 	switch {
 	case len(diag.Errors) > 0:
 		d.Reason = "evaluation error"

@@ -265,28 +265,22 @@ func TestDifferentialCedar(t *testing.T) {
 			require.NoError(t, err, body)
 			m := mcpMethods[req.method]
 			sub := newSubject(a, info)
-			var op operation
-			if m.kind == kindList {
-				op = operation{action: m.action, resource: cedar.NewEntityUID(EntityTypeFeatureType, cedar.String(m.feature)),
-					attrs: cedar.RecordMap{"type": cedar.String(m.feature), "operation": cedar.String("list"), "feature": cedar.String(m.feature)}}
-			} else {
-				op, err = a.operation(req, m)
-				if err != nil {
-					require.ErrorIs(t, err, errUnrepresentable, body)
-					d, derr := a.decide(ps, sub, req)
-					require.NoError(t, derr)
-					require.False(t, d.Allowed, "unrepresentable arguments deny: %s", body)
-					unrepr++
-					continue
-				}
+			op, err := a.operation(req, m)
+			if err != nil {
+				require.ErrorIs(t, err, errUnrepresentable, body)
+				d, derr := a.decide(ps, sub, req)
+				require.NoError(t, derr)
+				require.False(t, d.Allowed, "unrepresentable arguments deny: %s", body)
+				unrepr++
+				continue
 			}
 			// creq carries the complete context (what the reference gets);
 			// decide and the indexed evaluation use the pruned one.
-			creq, ov := sub.request(a, op.action, op.resource, op.attrs, op.args, nil)
+			creq, ov := sub.request(a, &op, nil)
 			d, err := a.decide(ps, sub, req)
 			require.NoError(t, err)
 			sel := ps.lookup(op.action, op.resource)
-			preq, pov := sub.request(a, op.action, op.resource, op.attrs, op.args, sel)
+			preq, pov := sub.request(a, &op, sel)
 			_, diag := cedar.Authorize(sel.pols, pov, preq)
 			_, full := cedar.Authorize(ps.all.pols, ov, creq)
 			o := ourResult{decision: d, desc: body + " as " + info.Subject + fmt.Sprint(info.Claims, info.Scopes, info.ClientID)}
@@ -318,7 +312,7 @@ func TestDifferentialCedar(t *testing.T) {
 			add(ov.sub.principal)
 			add(ov.resourceEntity())
 			for uid, e := range statics {
-				if uid != ov.sub.uid && uid != ov.resUID {
+				if uid != ov.sub.uid && uid != ov.op.resource {
 					add(e)
 				}
 			}

@@ -6,8 +6,6 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
-
-	cedar "github.com/cedar-policy/cedar-go"
 )
 
 var errFilter = errors.New("authz: list response cannot be filtered")
@@ -176,25 +174,17 @@ func (f *listFilter) allowed(item *jvalue) bool {
 	var op operation
 	switch f.m.listKey {
 	case "tools":
-		op = operation{
-			action:   ActionCallTool,
-			resource: cedar.NewEntityUID(EntityTypeTool, cedar.String(v.str)),
-			attrs:    cedar.RecordMap{"name": cedar.String(v.str), "operation": cedar.String("call"), "feature": cedar.String("tool")},
-			scopes:   f.a.toolScopes(v.str),
-		}
+		op = namedOp(kindTool, v.str)
+		op.scopes = f.a.toolScopes(v.str)
 	case "prompts":
-		op = operation{
-			action:   ActionGetPrompt,
-			resource: cedar.NewEntityUID(EntityTypePrompt, cedar.String(v.str)),
-			attrs:    cedar.RecordMap{"name": cedar.String(v.str), "operation": cedar.String("get"), "feature": cedar.String("prompt")},
-		}
+		op = namedOp(kindPrompt, v.str)
 	default:
-		op = resourceOp(v.str)
+		op = namedOp(kindResource, v.str)
 	}
 	if len(op.scopes) > 0 && len(missingScopes(f.sub.scopes, op.scopes)) > 0 {
 		return false
 	}
-	return f.a.evaluate(f.ps, f.sub, op.action, op.resource, op.attrs, nil).Allowed
+	return f.a.evaluate(f.ps, f.sub, &op).Allowed
 }
 
 // filterSSE filters every event of a text/event-stream body whose data is a

@@ -79,9 +79,9 @@ func (v *jvalue) get(key string) (*jvalue, bool) {
 func parseJSON(data []byte) (jvalue, error) {
 	p := parsers.Get().(*jparser)
 	defer func() {
-		clear(p.members[:cap(p.members)]) // drop references into data
-		clear(p.elems[:cap(p.elems)])
-		p.data, p.members, p.elems = nil, p.members[:0], p.elems[:0]
+		clear(p.members[:p.hiMembers]) // drop references into data
+		clear(p.elems[:p.hiElems])
+		p.data, p.members, p.elems, p.hiMembers, p.hiElems = nil, p.members[:0], p.elems[:0], 0, 0
 		if cap(p.members) <= 1024 && cap(p.elems) <= 1024 {
 			parsers.Put(p) // keep only small stacks around
 		}
@@ -109,6 +109,9 @@ type jparser struct {
 	pos     int
 	members []jmember // stack of the members of the objects being parsed
 	elems   []jvalue  // stack of the elements of the arrays being parsed
+	// high-water marks of the stacks, so a recycled parser clears only
+	// what it used
+	hiMembers, hiElems int
 }
 
 func (p *jparser) ws() {
@@ -220,6 +223,7 @@ func (p *jparser) object(depth int) (jvalue, error) {
 			return jvalue{}, err
 		}
 		p.members = append(p.members, jmember{key: key, val: val})
+		p.hiMembers = max(p.hiMembers, len(p.members))
 		p.ws()
 		if p.pos >= len(p.data) {
 			return jvalue{}, errJSONSyntax
@@ -259,6 +263,7 @@ func (p *jparser) array(depth int) (jvalue, error) {
 			return jvalue{}, err
 		}
 		p.elems = append(p.elems, el)
+		p.hiElems = max(p.hiElems, len(p.elems))
 		p.ws()
 		if p.pos >= len(p.data) {
 			return jvalue{}, errJSONSyntax

@@ -56,8 +56,7 @@ func (a *Authorizer) Middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		body, err := io.ReadAll(io.LimitReader(r.Body, a.cfg.MaxBodyBytes+1))
-		_ = r.Body.Close()
+		body, err := readBody(r, a.cfg.MaxBodyBytes)
 		if err != nil {
 			writeRPCError(w, http.StatusBadRequest, nil, CodeParseError, msgParse)
 			return
@@ -134,4 +133,25 @@ func writeRPCError(w http.ResponseWriter, status int, id []byte, code int, msg s
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
+}
+
+// readBody reads at most limit+1 bytes of the request body and closes it,
+// sizing the buffer from Content-Length when it is declared and in range.
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	defer r.Body.Close()
+	if n := r.ContentLength; n >= 0 && n <= limit {
+		buf := make([]byte, n, n+1)
+		if _, err := io.ReadFull(r.Body, buf); err != nil {
+			return nil, err
+		}
+		// A body longer than declared is an error of its own in net/http;
+		// read one more byte so a lying client cannot pass the cap.
+		var one [1]byte
+		if m, _ := r.Body.Read(one[:]); m > 0 {
+			rest, err := io.ReadAll(io.LimitReader(r.Body, limit))
+			return append(append(buf, one[0]), rest...), err
+		}
+		return buf, nil
+	}
+	return io.ReadAll(io.LimitReader(r.Body, limit+1))
 }

@@ -240,6 +240,17 @@ func TestMiddlewareBodyLimit(t *testing.T) {
 	assert.Empty(t, rec.bodies)
 	resp, _ = post(t, srv, call("get_issue", ""), nil)
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
+
+	// A body longer than its declared Content-Length still meets the cap.
+	h := withIdentity(engineer(), a.Middleware(rec.handler(nil)))
+	for _, declared := range []int64{10, -1} {
+		req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(call("get_issue", `{"pad":"`+strings.Repeat("x", 100)+`"}`)))
+		req.ContentLength = declared
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		assert.Equal(t, http.StatusRequestEntityTooLarge, w.Code, "declared %d", declared)
+	}
+	assert.Len(t, rec.bodies, 1)
 }
 
 func TestMiddlewareStepUp(t *testing.T) {

@@ -140,14 +140,16 @@ func (r *rpcRequest) stringParam(key string) (string, bool) {
 type operation struct {
 	action   cedar.EntityUID
 	resource cedar.EntityUID
-	attrs    cedar.RecordMap // resource entity attributes
-	args     cedar.RecordMap // arg_* attributes; nil when none
-	scopes   []string        // Config.ToolScopes requirement
+	feature  string  // "tool", "prompt", "resource"; its generated attributes are built lazily
+	list     bool    // a list action on FeatureType::"<feature>"
+	args     *jvalue // the arguments object; nil when none
+	scopes   []string
 }
 
 // operation maps a resource-bearing request. ErrInvalidParams for a request
 // MCP itself would reject; errUnrepresentable for arguments with no exact
-// Cedar value.
+// Cedar value (checked here for every argument; they are converted only when
+// a policy reads them).
 func (a *Authorizer) operation(r *rpcRequest, m mcpMethod) (operation, error) {
 	switch m.kind {
 	case kindTool, kindPrompt:
@@ -155,30 +157,19 @@ func (a *Authorizer) operation(r *rpcRequest, m mcpMethod) (operation, error) {
 		if !ok {
 			return operation{}, ErrInvalidParams
 		}
-		op := operation{action: m.action}
+		op := namedOp(m.kind, name)
 		if m.kind == kindTool {
-			op.resource = cedar.NewEntityUID(EntityTypeTool, cedar.String(name))
-			op.attrs = cedar.RecordMap{"name": cedar.String(name), "operation": cedar.String("call"), "feature": cedar.String("tool")}
 			op.scopes = a.toolScopes(name)
-		} else {
-			op.resource = cedar.NewEntityUID(EntityTypePrompt, cedar.String(name))
-			op.attrs = cedar.RecordMap{"name": cedar.String(name), "operation": cedar.String("get"), "feature": cedar.String("prompt")}
 		}
 		if args, ok := r.param("arguments"); ok && args.kind != jNull {
 			if args.kind != jObject {
 				return operation{}, ErrInvalidParams
 			}
-			op.args = make(cedar.RecordMap, len(args.obj))
-			for i := range args.obj {
-				mem := &args.obj[i]
-				if mem.val.kind == jNull {
-					continue
-				}
-				cv, err := jsonToCedar(&mem.val)
-				if err != nil {
-					return operation{}, err
-				}
-				op.args[cedar.String("arg_"+mem.key)] = cv
+			if err := checkRepresentable(args); err != nil {
+				return op, err
+			}
+			if len(args.obj) > 0 {
+				op.args = args
 			}
 		}
 		return op, nil
@@ -187,16 +178,16 @@ func (a *Authorizer) operation(r *rpcRequest, m mcpMethod) (operation, error) {
 		if !ok {
 			return operation{}, ErrInvalidParams
 		}
-		return resourceOp(uri), nil
+		return namedOp(kindResource, uri), nil
 	case kindCompletion:
 		ref, ok := r.param("ref")
 		if !ok || ref.kind != jObject {
 			return operation{}, ErrInvalidParams
 		}
 		t, _ := ref.get("type")
-		key := "name"
+		key, kind := "name", kindPrompt
 		if t != nil && t.kind == jString && t.str == "ref/resource" {
-			key = "uri"
+			key, kind = "uri", kindResource
 		} else if t == nil || t.kind != jString || t.str != "ref/prompt" {
 			return operation{}, ErrInvalidParams
 		}
@@ -204,24 +195,101 @@ func (a *Authorizer) operation(r *rpcRequest, m mcpMethod) (operation, error) {
 		if !ok || v.kind != jString || v.str == "" {
 			return operation{}, ErrInvalidParams
 		}
-		if key == "uri" {
-			return resourceOp(v.str), nil
-		}
-		return operation{
-			action:   ActionGetPrompt,
-			resource: cedar.NewEntityUID(EntityTypePrompt, cedar.String(v.str)),
-			attrs:    cedar.RecordMap{"name": cedar.String(v.str), "operation": cedar.String("get"), "feature": cedar.String("prompt")},
-		}, nil
+		return namedOp(kind, v.str), nil
+	case kindList:
+		return operation{action: m.action, resource: cedar.NewEntityUID(EntityTypeFeatureType, cedar.String(m.feature)), feature: m.feature, list: true}, nil
 	}
 	return operation{}, ErrInvalidRequest
 }
 
-func resourceOp(uri string) operation {
-	return operation{
-		action:   ActionReadResource,
-		resource: cedar.NewEntityUID(EntityTypeResource, cedar.String(uri)),
-		attrs:    cedar.RecordMap{"name": cedar.String(uri), "uri": cedar.String(uri), "operation": cedar.String("read"), "feature": cedar.String("resource")},
+// namedOp is the operation on one tool, prompt or resource, without arguments.
+func namedOp(kind methodKind, name string) operation {
+	switch kind {
+	case kindTool:
+		return operation{action: ActionCallTool, resource: cedar.NewEntityUID(EntityTypeTool, cedar.String(name)), feature: "tool"}
+	case kindPrompt:
+		return operation{action: ActionGetPrompt, resource: cedar.NewEntityUID(EntityTypePrompt, cedar.String(name)), feature: "prompt"}
 	}
+	return operation{action: ActionReadResource, resource: cedar.NewEntityUID(EntityTypeResource, cedar.String(name)), feature: "resource"}
+}
+
+// generatedAttrs adds the attributes the mapping gives the resource entity.
+func (op *operation) generatedAttrs(m cedar.RecordMap) {
+	feature := cedar.String(op.feature)
+	m["feature"] = feature
+	if op.list {
+		m["type"] = feature
+		m["operation"] = cedar.String("list")
+		return
+	}
+	name := op.resource.ID
+	m["name"] = name
+	switch op.feature {
+	case "tool":
+		m["operation"] = cedar.String("call")
+	case "prompt":
+		m["operation"] = cedar.String("get")
+	default:
+		m["uri"] = name
+		m["operation"] = cedar.String("read")
+	}
+}
+
+// addArgs converts every argument into m as arg_<name>.
+func (op *operation) addArgs(m cedar.RecordMap) {
+	if op.args == nil {
+		return
+	}
+	for i := range op.args.obj {
+		mem := &op.args.obj[i]
+		if mem.val.kind == jNull {
+			continue
+		}
+		if cv, err := jsonToCedar(&mem.val); err == nil { // checked by checkRepresentable
+			m[cedar.String("arg_"+mem.key)] = cv
+		}
+	}
+}
+
+// arg returns the converted argument for the context key k ("arg_<name>").
+func (op *operation) arg(k cedar.String) (cedar.Value, bool) {
+	name, ok := strings.CutPrefix(string(k), "arg_")
+	if !ok || op.args == nil {
+		return nil, false
+	}
+	v, ok := op.args.get(name)
+	if !ok || v.kind == jNull {
+		return nil, false
+	}
+	cv, err := jsonToCedar(v)
+	return cv, err == nil
+}
+
+// checkRepresentable reports errUnrepresentable if any value in v has no
+// exact Cedar value (see jsonToCedar), without converting anything.
+func checkRepresentable(v *jvalue) error {
+	switch v.kind {
+	case jNumber:
+		if !numberRepresentable(v.str) {
+			return errUnrepresentable
+		}
+	case jArray:
+		for i := range v.arr {
+			if v.arr[i].kind == jNull {
+				return errUnrepresentable
+			}
+			if err := checkRepresentable(&v.arr[i]); err != nil {
+				return err
+			}
+		}
+	case jObject:
+		for i := range v.obj {
+			if err := checkRepresentable(&v.obj[i].val); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // checkHeaders applies the MCP 2026-07-28 Streamable HTTP server validation
@@ -392,22 +460,22 @@ func claimStrings(v any) []string {
 //
 // With sel nil the context is complete; otherwise it holds only the
 // attributes sel's policies can observe (see selection).
-func (s *subject) request(a *Authorizer, action, resource cedar.EntityUID, resAttrs, args cedar.RecordMap, sel *selection) (cedar.Request, *overlay) {
+func (s *subject) request(a *Authorizer, op *operation, sel *selection) (cedar.Request, *overlay) {
 	var ctx cedar.Record
 	switch {
-	case len(args) == 0:
+	case op.args == nil:
 		ctx = s.ctxRecord
 	case sel == nil || sel.ctxAll:
-		m := make(cedar.RecordMap, len(s.ctxBase)+len(args))
+		m := make(cedar.RecordMap, len(s.ctxBase)+len(op.args.obj))
 		maps.Copy(m, s.ctxBase)
-		maps.Copy(m, args)
+		op.addArgs(m)
 		ctx = cedar.NewRecord(m)
 	case len(sel.ctxKeys) == 0:
 		ctx = cedar.Record{}
 	default:
 		m := make(cedar.RecordMap, len(sel.ctxKeys))
 		for _, k := range sel.ctxKeys {
-			if v, ok := args[k]; ok {
+			if v, ok := op.arg(k); ok {
 				m[k] = v
 			} else if v, ok := s.ctxBase[k]; ok {
 				m[k] = v
@@ -415,19 +483,17 @@ func (s *subject) request(a *Authorizer, action, resource cedar.EntityUID, resAt
 		}
 		ctx = cedar.NewRecord(m)
 	}
-	return cedar.Request{Principal: s.uid, Action: action, Resource: resource, Context: ctx},
-		&overlay{static: a.entities, sub: s, resUID: resource, resAttrs: resAttrs, args: args}
+	return cedar.Request{Principal: s.uid, Action: op.action, Resource: op.resource, Context: ctx},
+		&overlay{static: a.entities, sub: s, op: op}
 }
 
 // overlay is the entity store of one request: the static entities with the
-// request's principal and resource entities on top. Both are built on first
-// use, since many policies never look past the uids.
+// request's principal and resource entities on top. The resource entity is
+// built on first use, since many policies never look past its uid.
 type overlay struct {
 	static       cedar.EntityMap
 	sub          *subject
-	resUID       cedar.EntityUID
-	resAttrs     cedar.RecordMap
-	args         cedar.RecordMap
+	op           *operation
 	resource     cedar.Entity
 	haveResource bool
 }
@@ -439,11 +505,11 @@ func (o *overlay) resourceEntity() cedar.Entity {
 	if o.haveResource {
 		return o.resource
 	}
-	m := make(cedar.RecordMap, len(o.resAttrs)+len(o.args))
-	maps.Copy(m, o.resAttrs)
-	maps.Copy(m, o.args)
-	res := cedar.Entity{UID: o.resUID}
-	if st, ok := o.static[o.resUID]; ok {
+	m := make(cedar.RecordMap, 8)
+	o.op.generatedAttrs(m)
+	o.op.addArgs(m)
+	res := cedar.Entity{UID: o.op.resource}
+	if st, ok := o.static[o.op.resource]; ok {
 		res.Parents = st.Parents
 		maps.Copy(m, st.Attributes.Map())
 	}
@@ -457,7 +523,7 @@ func (o *overlay) Get(uid cedar.EntityUID) (cedar.Entity, bool) {
 	switch uid {
 	case o.sub.uid:
 		return o.sub.principal, true
-	case o.resUID:
+	case o.op.resource:
 		return o.resourceEntity(), true
 	}
 	e, ok := o.static[uid]

@@ -41,6 +41,17 @@ func numberValue(lit string) (cedar.Value, bool) {
 	return d, true
 }
 
+// numberRepresentable reports whether numberValue would accept lit, without
+// allocating.
+func numberRepresentable(lit string) bool {
+	if !strings.ContainsAny(lit, ".eE") {
+		_, err := strconv.ParseInt(lit, 10, 64)
+		return err == nil
+	}
+	_, ok := decimalScaled(lit)
+	return ok
+}
+
 // decimalScaled returns the value of the JSON number literal lit multiplied by
 // 10^4, when that product is an integer that fits in an int64.
 func decimalScaled(lit string) (int64, bool) {
