@@ -117,9 +117,21 @@
 // in [...], including action groups from the static entities; resource ==,
 // is, is … in); a request evaluates only the policies whose scope can match
 // it, plus those with an unconstrained action or resource, so its cost grows
-// with the policies that concern its tool, not with the size of the set. A
-// differential test against the official Cedar engine (cedar-wasm) checks
-// that indexed evaluation gives the same decision as evaluating every policy.
+// with the policies that concern its tool, not with the size of the set.
+// The context handed to Cedar holds only the attributes those policies read
+// (Cedar observes a record only through `.attr`, `["attr"]` and `has`; a
+// policy that uses `context` any other way gets the whole record), and the
+// resource entity and argument values are built only when a policy reads
+// them. A differential test against the official Cedar engine (cedar-wasm,
+// given the complete context and every policy) checks that this gives the
+// same decision, determining policies and erroring policies.
+//
+// The Cedar form of a caller (principal entity, claim attributes) is cached
+// per verified token: authn gives every request that carries a cached token
+// a copy of one TokenInfo sharing its Claims map, and that map's identity
+// (with the subject, client id and scopes) is the cache key. TokenInfo values
+// must therefore not be modified once placed in a request context, which
+// authn never does.
 //
 // [Authorizer.Reload] swaps the policy set atomically; a bad set is rejected
 // and the old one stays in force.
