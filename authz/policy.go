@@ -27,15 +27,16 @@ const (
 	DefaultGroupEntityType cedar.EntityType = "THVGroup"
 )
 
-// Actions issued by the middleware.
+// Actions issued by the middleware (unexported so that nothing can
+// reassign them; the package documentation lists their names).
 var (
-	ActionCallTool      = cedar.NewEntityUID(EntityTypeAction, "call_tool")
-	ActionGetPrompt     = cedar.NewEntityUID(EntityTypeAction, "get_prompt")
-	ActionReadResource  = cedar.NewEntityUID(EntityTypeAction, "read_resource")
-	ActionListTools     = cedar.NewEntityUID(EntityTypeAction, "list_tools")
-	ActionListPrompts   = cedar.NewEntityUID(EntityTypeAction, "list_prompts")
-	ActionListResources = cedar.NewEntityUID(EntityTypeAction, "list_resources")
-	knownActions        = []cedar.EntityUID{ActionCallTool, ActionGetPrompt, ActionReadResource, ActionListTools, ActionListPrompts, ActionListResources}
+	actionCallTool      = cedar.NewEntityUID(EntityTypeAction, "call_tool")
+	actionGetPrompt     = cedar.NewEntityUID(EntityTypeAction, "get_prompt")
+	actionReadResource  = cedar.NewEntityUID(EntityTypeAction, "read_resource")
+	actionListTools     = cedar.NewEntityUID(EntityTypeAction, "list_tools")
+	actionListPrompts   = cedar.NewEntityUID(EntityTypeAction, "list_prompts")
+	actionListResources = cedar.NewEntityUID(EntityTypeAction, "list_resources")
+	knownActions        = []cedar.EntityUID{actionCallTool, actionGetPrompt, actionReadResource, actionListTools, actionListPrompts, actionListResources}
 	scopeAnnotation     = types.AnnotationKey("scope") // @scope("a b") on a forbid: the scopes whose absence it enforces
 	idAnnotation        = types.AnnotationKey("id")
 	errNoPolicies       = errors.New("authz: no policies")

@@ -39,16 +39,16 @@ type mcpMethod struct {
 // 2025-11-25 methods still accepted for backwards compatibility. A method not
 // listed here is denied.
 var mcpMethods = map[string]mcpMethod{
-	"tools/call":               {kind: kindTool, action: ActionCallTool, nameOf: "name"},
-	"prompts/get":              {kind: kindPrompt, action: ActionGetPrompt, nameOf: "name"},
-	"resources/read":           {kind: kindResource, action: ActionReadResource, nameOf: "uri"},
-	"resources/subscribe":      {kind: kindResource, action: ActionReadResource}, // 2025-11-25
-	"resources/unsubscribe":    {kind: kindResource, action: ActionReadResource}, // 2025-11-25
+	"tools/call":               {kind: kindTool, action: actionCallTool, nameOf: "name"},
+	"prompts/get":              {kind: kindPrompt, action: actionGetPrompt, nameOf: "name"},
+	"resources/read":           {kind: kindResource, action: actionReadResource, nameOf: "uri"},
+	"resources/subscribe":      {kind: kindResource, action: actionReadResource}, // 2025-11-25
+	"resources/unsubscribe":    {kind: kindResource, action: actionReadResource}, // 2025-11-25
 	"completion/complete":      {kind: kindCompletion},                           // authorized as the referenced prompt/resource
-	"tools/list":               {kind: kindList, action: ActionListTools, feature: "tool", listKey: "tools", itemKey: "name"},
-	"prompts/list":             {kind: kindList, action: ActionListPrompts, feature: "prompt", listKey: "prompts", itemKey: "name"},
-	"resources/list":           {kind: kindList, action: ActionListResources, feature: "resource", listKey: "resources", itemKey: "uri"},
-	"resources/templates/list": {kind: kindList, action: ActionListResources, feature: "resource", listKey: "resourceTemplates", itemKey: "uriTemplate"},
+	"tools/list":               {kind: kindList, action: actionListTools, feature: "tool", listKey: "tools", itemKey: "name"},
+	"prompts/list":             {kind: kindList, action: actionListPrompts, feature: "prompt", listKey: "prompts", itemKey: "name"},
+	"resources/list":           {kind: kindList, action: actionListResources, feature: "resource", listKey: "resources", itemKey: "uri"},
+	"resources/templates/list": {kind: kindList, action: actionListResources, feature: "resource", listKey: "resourceTemplates", itemKey: "uriTemplate"},
 
 	"server/discover":                  {kind: kindProtocol},
 	"subscriptions/listen":             {kind: kindProtocol},
@@ -206,11 +206,11 @@ func (a *Authorizer) operation(r *rpcRequest, m mcpMethod) (operation, error) {
 func namedOp(kind methodKind, name string) operation {
 	switch kind {
 	case kindTool:
-		return operation{action: ActionCallTool, resource: cedar.NewEntityUID(EntityTypeTool, cedar.String(name)), feature: "tool"}
+		return operation{action: actionCallTool, resource: cedar.NewEntityUID(EntityTypeTool, cedar.String(name)), feature: "tool"}
 	case kindPrompt:
-		return operation{action: ActionGetPrompt, resource: cedar.NewEntityUID(EntityTypePrompt, cedar.String(name)), feature: "prompt"}
+		return operation{action: actionGetPrompt, resource: cedar.NewEntityUID(EntityTypePrompt, cedar.String(name)), feature: "prompt"}
 	}
-	return operation{action: ActionReadResource, resource: cedar.NewEntityUID(EntityTypeResource, cedar.String(name)), feature: "resource"}
+	return operation{action: actionReadResource, resource: cedar.NewEntityUID(EntityTypeResource, cedar.String(name)), feature: "resource"}
 }
 
 // generatedAttrs adds the attributes the mapping gives the resource entity.
