@@ -131,24 +131,24 @@ func (f *listFilter) filterMessage(msg []byte) ([]byte, error) {
 	if list.kind != jArray {
 		return nil, errFilter
 	}
-	keep := make([]bool, len(list.arr))
+	keep := make([]bool, len(list.kids))
 	n := 0
-	for i := range list.arr {
-		keep[i] = f.allowed(&list.arr[i])
+	for i := range list.kids {
+		keep[i] = f.allowed(&list.kids[i].val)
 		if keep[i] {
 			n++
 		}
 	}
 	f.kept += n
-	f.removed += len(list.arr) - n
-	if n == len(list.arr) {
+	f.removed += len(list.kids) - n
+	if n == len(list.kids) {
 		return msg, nil
 	}
 	out := make([]byte, 0, len(msg))
 	out = append(out, msg[:list.start]...)
 	out = append(out, '[')
 	first := true
-	for i := range list.arr {
+	for i := range list.kids {
 		if !keep[i] {
 			continue
 		}
@@ -156,7 +156,7 @@ func (f *listFilter) filterMessage(msg []byte) ([]byte, error) {
 			out = append(out, ',')
 		}
 		first = false
-		out = append(out, msg[list.arr[i].start:list.arr[i].end]...)
+		out = append(out, msg[list.kids[i].val.start:list.kids[i].val.end]...)
 	}
 	out = append(out, ']')
 	out = append(out, msg[list.end:]...)

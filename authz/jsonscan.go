@@ -2,6 +2,7 @@ package authz
 
 import (
 	"errors"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -45,13 +46,14 @@ const (
 )
 
 // jvalue is one parsed JSON value. For strings, str is the decoded text; for
-// numbers, the literal. start and end delimit the value in the source.
+// numbers, the literal. kids holds the members of an object, or the elements
+// of an array (with empty keys). start and end delimit the value in the
+// source (which parseJSON limits to 2 GiB).
 type jvalue struct {
 	kind       jkind
 	str        string
-	arr        []jvalue
-	obj        []jmember
-	start, end int
+	kids       []jmember
+	start, end int32
 }
 
 type jmember struct {
@@ -64,9 +66,9 @@ func (v *jvalue) get(key string) (*jvalue, bool) {
 	if v.kind != jObject {
 		return nil, false
 	}
-	for i := range v.obj {
-		if v.obj[i].key == key {
-			return &v.obj[i].val, true
+	for i := range v.kids {
+		if v.kids[i].key == key {
+			return &v.kids[i].val, true
 		}
 	}
 	return nil, false
@@ -77,6 +79,9 @@ func (v *jvalue) get(key string) (*jvalue, bool) {
 // Strings without escapes and number literals in the result share data's
 // memory: data must not be modified while the result is in use.
 func parseJSON(data []byte) (jvalue, error) {
+	if len(data) > math.MaxInt32 {
+		return jvalue{}, errJSONSyntax
+	}
 	p := parsers.Get().(*jparser)
 	defer func() {
 		clear(p.members[:p.hiMembers]) // drop references into data
@@ -101,14 +106,14 @@ func parseJSON(data []byte) (jvalue, error) {
 
 // parsers recycles the member and element stacks.
 var parsers = sync.Pool{New: func() any {
-	return &jparser{members: make([]jmember, 0, 32), elems: make([]jvalue, 0, 32)}
+	return &jparser{members: make([]jmember, 0, 32), elems: make([]jmember, 0, 32)}
 }}
 
 type jparser struct {
 	data    []byte
 	pos     int
 	members []jmember // stack of the members of the objects being parsed
-	elems   []jvalue  // stack of the elements of the arrays being parsed
+	elems   []jmember // stack of the elements of the arrays being parsed
 	// high-water marks of the stacks, so a recycled parser clears only
 	// what it used
 	hiMembers, hiElems int
@@ -131,7 +136,7 @@ func (p *jparser) lit(s string, k jkind) (jvalue, error) {
 	}
 	start := p.pos
 	p.pos += len(s)
-	return jvalue{kind: k, start: start, end: p.pos}, nil
+	return jvalue{kind: k, start: int32(start), end: int32(p.pos)}, nil
 }
 
 func (p *jparser) value(depth int) (jvalue, error) {
@@ -146,7 +151,7 @@ func (p *jparser) value(depth int) (jvalue, error) {
 	case c == '"':
 		start := p.pos
 		s, err := p.string()
-		return jvalue{kind: jString, str: s, start: start, end: p.pos}, err
+		return jvalue{kind: jString, str: s, start: int32(start), end: int32(p.pos)}, err
 	case c == 't':
 		return p.lit("true", jTrue)
 	case c == 'f':
@@ -164,13 +169,13 @@ func (p *jparser) object(depth int) (jvalue, error) {
 	if depth > maxJSONDepth {
 		return jvalue{}, errJSONDepth
 	}
-	v := jvalue{kind: jObject, start: p.pos}
+	v := jvalue{kind: jObject, start: int32(p.pos)}
 	var seen map[string]struct{} // folded names, once the object is large
 	p.pos++                      // '{'
 	p.ws()
 	if p.pos < len(p.data) && p.data[p.pos] == '}' {
 		p.pos++
-		v.end = p.pos
+		v.end = int32(p.pos)
 		return v, nil
 	}
 	// Members collect on p.members and are copied out once, at their exact
@@ -233,8 +238,8 @@ func (p *jparser) object(depth int) (jvalue, error) {
 			p.pos++
 		case '}':
 			p.pos++
-			v.end = p.pos
-			v.obj = slices.Clone(p.members[base:])
+			v.end = int32(p.pos)
+			v.kids = slices.Clone(p.members[base:])
 			return v, nil
 		default:
 			return jvalue{}, errJSONSyntax
@@ -246,12 +251,12 @@ func (p *jparser) array(depth int) (jvalue, error) {
 	if depth > maxJSONDepth {
 		return jvalue{}, errJSONDepth
 	}
-	v := jvalue{kind: jArray, start: p.pos}
+	v := jvalue{kind: jArray, start: int32(p.pos)}
 	p.pos++ // '['
 	p.ws()
 	if p.pos < len(p.data) && p.data[p.pos] == ']' {
 		p.pos++
-		v.end = p.pos
+		v.end = int32(p.pos)
 		return v, nil
 	}
 	base := len(p.elems)
@@ -262,7 +267,7 @@ func (p *jparser) array(depth int) (jvalue, error) {
 		if err != nil {
 			return jvalue{}, err
 		}
-		p.elems = append(p.elems, el)
+		p.elems = append(p.elems, jmember{val: el})
 		p.hiElems = max(p.hiElems, len(p.elems))
 		p.ws()
 		if p.pos >= len(p.data) {
@@ -273,8 +278,8 @@ func (p *jparser) array(depth int) (jvalue, error) {
 			p.pos++
 		case ']':
 			p.pos++
-			v.end = p.pos
-			v.arr = slices.Clone(p.elems[base:])
+			v.end = int32(p.pos)
+			v.kids = slices.Clone(p.elems[base:])
 			return v, nil
 		default:
 			return jvalue{}, errJSONSyntax
@@ -322,7 +327,7 @@ func (p *jparser) number() (jvalue, error) {
 			return jvalue{}, errJSONSyntax
 		}
 	}
-	return jvalue{kind: jNumber, str: unsafe.String(&d[start], p.pos-start), start: start, end: p.pos}, nil
+	return jvalue{kind: jNumber, str: unsafe.String(&d[start], p.pos-start), start: int32(start), end: int32(p.pos)}, nil
 }
 
 // string scans a JSON string starting at the opening quote and returns its

@@ -168,7 +168,7 @@ func (a *Authorizer) operation(r *rpcRequest, m mcpMethod) (operation, error) {
 			if err := checkRepresentable(args); err != nil {
 				return op, err
 			}
-			if len(args.obj) > 0 {
+			if len(args.kids) > 0 {
 				op.args = args
 			}
 		}
@@ -240,8 +240,8 @@ func (op *operation) addArgs(m cedar.RecordMap) {
 	if op.args == nil {
 		return
 	}
-	for i := range op.args.obj {
-		mem := &op.args.obj[i]
+	for i := range op.args.kids {
+		mem := &op.args.kids[i]
 		if mem.val.kind == jNull {
 			continue
 		}
@@ -274,17 +274,17 @@ func checkRepresentable(v *jvalue) error {
 			return errUnrepresentable
 		}
 	case jArray:
-		for i := range v.arr {
-			if v.arr[i].kind == jNull {
+		for i := range v.kids {
+			if v.kids[i].val.kind == jNull {
 				return errUnrepresentable
 			}
-			if err := checkRepresentable(&v.arr[i]); err != nil {
+			if err := checkRepresentable(&v.kids[i].val); err != nil {
 				return err
 			}
 		}
 	case jObject:
-		for i := range v.obj {
-			if err := checkRepresentable(&v.obj[i].val); err != nil {
+		for i := range v.kids {
+			if err := checkRepresentable(&v.kids[i].val); err != nil {
 				return err
 			}
 		}
@@ -466,7 +466,7 @@ func (s *subject) request(a *Authorizer, op *operation, sel *selection) (cedar.R
 	case op.args == nil:
 		ctx = s.ctxRecord
 	case sel == nil || sel.ctxAll:
-		m := make(cedar.RecordMap, len(s.ctxBase)+len(op.args.obj))
+		m := make(cedar.RecordMap, len(s.ctxBase)+len(op.args.kids))
 		maps.Copy(m, s.ctxBase)
 		op.addArgs(m)
 		ctx = cedar.NewRecord(m)

@@ -117,12 +117,12 @@ func jsonToCedar(v *jvalue) (cedar.Value, error) {
 		}
 		return nil, errUnrepresentable
 	case jArray:
-		vals := make([]cedar.Value, 0, len(v.arr))
-		for i := range v.arr {
-			if v.arr[i].kind == jNull {
+		vals := make([]cedar.Value, 0, len(v.kids))
+		for i := range v.kids {
+			if v.kids[i].val.kind == jNull {
 				return nil, errUnrepresentable
 			}
-			cv, err := jsonToCedar(&v.arr[i])
+			cv, err := jsonToCedar(&v.kids[i].val)
 			if err != nil {
 				return nil, err
 			}
@@ -130,16 +130,16 @@ func jsonToCedar(v *jvalue) (cedar.Value, error) {
 		}
 		return cedar.NewSet(vals...), nil
 	case jObject:
-		m := make(cedar.RecordMap, len(v.obj))
-		for i := range v.obj {
-			if v.obj[i].val.kind == jNull {
+		m := make(cedar.RecordMap, len(v.kids))
+		for i := range v.kids {
+			if v.kids[i].val.kind == jNull {
 				continue
 			}
-			cv, err := jsonToCedar(&v.obj[i].val)
+			cv, err := jsonToCedar(&v.kids[i].val)
 			if err != nil {
 				return nil, err
 			}
-			m[cedar.String(v.obj[i].key)] = cv
+			m[cedar.String(v.kids[i].key)] = cv
 		}
 		return cedar.NewRecord(m), nil
 	}

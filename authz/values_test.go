@@ -181,14 +181,14 @@ func toAny(v *jvalue) any {
 		return f
 	case jArray:
 		out := []any{}
-		for i := range v.arr {
-			out = append(out, toAny(&v.arr[i]))
+		for i := range v.kids {
+			out = append(out, toAny(&v.kids[i].val))
 		}
 		return out
 	}
 	out := map[string]any{}
-	for i := range v.obj {
-		out[v.obj[i].key] = toAny(&v.obj[i].val)
+	for i := range v.kids {
+		out[v.kids[i].key] = toAny(&v.kids[i].val)
 	}
 	return out
 }
