@@ -111,12 +111,16 @@ func New(cfg Config) (*Authorizer, error) {
 	if a.cfg.MaxResponseBytes <= 0 {
 		a.cfg.MaxResponseBytes = DefaultMaxResponseBytes
 	}
+	// Copy what the caller could change after New.
+	a.groupClaims = slices.Clone(a.groupClaims)
+	a.cfg.ToolScopes = make(map[string][]string, len(cfg.ToolScopes))
 	for tool, scopes := range cfg.ToolScopes {
 		for _, s := range scopes {
 			if s == "" || strings.ContainsAny(s, " \t\"\\") {
 				return nil, fmt.Errorf("authz: ToolScopes[%q]: invalid scope %q", tool, s)
 			}
 		}
+		a.cfg.ToolScopes[tool] = slices.Clone(scopes)
 	}
 	ps, err := compilePolicies(cfg.Policies, a.entities)
 	if err != nil {

@@ -62,6 +62,7 @@ func (a *Authorizer) Middleware(next http.Handler) http.Handler {
 			return
 		}
 		if int64(len(body)) > a.cfg.MaxBodyBytes {
+			a.log(r.Context(), info.Subject, "", Decision{Reason: "body too large"})
 			writeRPCError(w, http.StatusRequestEntityTooLarge, nil, CodeInvalidRequest, msgTooLarge)
 			return
 		}
@@ -71,6 +72,7 @@ func (a *Authorizer) Middleware(next http.Handler) http.Handler {
 			if req != nil {
 				id = req.id
 			}
+			a.log(r.Context(), info.Subject, "", Decision{Reason: err.Error()})
 			if errors.Is(err, ErrParse) {
 				writeRPCError(w, http.StatusBadRequest, id, CodeParseError, msgParse)
 			} else {
@@ -79,6 +81,7 @@ func (a *Authorizer) Middleware(next http.Handler) http.Handler {
 			return
 		}
 		if err := checkHeaders(r.Header, req); err != nil {
+			a.log(r.Context(), info.Subject, req.method, Decision{Reason: "header mismatch"})
 			writeRPCError(w, http.StatusBadRequest, req.id, CodeHeaderMismatch, msgHeaderMismatch)
 			return
 		}
@@ -86,6 +89,7 @@ func (a *Authorizer) Middleware(next http.Handler) http.Handler {
 		sub := a.subjectFor(info)
 		d, err := a.decide(ps, sub, req)
 		if err != nil {
+			a.log(r.Context(), info.Subject, req.method, Decision{Reason: err.Error()})
 			writeRPCError(w, http.StatusBadRequest, req.id, CodeInvalidParams, msgInvalidParams)
 			return
 		}
