@@ -337,15 +337,25 @@ func (a *Authorizer) log(ctx context.Context, sub string, method string, d Decis
 	attrs := []slog.Attr{
 		slog.String("decision", decision),
 		slog.String("reason", d.Reason),
-		slog.String("method", method),
+		slog.String("method", clip(method)),
 		slog.String("principal", sub),
 		slog.Any("policies", ids),
 	}
 	if d.Action.Type != "" {
-		attrs = append(attrs, slog.String("action", d.Action.String()), slog.String("resource", d.Resource.String()))
+		attrs = append(attrs, slog.String("action", d.Action.String()), slog.String("resource", clip(d.Resource.String())))
 	}
 	if len(d.Scopes) > 0 {
 		attrs = append(attrs, slog.Any("required_scopes", d.Scopes))
 	}
 	a.cfg.Logger.LogAttrs(ctx, level, "authz decision", attrs...)
+}
+
+// clip bounds caller-chosen strings (method names, tool names, URIs) in
+// audit records.
+func clip(s string) string {
+	const max = 256
+	if len(s) <= max {
+		return s
+	}
+	return strings.ToValidUTF8(s[:max], "") + "…"
 }
