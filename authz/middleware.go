@@ -106,9 +106,10 @@ func (a *Authorizer) Middleware(next http.Handler) http.Handler {
 			writeRPCError(w, http.StatusForbidden, req.id, CodeForbidden, msgForbidden)
 			return
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
+		rb := &replayBody{}
+		rb.Reset(body)
+		r.Body = rb
 		r.ContentLength = int64(len(body))
-		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 		if m := mcpMethods[req.method]; !req.isResponse && m.kind == kindList {
 			a.serveFiltered(w, r, next, ps, sub, m)
 			return
@@ -159,3 +160,9 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 	}
 	return io.ReadAll(io.LimitReader(r.Body, limit+1))
 }
+
+// replayBody hands the handler the bytes that were authorized.
+type replayBody struct{ bytes.Reader }
+
+// Close implements io.Closer.
+func (*replayBody) Close() error { return nil }
