@@ -444,7 +444,13 @@ func TestFaults(t *testing.T) {
 				t.Run(ft.name, func(t *testing.T) {
 					before := s.Requests(ep.e)
 					s.SetFault(ep.e, ft.f)
-					resp, body, err := do(s, ep.method, ep.url, 200*time.Millisecond)
+					// A generous deadline: CI runs this under -race on a busy
+					// 2-core machine. Only the delay fault needs a short one.
+					timeout := 5 * time.Second
+					if ft.f.Delay > 0 {
+						timeout = 300 * time.Millisecond
+					}
+					resp, body, err := do(s, ep.method, ep.url, timeout)
 					s.SetFault(ep.e, idptest.Fault{})
 					ft.check(t, resp, body, err)
 					if s.Requests(ep.e) <= before {
