@@ -40,7 +40,12 @@ func benchIdentity() *authn.TokenInfo {
 	}
 }
 
-const benchBody = `{"jsonrpc":"2.0","id":17,"method":"tools/call","params":{"name":"tool5","arguments":{"n":5,"path":"/tmp/x","verbose":true},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}`
+// benchBody is a 2026-07-28 tools/call as a client sends it.
+const benchBody = `{"jsonrpc":"2.0","id":17,"method":"tools/call","params":{"name":"tool5",` +
+	`"arguments":{"n":5,"path":"/tmp/x","verbose":true},` +
+	`"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28",` +
+	`"io.modelcontextprotocol/clientInfo":{"name":"ExampleClient","version":"1.0.0"},` +
+	`"io.modelcontextprotocol/clientCapabilities":{"elicitation":{},"sampling":{}}}}}`
 
 // bareHandler is the MCP handler stand-in: it reads the body, as a real
 // server does, and answers a small result.

@@ -116,7 +116,9 @@ func (f *listFilter) filterBody(contentType string, body []byte) ([]byte, error)
 // filterMessage filters one JSON-RPC response message. Anything but the
 // removed array elements is copied byte for byte.
 func (f *listFilter) filterMessage(msg []byte) ([]byte, error) {
-	root, err := parseJSON(msg)
+	// Kept: the message, result, the list and each item's members; the
+	// items' nested values (input schemas, annotations) are only checked.
+	root, err := parseJSONOpts(msg, parseOpts{keepDepth: 4})
 	if err != nil || root.kind != jObject {
 		return nil, errFilter
 	}

@@ -78,7 +78,18 @@ func (v *jvalue) get(key string) (*jvalue, bool) {
 // whitespace. Invalid UTF-8 anywhere is a syntax error (RFC 8259 §8.1).
 // Strings without escapes and number literals in the result share data's
 // memory: data must not be modified while the result is in use.
-func parseJSON(data []byte) (jvalue, error) {
+func parseJSON(data []byte) (jvalue, error) { return parseJSONOpts(data, parseOpts{}) }
+
+// parseOpts limits which containers get their children stored. Every
+// container is still fully checked (syntax, UTF-8, duplicate names, depth);
+// a container that is not kept has kids == nil but a valid span.
+type parseOpts struct {
+	keepDepth int  // keep children of containers nested at most this deep (root = 1); 0: all
+	skipMeta  bool // do not keep "_meta" members of the root or of its members (params._meta)
+}
+
+// parseJSONOpts is parseJSON with opts.
+func parseJSONOpts(data []byte, opts parseOpts) (jvalue, error) {
 	if len(data) > math.MaxInt32 {
 		return jvalue{}, errJSONSyntax
 	}
@@ -91,9 +102,9 @@ func parseJSON(data []byte) (jvalue, error) {
 			parsers.Put(p) // keep only small stacks around
 		}
 	}()
-	p.data, p.pos = data, 0
+	p.data, p.pos, p.opts = data, 0, opts
 	p.ws()
-	v, err := p.value(0)
+	v, err := p.value(0, true)
 	if err != nil {
 		return jvalue{}, err
 	}
@@ -117,6 +128,16 @@ type jparser struct {
 	// high-water marks of the stacks, so a recycled parser clears only
 	// what it used
 	hiMembers, hiElems int
+	opts               parseOpts
+}
+
+// keepChild reports whether a container nested at depth (its own depth), the
+// value of member key ("" for array elements), keeps its children.
+func (p *jparser) keepChild(depth int, key string) bool {
+	if p.opts.keepDepth > 0 && depth > p.opts.keepDepth {
+		return false
+	}
+	return !(p.opts.skipMeta && depth <= 3 && key == "_meta")
 }
 
 func (p *jparser) ws() {
@@ -139,15 +160,15 @@ func (p *jparser) lit(s string, k jkind) (jvalue, error) {
 	return jvalue{kind: k, start: int32(start), end: int32(p.pos)}, nil
 }
 
-func (p *jparser) value(depth int) (jvalue, error) {
+func (p *jparser) value(depth int, keep bool) (jvalue, error) {
 	if p.pos >= len(p.data) {
 		return jvalue{}, errJSONSyntax
 	}
 	switch c := p.data[p.pos]; {
 	case c == '{':
-		return p.object(depth + 1)
+		return p.object(depth+1, keep)
 	case c == '[':
-		return p.array(depth + 1)
+		return p.array(depth+1, keep)
 	case c == '"':
 		start := p.pos
 		s, err := p.string()
@@ -165,7 +186,7 @@ func (p *jparser) value(depth int) (jvalue, error) {
 	}
 }
 
-func (p *jparser) object(depth int) (jvalue, error) {
+func (p *jparser) object(depth int, keep bool) (jvalue, error) {
 	if depth > maxJSONDepth {
 		return jvalue{}, errJSONDepth
 	}
@@ -223,7 +244,7 @@ func (p *jparser) object(depth int) (jvalue, error) {
 		}
 		p.pos++
 		p.ws()
-		val, err := p.value(depth)
+		val, err := p.value(depth, keep && p.keepChild(depth+1, key))
 		if err != nil {
 			return jvalue{}, err
 		}
@@ -239,7 +260,9 @@ func (p *jparser) object(depth int) (jvalue, error) {
 		case '}':
 			p.pos++
 			v.end = int32(p.pos)
-			v.kids = slices.Clone(p.members[base:])
+			if keep {
+				v.kids = slices.Clone(p.members[base:])
+			}
 			return v, nil
 		default:
 			return jvalue{}, errJSONSyntax
@@ -247,7 +270,7 @@ func (p *jparser) object(depth int) (jvalue, error) {
 	}
 }
 
-func (p *jparser) array(depth int) (jvalue, error) {
+func (p *jparser) array(depth int, keep bool) (jvalue, error) {
 	if depth > maxJSONDepth {
 		return jvalue{}, errJSONDepth
 	}
@@ -263,7 +286,7 @@ func (p *jparser) array(depth int) (jvalue, error) {
 	defer func() { p.elems = p.elems[:base] }()
 	for {
 		p.ws()
-		el, err := p.value(depth)
+		el, err := p.value(depth, keep && p.keepChild(depth+1, ""))
 		if err != nil {
 			return jvalue{}, err
 		}
@@ -279,7 +302,9 @@ func (p *jparser) array(depth int) (jvalue, error) {
 		case ']':
 			p.pos++
 			v.end = int32(p.pos)
-			v.kids = slices.Clone(p.elems[base:])
+			if keep {
+				v.kids = slices.Clone(p.elems[base:])
+			}
 			return v, nil
 		default:
 			return jvalue{}, errJSONSyntax

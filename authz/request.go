@@ -77,7 +77,9 @@ type rpcRequest struct {
 
 // parseRPC parses and validates one JSON-RPC message.
 func parseRPC(body []byte) (*rpcRequest, error) {
-	root, err := parseJSON(body)
+	// _meta (protocol version, client info and capabilities) is checked but
+	// not kept: nothing here reads it.
+	root, err := parseJSONOpts(body, parseOpts{skipMeta: true})
 	switch {
 	case errors.Is(err, errJSONDuplicate):
 		return nil, ErrInvalidRequest

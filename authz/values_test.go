@@ -165,6 +165,38 @@ func TestParseJSON(t *testing.T) {
 	}
 }
 
+func TestParseJSONOpts(t *testing.T) {
+	t.Parallel()
+	body := []byte(`{"_meta":{"x":{"y":1}},"params":{"_meta":{"clientInfo":{"name":"c"}},"arguments":{"_meta":{"a":1}}}}`)
+	v, err := parseJSONOpts(body, parseOpts{skipMeta: true})
+	require.NoError(t, err)
+	meta, _ := v.get("_meta")
+	assert.Nil(t, meta.kids, "root _meta is checked, not kept")
+	params, _ := v.get("params")
+	pmeta, _ := params.get("_meta")
+	assert.Nil(t, pmeta.kids)
+	assert.Equal(t, `{"clientInfo":{"name":"c"}}`, string(body[pmeta.start:pmeta.end]))
+	args, _ := params.get("arguments")
+	ameta, _ := args.get("_meta")
+	assert.Len(t, ameta.kids, 1, "an argument named _meta is kept")
+
+	// What is not kept is still checked.
+	for _, bad := range []string{`{"_meta":{"a":1,"A":2}}`, `{"params":{"_meta":{"x":[1,}}}`} {
+		_, err := parseJSONOpts([]byte(bad), parseOpts{skipMeta: true})
+		assert.Error(t, err, bad)
+	}
+	_, err = parseJSONOpts([]byte(`{"r":{"l":[{"n":"a","s":{"d":{"x":1,"X":2}}}]}}`), parseOpts{keepDepth: 4})
+	assert.ErrorIs(t, err, errJSONDuplicate)
+	v, err = parseJSONOpts([]byte(`{"r":{"l":[{"n":"a","s":{"d":1}}]}}`), parseOpts{keepDepth: 4})
+	require.NoError(t, err)
+	r, _ := v.get("r")
+	l, _ := r.get("l")
+	n, _ := l.kids[0].val.get("n")
+	assert.Equal(t, "a", n.str)
+	sch, _ := l.kids[0].val.get("s")
+	assert.Nil(t, sch.kids)
+}
+
 func toAny(v *jvalue) any {
 	switch v.kind {
 	case jNull:
