@@ -76,4 +76,3 @@ func TestRawVerifier(t *testing.T) {
 		})
 	}
 }
-
