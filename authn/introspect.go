@@ -328,7 +328,7 @@ func (in *introspector) interpret(obj map[string]any) (*TokenInfo, error) {
 	// RFC 7662 makes aud optional, but without it the RFC 8707 binding of
 	// the token to this resource cannot be checked: a token minted for
 	// another resource server of the same AS would pass. So it is required.
-	aud, ok := introStrings(obj["aud"])
+	aud, ok := stringOrList(obj["aud"])
 	if !ok || len(aud) == 0 {
 		return nil, invalid("introspection: response has no usable aud")
 	}
@@ -342,7 +342,7 @@ func (in *introspector) interpret(obj map[string]any) (*TokenInfo, error) {
 		case string:
 			info.Scopes = strings.Fields(s)
 		case []any: // not RFC 7662, but some servers send a list
-			sc, ok := introStrings(s)
+			sc, ok := stringOrList(s)
 			if !ok {
 				return nil, invalid("introspection: malformed scope")
 			}
@@ -375,25 +375,6 @@ func introNumericDate(obj map[string]any, name string) (time.Time, error) {
 	}
 	sec := int64(f)
 	return time.Unix(sec, int64((f-float64(sec))*1e9)).UTC(), nil
-}
-
-// introStrings accepts a JSON string or array of strings.
-func introStrings(v any) ([]string, bool) {
-	switch t := v.(type) {
-	case string:
-		return []string{t}, true
-	case []any:
-		out := make([]string, 0, len(t))
-		for _, e := range t {
-			s, ok := e.(string)
-			if !ok {
-				return nil, false
-			}
-			out = append(out, s)
-		}
-		return out, true
-	}
-	return nil, false
 }
 
 func introContainsAny(have, want []string) bool {
