@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -271,4 +272,69 @@ func TestSubjectCache(t *testing.T) {
 	scoped.Scopes = []string{"admin"}
 	assert.Equal(t, []string{"admin"}, a.subjectFor(&scoped).scopes)
 	assert.Empty(t, a.subjectFor(base).scopes)
+}
+
+// FuzzParseJSON checks that whatever parseJSON accepts, encoding/json
+// accepts too and decodes to the same value, and that parseJSON never
+// accepts duplicate or case-variant member names.
+func FuzzParseJSON(f *testing.F) {
+	for _, s := range []string{
+		`{}`, `{"a":[1,{"b":"c"}],"n":-1.5e3}`, `{"a":1,"A":2}`, `{"s":"\ud800\udc00\u00e9"}`,
+		`[{"k":"\u212a"},{"K":1}]`, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		v, err := parseJSON(data)
+		if err != nil {
+			return
+		}
+		if !json.Valid(data) {
+			t.Fatalf("parseJSON accepted what encoding/json rejects: %q", data)
+		}
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.UseNumber()
+		var std any
+		if err := dec.Decode(&std); err != nil {
+			t.Fatalf("%q: %v", data, err)
+		}
+		if got := toAnyNumber(&v); !assert.ObjectsAreEqual(std, got) {
+			t.Fatalf("%q: encoding/json %#v, parseJSON %#v", data, std, got)
+		}
+		var check func(v *jvalue)
+		check = func(v *jvalue) {
+			for i := range v.kids {
+				if v.kind == jObject {
+					for j := range i {
+						if strings.EqualFold(v.kids[i].key, v.kids[j].key) {
+							t.Fatalf("%q: accepted names %q and %q", data, v.kids[j].key, v.kids[i].key)
+						}
+					}
+				}
+				check(&v.kids[i].val)
+			}
+		}
+		check(&v)
+	})
+}
+
+// toAnyNumber is toAny with numbers as json.Number literals.
+func toAnyNumber(v *jvalue) any {
+	switch v.kind {
+	case jNumber:
+		return json.Number(v.str)
+	case jArray:
+		out := []any{}
+		for i := range v.kids {
+			out = append(out, toAnyNumber(&v.kids[i].val))
+		}
+		return out
+	case jObject:
+		out := map[string]any{}
+		for i := range v.kids {
+			out[v.kids[i].key] = toAnyNumber(&v.kids[i].val)
+		}
+		return out
+	}
+	return toAny(v)
 }
