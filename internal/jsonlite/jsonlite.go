@@ -109,7 +109,7 @@ func (p *parser) object(depth int) (map[string]any, error) {
 		if p.i >= len(p.b) || p.b[p.i] != '"' {
 			return nil, errSyntax
 		}
-		k, err := p.str()
+		k, err := p.key()
 		if err != nil {
 			return nil, err
 		}
@@ -221,6 +221,81 @@ func (p *parser) number() (float64, error) {
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// key decodes a member name. Names that token payloads and headers use all
+// the time come back as constants, without allocating.
+func (p *parser) key() (string, error) {
+	end := p.i + 1
+	for end < len(p.b) && end-p.i <= 16 {
+		c := p.b[end]
+		if c == '"' {
+			if k, ok := commonKey(p.b[p.i+1 : end]); ok {
+				p.i = end + 1
+				return k, nil
+			}
+			break
+		}
+		if c == '\\' || c < 0x20 {
+			break
+		}
+		end++
+	}
+	return p.str()
+}
+
+func commonKey(b []byte) (string, bool) {
+	switch string(b) { // no allocation: the compiler compares in place
+	case "iss":
+		return "iss", true
+	case "sub":
+		return "sub", true
+	case "aud":
+		return "aud", true
+	case "exp":
+		return "exp", true
+	case "nbf":
+		return "nbf", true
+	case "iat":
+		return "iat", true
+	case "jti":
+		return "jti", true
+	case "scope":
+		return "scope", true
+	case "scp":
+		return "scp", true
+	case "client_id":
+		return "client_id", true
+	case "azp":
+		return "azp", true
+	case "groups":
+		return "groups", true
+	case "roles":
+		return "roles", true
+	case "email":
+		return "email", true
+	case "name":
+		return "name", true
+	case "alg":
+		return "alg", true
+	case "kid":
+		return "kid", true
+	case "typ":
+		return "typ", true
+	case "act":
+		return "act", true
+	case "cnf":
+		return "cnf", true
+	case "auth_time":
+		return "auth_time", true
+	case "sid":
+		return "sid", true
+	case "tid":
+		return "tid", true
+	case "oid":
+		return "oid", true
+	}
+	return "", false
+}
 
 // str decodes a string starting at the opening quote.
 func (p *parser) str() (string, error) {

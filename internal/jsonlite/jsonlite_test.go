@@ -86,3 +86,27 @@ func FuzzParseObject(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) { compare(t, data) })
 }
+
+var payload = []byte(`{"iss":"https://auth.example.com/tenant1","sub":"user-1234567890","aud":["https://mcp.example.com/mcp"],"exp":1893456000,"iat":1893452400,"nbf":1893452400,"jti":"b6a9c2d4-6f1e-4c3a-9b8e-1f2e3d4c5b6a","client_id":"mcp-client-abc","scope":"openid profile tools:read tools:write","groups":["engineering","admins"],"email":"user@example.com","name":"Example User"}`)
+
+// BenchmarkParseObject compares, in one run, a token payload decoded by
+// ParseObject and by encoding/json into the same map[string]any.
+func BenchmarkParseObject(b *testing.B) {
+	b.Run("jsonlite", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := ParseObject(payload); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var m map[string]any
+			if err := json.Unmarshal(payload, &m); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
