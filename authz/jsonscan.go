@@ -3,7 +3,6 @@ package authz
 import (
 	"errors"
 	"math"
-	"slices"
 	"strings"
 	"sync"
 	"unicode"
@@ -97,12 +96,13 @@ func parseJSONOpts(data []byte, opts parseOpts) (jvalue, error) {
 	defer func() {
 		clear(p.members[:p.hiMembers]) // drop references into data
 		clear(p.elems[:p.hiElems])
-		p.data, p.members, p.elems, p.hiMembers, p.hiElems = nil, p.members[:0], p.elems[:0], 0, 0
+		p.data, p.members, p.elems, p.hiMembers, p.hiElems, p.out = nil, p.members[:0], p.elems[:0], 0, 0, nil
 		if cap(p.members) <= 1024 && cap(p.elems) <= 1024 {
 			parsers.Put(p) // keep only small stacks around
 		}
 	}()
 	p.data, p.pos, p.opts = data, 0, opts
+	p.out = make([]jmember, 0, min(len(data)/40+4, 1024))
 	p.ws()
 	v, err := p.value(0, true)
 	if err != nil {
@@ -125,10 +125,25 @@ type jparser struct {
 	pos     int
 	members []jmember // stack of the members of the objects being parsed
 	elems   []jmember // stack of the elements of the arrays being parsed
+	// out is the document's arena: finished containers' children are
+	// appended here and their kids slice into it, so a document costs a few
+	// allocations instead of one per container. When out grows, earlier
+	// kids keep pointing into the previous array, which is never written again.
+	out []jmember
 	// high-water marks of the stacks, so a recycled parser clears only
 	// what it used
 	hiMembers, hiElems int
 	opts               parseOpts
+}
+
+// emit copies a finished container's children to the arena.
+func (p *jparser) emit(kids []jmember) []jmember {
+	if len(p.out)+len(kids) > cap(p.out) {
+		p.out = make([]jmember, 0, max(2*cap(p.out), len(kids)))
+	}
+	i := len(p.out)
+	p.out = append(p.out, kids...)
+	return p.out[i:len(p.out):len(p.out)]
 }
 
 // keepChild reports whether a container nested at depth (its own depth), the
@@ -261,7 +276,7 @@ func (p *jparser) object(depth int, keep bool) (jvalue, error) {
 			p.pos++
 			v.end = int32(p.pos)
 			if keep {
-				v.kids = slices.Clone(p.members[base:])
+				v.kids = p.emit(p.members[base:])
 			}
 			return v, nil
 		default:
@@ -303,7 +318,7 @@ func (p *jparser) array(depth int, keep bool) (jvalue, error) {
 			p.pos++
 			v.end = int32(p.pos)
 			if keep {
-				v.kids = slices.Clone(p.elems[base:])
+				v.kids = p.emit(p.elems[base:])
 			}
 			return v, nil
 		default:
