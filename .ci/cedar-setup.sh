@@ -8,7 +8,8 @@
 # Idempotent: `npm ci` runs only when the installed versions differ from the pins.
 # Needs npm (any recent version) and the npm registry; no local servers.
 #
-# Sourced, it exports MCPAUTH_NODE into the calling shell (and leaves its options alone):
+# Sourced, it exports MCPAUTH_NODE into the calling shell (and leaves its options alone;
+# it also works in a shell with errexit/pipefail set, where a failure exits that shell):
 #   . .ci/cedar-setup.sh && CI=true go test ./authz/ -run TestDifferentialCedar
 # Run directly, it prints the MCPAUTH_NODE=... line on stdout.
 
@@ -20,7 +21,7 @@ _mcpauth_cedar_setup() {
   want_node="v22.23.3"
   want_wasm="4.13.0"
   have_wasm="$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' \
-    "${dir}/node_modules/@cedar-policy/cedar-wasm/package.json" 2>/dev/null | head -n1)"
+    "${dir}/node_modules/@cedar-policy/cedar-wasm/package.json" 2>/dev/null | head -n1 || true)"
   if [ ! -x "${node}" ] || [ "$("${node}" --version 2>/dev/null)" != "${want_node}" ] ||
      [ "${have_wasm}" != "${want_wasm}" ]; then
     npm ci --prefix "${dir}" --no-audit --no-fund --loglevel=error >&2 || return 1
