@@ -86,6 +86,7 @@ type Authorizer struct {
 	groupClaims []string
 	policies    atomic.Pointer[policySet]
 	subjects    [subjectSlots]atomic.Pointer[subject]
+	annotations toolAnnotations
 }
 
 // New validates cfg, compiles its policies and entities, and returns an

@@ -65,13 +65,27 @@
 //	                                    resources/unsubscribe, completion/complete (ref/resource)
 //	           Action::"list_tools", "list_prompts", "list_resources"
 //	                                    list methods, only with Config.AuthorizeLists
-//	resource   Tool::"<name>"     attributes name, operation "call", feature "tool", arg_*
+//	resource   Tool::"<name>"     attributes name, operation "call", feature "tool", arg_*, and
+//	                              readOnlyHint, destructiveHint, idempotentHint, openWorldHint
+//	                              as the latest tools/list response gave them
 //	           Prompt::"<name>"   attributes name, operation "get", feature "prompt", arg_*
 //	           Resource::"<uri>"  attributes name and uri (the exact URI), operation "read", feature "resource"
 //	           FeatureType::"tool" | "prompt" | "resource"  (list actions)
 //	context    claim_<name> for every claim, arg_<name> for every argument,
 //	           scopes (Set of String, the token's scopes), client_id (String,
 //	           when the token names a client)
+//
+// Tool annotation hints are learnt from the tools/list responses the
+// middleware filters (as in ToolHive), so "engineers may call any read-only
+// tool" is
+//
+//	permit (principal in THVGroup::"engineering", action == Action::"call_tool", resource)
+//	when { resource has readOnlyHint && resource.readOnlyHint };
+//
+// Before the first tools/list, or when the latest one gives a tool no hints,
+// the attributes are absent; the `has` guard then makes the permit not apply.
+// The server is trusted for its hints; a policy that must not depend on them
+// names tools or uses Config.Entities instead.
 //
 // Entities from Config.Entities with the same uid as the request's principal
 // or resource are merged into it: parents are united, and the static

@@ -6,6 +6,10 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
+	"sync"
+
+	cedar "github.com/cedar-policy/cedar-go"
 )
 
 var errFilter = errors.New("authz: list response cannot be filtered")
@@ -116,9 +120,10 @@ func (f *listFilter) filterBody(contentType string, body []byte) ([]byte, error)
 // filterMessage filters one JSON-RPC response message. Anything but the
 // removed array elements is copied byte for byte.
 func (f *listFilter) filterMessage(msg []byte) ([]byte, error) {
-	// Kept: the message, result, the list and each item's members; the
-	// items' nested values (input schemas, annotations) are only checked.
-	root, err := parseJSONOpts(msg, parseOpts{keepDepth: 4})
+	// Kept: the message, result, the list, each item's members and their
+	// members (a tool's annotations); deeper values (the insides of input
+	// schemas) are only checked.
+	root, err := parseJSONOpts(msg, parseOpts{keepDepth: 5})
 	if err != nil || root.kind != jObject {
 		return nil, errFilter
 	}
@@ -132,6 +137,11 @@ func (f *listFilter) filterMessage(msg []byte) ([]byte, error) {
 	}
 	if list.kind != jArray {
 		return nil, errFilter
+	}
+	if f.m.listKey == "tools" {
+		for i := range list.kids {
+			f.a.annotations.record(&list.kids[i].val)
+		}
 	}
 	keep := make([]bool, len(list.kids))
 	n := 0
@@ -304,4 +314,58 @@ func sseField(line []byte, name string) ([]byte, bool) {
 		rest = rest[1:]
 	}
 	return rest, true
+}
+
+// maxAnnotatedTools bounds the tool annotation cache.
+const maxAnnotatedTools = 10000
+
+// toolAnnotations remembers the behaviour hints (readOnlyHint,
+// destructiveHint, idempotentHint, openWorldHint) of each tool as the latest
+// tools/list response gave them, as ToolHive does, so that policies can say
+// "engineers may call any read-only tool". Safe for concurrent use.
+type toolAnnotations struct {
+	mu sync.RWMutex
+	m  map[string]cedar.RecordMap // read-only once stored
+}
+
+var annotationHints = []string{"readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"}
+
+// record stores the hints of one tools/list item (or forgets them when the
+// item has none any more).
+func (t *toolAnnotations) record(item *jvalue) {
+	name, ok := item.get("name")
+	if !ok || name.kind != jString || name.str == "" {
+		return
+	}
+	var hints cedar.RecordMap
+	if ann, ok := item.get("annotations"); ok && ann.kind == jObject {
+		for _, h := range annotationHints {
+			if v, ok := ann.get(h); ok && (v.kind == jTrue || v.kind == jFalse) {
+				if hints == nil {
+					hints = cedar.RecordMap{}
+				}
+				hints[cedar.String(h)] = cedar.Boolean(v.kind == jTrue)
+			}
+		}
+	}
+	key := strings.Clone(name.str) // name.str points into the response buffer
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if hints == nil {
+		delete(t.m, key)
+		return
+	}
+	if t.m == nil {
+		t.m = map[string]cedar.RecordMap{}
+	}
+	if _, known := t.m[key]; known || len(t.m) < maxAnnotatedTools {
+		t.m[key] = hints
+	}
+}
+
+// get returns the hints recorded for tool, or nil.
+func (t *toolAnnotations) get(tool string) cedar.RecordMap {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.m[tool]
 }

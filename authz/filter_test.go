@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/mcpauth-go/mcpauth/authn"
 )
 
 const toolsListResult = `{"jsonrpc":"2.0","id":3,"result":{"tools":[` +
@@ -171,4 +174,34 @@ func TestAuthorizeLists(t *testing.T) {
 	assert.Equal(t, 200, resp.StatusCode)
 	resp, _ = serveList(t, a, "prompts/list", "application/json", `{"jsonrpc":"2.0","id":3,"result":{"prompts":[]}}`, 200)
 	assert.Equal(t, 403, resp.StatusCode)
+}
+
+func TestToolAnnotations(t *testing.T) {
+	t.Parallel()
+	a, err := New(Config{Policies: `
+@id("read-only") permit (principal in THVGroup::"engineering", action == Action::"call_tool", resource)
+when { resource has readOnlyHint && resource.readOnlyHint };`})
+	require.NoError(t, err)
+	ctx := authn.NewContext(context.Background(), engineer())
+	allowed := func(tool string) bool {
+		t.Helper()
+		d, err := a.Authorize(ctx, []byte(call(tool, "")))
+		require.NoError(t, err)
+		return d.Allowed
+	}
+	assert.False(t, allowed("search"), "no hints before the first tools/list")
+
+	_, body := serveList(t, a, "tools/list", "application/json", `{"jsonrpc":"2.0","id":3,"result":{"tools":[`+
+		`{"name":"search","annotations":{"readOnlyHint":true,"title":"x"},"inputSchema":{"type":"object","properties":{"q":{"type":"string"}}}},`+
+		`{"name":"write_file","annotations":{"readOnlyHint":false,"destructiveHint":true}},`+
+		`{"name":"unannotated"}]}}`, 200)
+	assert.Equal(t, `{"jsonrpc":"2.0","id":3,"result":{"tools":[`+
+		`{"name":"search","annotations":{"readOnlyHint":true,"title":"x"},"inputSchema":{"type":"object","properties":{"q":{"type":"string"}}}}]}}`, body)
+	assert.True(t, allowed("search"))
+	assert.False(t, allowed("write_file"))
+	assert.False(t, allowed("unannotated"))
+
+	// A later list without the hint withdraws it.
+	serveList(t, a, "tools/list", "application/json", `{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"search"}]}}`, 200)
+	assert.False(t, allowed("search"))
 }

@@ -486,13 +486,14 @@ func (s *subject) request(a *Authorizer, op *operation, sel *selection) (cedar.R
 		ctx = cedar.NewRecord(m)
 	}
 	return cedar.Request{Principal: s.uid, Action: op.action, Resource: op.resource, Context: ctx},
-		&overlay{static: a.entities, sub: s, op: op}
+		&overlay{a: a, static: a.entities, sub: s, op: op}
 }
 
 // overlay is the entity store of one request: the static entities with the
 // request's principal and resource entities on top. The resource entity is
 // built on first use, since many policies never look past its uid.
 type overlay struct {
+	a            *Authorizer
 	static       cedar.EntityMap
 	sub          *subject
 	op           *operation
@@ -500,15 +501,18 @@ type overlay struct {
 	haveResource bool
 }
 
-// resourceEntity builds the resource entity: generated attributes and
-// arguments, merged with a static entity of the same uid (static attributes
-// win; its parents are kept).
+// resourceEntity builds the resource entity: generated attributes, a tool's
+// annotation hints and the arguments, merged with a static entity of the
+// same uid (static attributes win; its parents are kept).
 func (o *overlay) resourceEntity() cedar.Entity {
 	if o.haveResource {
 		return o.resource
 	}
 	m := make(cedar.RecordMap, 8)
 	o.op.generatedAttrs(m)
+	if o.op.feature == "tool" && !o.op.list {
+		maps.Copy(m, o.a.annotations.get(string(o.op.resource.ID)))
+	}
 	o.op.addArgs(m)
 	res := cedar.Entity{UID: o.op.resource}
 	if st, ok := o.static[o.op.resource]; ok {
