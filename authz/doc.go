@@ -41,7 +41,12 @@
 // (unless Config.AuthorizeLists) and their responses, JSON or
 // text/event-stream, are filtered: an item stays when the caller could call
 // the tool, get the prompt or read the resource (a template is checked as
-// read_resource on its uriTemplate). Methods carrying no resource pass:
+// read_resource on its uriTemplate). Only the removed items' bytes change; in
+// an event stream, events that carry no list are copied as they are. A
+// successful list response that cannot be filtered (a content type other than
+// JSON or SSE, malformed or ambiguous JSON, more than Config.MaxResponseBytes)
+// is replaced by HTTP 500 with JSON-RPC -32603: a list is never passed on
+// unfiltered. Methods carrying no resource pass:
 // server/discover, subscriptions/listen, tasks/get, tasks/update,
 // tasks/cancel and, from 2025-11-25, initialize, ping, logging/setLevel,
 // tasks/list, tasks/result and the client notifications initialized,
