@@ -28,25 +28,36 @@ type TokenInfo struct {
 	// float64 unless they came from introspection with UseNumber semantics.
 	Claims map[string]any
 
-	raw string // the bearer token itself; see Token
+	// raw is the bearer token itself (see Token), behind a pointer so that
+	// fmt and slog print an address, not the token, for a TokenInfo value:
+	// the redacting methods below are on *TokenInfo and a dereferenced or
+	// embedded value does not have them.
+	raw *string
+}
+
+// tokenInfoWithRaw lets WithToken allocate the copy and its token pointer
+// together, as one object.
+type tokenInfoWithRaw struct {
+	info TokenInfo
+	raw  string
 }
 
 // Token returns the raw bearer token this identity was verified from. It is
 // for outbound token exchange (RFC 8693 subject_token) and passthrough guards
 // only: never log, print or forward it to a backend.
 func (t *TokenInfo) Token() string {
-	if t == nil {
+	if t == nil || t.raw == nil {
 		return ""
 	}
-	return t.raw
+	return *t.raw
 }
 
 // WithToken returns a shallow copy of t that carries raw as its bearer token.
 // Custom [TokenVerifier] implementations and tests use it.
 func (t *TokenInfo) WithToken(raw string) *TokenInfo {
-	c := *t
-	c.raw = raw
-	return &c
+	c := &tokenInfoWithRaw{info: *t, raw: raw}
+	c.info.raw = &c.raw
+	return &c.info
 }
 
 // HasScope reports whether the token was granted scope s.

@@ -629,10 +629,23 @@ func TestTokenInfoNeverPrintsToken(t *testing.T) {
 		fmt.Sprint(info), fmt.Sprintf("%v %+v %#v %s %q", info, info, info, info, info),
 		string(j), buf.String(), info.String(),
 	}
+	// A TokenInfo value (dereferenced, or embedded by value in a caller's
+	// struct) has none of the pointer methods above: fmt and slog's text
+	// handler then print its fields by reflection.
+	type session struct{ Info TokenInfo }
+	var tbuf bytes.Buffer
+	slog.New(slog.NewTextHandler(&tbuf, nil)).Info("x", "info", *info, "session", session{*info})
+	outs = append(outs,
+		fmt.Sprintf("%v %+v %#v", *info, *info, *info),
+		fmt.Sprintf("%v %+v %#v", session{*info}, session{*info}, session{*info}),
+		tbuf.String())
 	for _, o := range outs {
 		if strings.Contains(o, "canary") {
 			t.Fatalf("token printed: %s", o)
 		}
+	}
+	if info.Token() != canary || (*info).Token() != canary {
+		t.Fatal("Token() lost the token")
 	}
 	if !strings.Contains(outs[0], "alice") {
 		t.Fatalf("String lost the subject: %s", outs[0])
