@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"math/big"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -223,12 +224,15 @@ func checkEndpoint(raw string, allowHTTP bool) error {
 	return nil
 }
 
+// isLoopback reports whether host (without port) is "localhost" or a
+// loopback IP literal. A name such as "127.example.com" is not: it resolves
+// wherever its owner wants.
 func isLoopback(host string) bool {
-	switch host {
-	case "localhost", "127.0.0.1", "::1":
+	if strings.EqualFold(host, "localhost") {
 		return true
 	}
-	return strings.HasPrefix(host, "127.")
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // --- private_key_jwt (RFC 7523) ---

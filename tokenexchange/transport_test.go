@@ -329,6 +329,9 @@ func TestNewTransportValidation(t *testing.T) {
 		{"relative URL", tokenexchange.Config{TokenURL: "/token"}},
 		{"plain http issuer off loopback", tokenexchange.Config{Issuer: "http://idp.example"}},
 		{"plain http off loopback", tokenexchange.Config{TokenURL: "http://sts.example/token"}},
+		{"plain http to a name starting 127.", tokenexchange.Config{TokenURL: "http://127.attacker.example/token"}},
+		{"plain http to a name ending in a loopback IP", tokenexchange.Config{TokenURL: "http://127.0.0.1.nip.io/token"}},
+		{"plain http issuer named 127.", tokenexchange.Config{Issuer: "http://127.idp.example"}},
 		{"user info in URL", tokenexchange.Config{TokenURL: "https://u:p@sts.example/token"}},
 		{"basic without secret", tokenexchange.Config{TokenURL: ok, ClientID: "c", AuthMethod: tokenexchange.ClientSecretBasic}},
 		{"post without id", tokenexchange.Config{TokenURL: ok, ClientSecret: "s", AuthMethod: tokenexchange.ClientSecretPost}},
@@ -355,6 +358,8 @@ func TestNewTransportValidation(t *testing.T) {
 		{TokenURL: ok},
 		{TokenURL: "http://127.0.0.1:1/token"},
 		{TokenURL: "http://localhost/token"},
+		{TokenURL: "http://127.1.2.3:8080/token"},
+		{TokenURL: "http://[::1]:8080/token"},
 		{TokenURL: "http://sts.internal/token", InsecureAllowHTTP: true},
 		{Issuer: "https://sts.example"},
 	} {
