@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"strings"
@@ -191,5 +192,50 @@ func TestRedaction(t *testing.T) {
 	}
 	if !strings.Contains(string(cj), `"client_id":"mcp"`) {
 		t.Errorf("config JSON lost public fields: %s", cj)
+	}
+}
+
+// expires_in values too large for a time.Duration must not wrap around into
+// an expiry in the past (or at a random time); NaN is not a number of seconds.
+func TestExpiresInBounds(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name      string
+		expiresIn any
+		wantErr   bool
+	}{
+		{"1e10 seconds", 1e10, false},
+		{"2e10 seconds", 2e10, false},
+		{"1e12 seconds", 1e12, false},
+		{"quoted huge", "10000000000", false},
+		{"quoted NaN", "NaN", true},
+		{"quoted Inf", "+Inf", true},
+		{"max float", math.MaxFloat64, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			sts := newFakeSTS(t)
+			sts.set(func(s *fakeSTS) {
+				s.handle = func(w http.ResponseWriter, _ *http.Request, form url.Values) {
+					writeJSON(w, 200, map[string]any{"access_token": "issued-token", "issued_token_type": form.Get("requested_token_type"),
+						"token_type": "Bearer", "expires_in": tc.expiresIn})
+				}
+			})
+			tr := mustTransport(t, tokenexchange.Config{TokenURL: sts.URL()})
+			tok, err := tr.Exchange(identity(canarySubject, time.Time{}))
+			if tc.wantErr {
+				if !errors.Is(err, tokenexchange.ErrRetryable) {
+					t.Errorf("err = %v, want ErrRetryable", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if min := time.Now().AddDate(100, 0, 0); tok.Expiry.Before(min) {
+				t.Errorf("expiry %v, want at least 100 years ahead", tok.Expiry)
+			}
+		})
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/big"
 	"net/http"
 	"net/netip"
@@ -52,12 +53,18 @@ func (e *expiresIn) UnmarshalJSON(b []byte) error {
 	}
 	s := strings.Trim(string(b), `"`)
 	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f < 0 || f > 1<<40 {
+	if err != nil || !(f >= 0) || f > 1<<40 { // !(f >= 0) also refuses NaN
 		return errors.New("expires_in is not a non-negative number")
 	}
-	e.set, e.seconds = true, int64(f)
+	// Past maxExpiresIn seconds, time.Duration would overflow into an expiry
+	// in the past or at a random time; such a token never expires in practice.
+	e.set, e.seconds = true, int64(min(f, maxExpiresIn))
 	return nil
 }
+
+// maxExpiresIn is the largest expires_in (in seconds) a time.Duration holds:
+// about 292 years.
+const maxExpiresIn = float64(math.MaxInt64 / int64(time.Second))
 
 // errorResponse is the RFC 6749 §5.2 error response.
 type errorResponse struct {
