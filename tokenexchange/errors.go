@@ -18,7 +18,9 @@ var (
 	ErrRetryable = errors.New("tokenexchange: temporary failure")
 
 	// ErrPassthrough means the outbound request already carried the inbound
-	// (subject) token in one of its headers; it is refused rather than sent.
+	// (subject) token in one of its headers or its URL, or the token endpoint
+	// issued the subject or actor token itself; the request is refused rather
+	// than sent.
 	ErrPassthrough = errors.New("tokenexchange: request carries the inbound token")
 
 	// ErrSubjectExpired means the subject token's expiry has passed, so it is

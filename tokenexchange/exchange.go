@@ -162,6 +162,11 @@ func (t *Transport) exchange(ctx context.Context, r request) (*Token, error) {
 	if tr.AccessToken == "" {
 		return nil, fmt.Errorf("tokenexchange: token response has no access_token: %w", ErrRetryable)
 	}
+	// An STS that hands back the subject (or actor) token, as a no-op
+	// exchange would, must not make this transport forward it.
+	if tr.AccessToken == r.subjectToken || tr.AccessToken == r.actorToken {
+		return nil, fmt.Errorf("tokenexchange: token endpoint issued the subject or actor token itself: %w", ErrPassthrough)
+	}
 	secrets = append(secrets, tr.AccessToken, tr.RefreshToken)
 	if tr.IssuedTokenType != t.requestedTokenType {
 		return nil, fmt.Errorf("tokenexchange: issued_token_type %q, requested %q",

@@ -295,7 +295,10 @@ func (t *Transport) cacheKey(r *request) [32]byte {
 // RoundTrip sends a clone of req carrying the exchanged token. req is never
 // modified; its body is closed on every error path. It fails with
 // [ErrNoIdentity] if the request context has no identity, and with
-// [ErrPassthrough] if req already carries the inbound token in a header.
+// [ErrPassthrough] if req already carries the inbound token in a header or
+// its URL. An [http.Client] wraps that error in a *url.Error that quotes the
+// request URL, token included: log errors.Unwrap of a client error, not the
+// error itself, where a URL may carry one.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	r, sexp, err := t.subject(ctx)
@@ -304,7 +307,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	// Refuse before exchanging: nothing is sent anywhere.
-	if carries(req.Header, r.subjectToken) {
+	if carries(req.Header, r.subjectToken) || urlCarries(req.URL, r.subjectToken) {
 		closeBody(req)
 		t.logger.WarnContext(ctx, "tokenexchange: refused request carrying the inbound token", "host", req.URL.Host)
 		return nil, ErrPassthrough
@@ -346,6 +349,38 @@ func carries(h http.Header, tok string) bool {
 					return true
 				}
 			}
+		}
+	}
+	return false
+}
+
+// minSubstring is the shortest token also looked for inside URL parts;
+// shorter ones only match a whole query value, so that a short token does not
+// refuse requests in which it happens to occur by chance.
+const minSubstring = 16
+
+// urlCarries reports whether the URL carries tok: in its user info, as a
+// query value (raw or escaped), or, for tokens of minSubstring bytes or more,
+// anywhere in its query or path.
+func urlCarries(u *url.URL, tok string) bool {
+	if u == nil || tok == "" {
+		return false
+	}
+	if u.User != nil {
+		if p, _ := u.User.Password(); p == tok || u.User.Username() == tok {
+			return true
+		}
+	}
+	if len(tok) >= minSubstring {
+		return strings.Contains(u.RawQuery, tok) || strings.Contains(u.RawQuery, url.QueryEscape(tok)) ||
+			strings.Contains(u.Path, tok) || strings.Contains(u.Opaque, tok)
+	}
+	for q := u.RawQuery; q != ""; {
+		var part string
+		part, q, _ = strings.Cut(q, "&")
+		_, v, _ := strings.Cut(part, "=")
+		if uv, err := url.QueryUnescape(v); v == tok || err == nil && uv == tok {
+			return true
 		}
 	}
 	return false

@@ -1,0 +1,104 @@
+package tokenexchange_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcpauth-go/mcpauth/tokenexchange"
+)
+
+// A handler that copies the inbound token into the URL must be refused just
+// like one that copies it into a header: nothing reaches the STS or the
+// backend.
+func TestInboundTokenInURLRefused(t *testing.T) {
+	t.Parallel()
+	const special = "opaque/token+with=chars-0123456789" // needs query escaping
+	cases := []struct {
+		name, token, url string // url: "%s" is the backend URL, "%t" the token
+		wantRefused      bool
+	}{
+		{"query value", canarySubject, "%s/x?access_token=%t", true},
+		{"query value among others", canarySubject, "%s/x?a=1&token=%t&b=2", true},
+		{"query escaped", special, "%s/x?access_token=" + url.QueryEscape(special), true},
+		{"query inside JSON", canarySubject, "%s/x?state=" + url.QueryEscape(`{"t":"`+canarySubject+`"}`), true},
+		{"path", canarySubject, "%s/tokens/%t", true},
+		{"short token as a whole query value", "abc", "%s/x?k=abc", true},
+		{"short token inside another value is not refused", "abc", "%s/x?k=xabcx&abc1=2", false},
+		{"no token", canarySubject, "%s/x?q=1", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			sts, be := newFakeSTS(t), newBackend(t)
+			// Without a cache, an exchange before the check shows as an STS call.
+			tr := mustTransport(t, tokenexchange.Config{TokenURL: sts.URL(), CacheSize: -1})
+			u := strings.ReplaceAll(strings.ReplaceAll(tc.url, "%s", be.srv.URL), "%t", tc.token)
+			body := &trackingBody{Reader: strings.NewReader("x")}
+			req, err := http.NewRequestWithContext(identity(tc.token, time.Now().Add(time.Hour)), http.MethodPost, u, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := tr.RoundTrip(req)
+			if !tc.wantRefused {
+				if err != nil {
+					t.Fatalf("err = %v", err)
+				}
+				resp.Body.Close()
+				return
+			}
+			if !errors.Is(err, tokenexchange.ErrPassthrough) {
+				t.Fatalf("err = %v, want ErrPassthrough", err)
+			}
+			if !body.closed.Load() {
+				t.Error("body not closed")
+			}
+			if be.calls.Load() != 0 || sts.calls.Load() != 0 {
+				t.Errorf("backend calls %d, STS calls %d; want 0, 0", be.calls.Load(), sts.calls.Load())
+			}
+			assertClean(t, "error", fmt.Sprintf("%v %+v", err, err), tc.token)
+		})
+	}
+}
+
+// An STS that answers with the subject token itself (a misconfigured no-op
+// exchange, an echoing test double) must not make the transport forward the
+// inbound token.
+func TestIssuedSubjectTokenNotSent(t *testing.T) {
+	t.Parallel()
+	for _, echo := range []string{"subject_token", "actor_token"} {
+		t.Run(echo, func(t *testing.T) {
+			t.Parallel()
+			sts, be := newFakeSTS(t), newBackend(t)
+			sts.set(func(s *fakeSTS) {
+				s.handle = func(w http.ResponseWriter, _ *http.Request, form url.Values) {
+					writeJSON(w, 200, map[string]any{"access_token": form.Get(echo), "issued_token_type": form.Get("requested_token_type"),
+						"token_type": "Bearer", "expires_in": 300})
+				}
+			})
+			logger, logs := logBuffer()
+			tr := mustTransport(t, tokenexchange.Config{TokenURL: sts.URL(), Logger: logger,
+				ActorToken: func(context.Context) (string, string, error) { return canaryActor, "", nil }})
+			body := &trackingBody{Reader: strings.NewReader("x")}
+			req, _ := http.NewRequestWithContext(identity(canarySubject, time.Now().Add(time.Hour)), http.MethodPost, be.srv.URL, body)
+			_, err := tr.RoundTrip(req)
+			if !errors.Is(err, tokenexchange.ErrPassthrough) {
+				t.Fatalf("err = %v, want ErrPassthrough", err)
+			}
+			if !body.closed.Load() {
+				t.Error("body not closed")
+			}
+			if be.calls.Load() != 0 {
+				t.Error("backend called with the echoed token")
+			}
+			be.assertNeverSaw(t, canarySubject)
+			be.assertNeverSaw(t, canaryActor)
+			assertClean(t, "error/log", fmt.Sprintf("%v %+v", err, err)+logs.String(), canarySubject, canaryActor)
+		})
+	}
+}
