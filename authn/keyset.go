@@ -425,20 +425,28 @@ func (v *Verifier) jwksURL(ctx context.Context) (string, error) {
 }
 
 // metadata discovers the issuer's metadata once (RFC 8414, then OIDC) and
-// remembers it after the first success.
+// remembers it after the first success. A failure is remembered for
+// retryBackoff, so that during an outage requests (one introspection per
+// opaque token) do not each start a discovery round.
 func (v *Verifier) metadata(ctx context.Context) (*discovery.Metadata, error) {
 	v.mdMu.Lock()
 	defer v.mdMu.Unlock()
 	if v.md != nil {
 		return v.md, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, v.fetchTimeout)
+	if v.mdErr != nil && v.now().Sub(v.mdFail) < retryBackoff {
+		return nil, v.mdErr
+	}
+	fctx, cancel := context.WithTimeout(ctx, v.fetchTimeout)
 	defer cancel()
-	md, err := discovery.Fetch(ctx, v.client, v.cfg.Issuer)
+	md, err := discovery.Fetch(fctx, v.client, v.cfg.Issuer)
 	if err != nil {
 		v.log.Warn("authn: issuer discovery failed", "issuer", v.cfg.Issuer, "error", err)
+		if ctx.Err() == nil { // not the caller's own cancellation
+			v.mdErr, v.mdFail = err, v.now()
+		}
 		return nil, err
 	}
-	v.md = md
+	v.md, v.mdErr = md, nil
 	return md, nil
 }

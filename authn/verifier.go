@@ -67,8 +67,10 @@ type Verifier struct {
 	cache *tokenCache
 	intro opaqueVerifier
 
-	mdMu sync.Mutex
-	md   *discovery.Metadata
+	mdMu   sync.Mutex
+	md     *discovery.Metadata
+	mdErr  error     // the last discovery failure, answered again until mdFail+retryBackoff
+	mdFail time.Time // when discovery last failed
 
 	life  context.Context
 	close context.CancelFunc

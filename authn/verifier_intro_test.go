@@ -44,3 +44,27 @@ func TestVerifierRoutesOpaqueTokensToIntrospection(t *testing.T) {
 		t.Fatalf("introspection down: %v", err)
 	}
 }
+
+// While issuer discovery fails, every opaque token used to start a new
+// discovery round (two or three GETs each): random tokens became IdP
+// traffic. A failure is now remembered for the retry backoff, as for JWKS.
+func TestDiscoveryFailureIsNotRetriedPerOpaqueToken(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, idptest.Config{}, func(c *Config) { c.Introspection = &IntrospectionConfig{} })
+	f.idp.SetFault(idptest.EndpointDiscovery, idptest.Fault{Status: 500})
+	ctx := context.Background()
+	for range 20 {
+		if _, err := f.v.Verify(ctx, f.idp.OpaqueToken(nil)); !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrInvalidToken) {
+			t.Fatalf("discovery down: %v, want ErrUnavailable only", err)
+		}
+	}
+	// One discovery round: the RFC 8414 and OpenID Connect locations.
+	if n := f.idp.Requests(idptest.EndpointDiscovery); n > 2 {
+		t.Fatalf("20 opaque tokens during a discovery outage made %d discovery requests, want at most 2", n)
+	}
+	f.idp.SetFault(idptest.EndpointDiscovery, idptest.Fault{})
+	f.clock.Advance(retryBackoff)
+	if _, err := f.v.Verify(ctx, f.idp.OpaqueToken(nil)); err != nil {
+		t.Fatalf("after discovery came back: %v", err)
+	}
+}
