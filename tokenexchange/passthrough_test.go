@@ -102,3 +102,48 @@ func TestIssuedSubjectTokenNotSent(t *testing.T) {
 		})
 	}
 }
+
+// net/http drops Authorization when a redirect leaves the original host; a
+// transport that sets the credential on every hop must not undo that, or an
+// open redirect on the backend hands the user's exchanged token to anyone.
+func TestRedirectToOtherHostGetsNoToken(t *testing.T) {
+	t.Parallel()
+	sts, other := newFakeSTS(t), newBackend(t)
+	// other listens on 127.0.0.1; reached as "localhost" it is another host.
+	otherURL := strings.Replace(other.srv.URL, "127.0.0.1", "localhost", 1)
+	origin := newTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/away":
+			http.Redirect(w, r, otherURL+"/stolen", http.StatusFound)
+		case "/here":
+			http.Redirect(w, r, "/final", http.StatusFound)
+		default:
+			if r.Header.Get("Authorization") != "Bearer "+issued(canarySubject+"|") {
+				http.Error(w, "no token", http.StatusUnauthorized)
+			}
+		}
+	}))
+	tr := mustTransport(t, tokenexchange.Config{TokenURL: sts.URL()})
+	client := &http.Client{Transport: tr}
+	ctx := identity(canarySubject, time.Now().Add(time.Hour))
+
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, origin+"/here", nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("same-host redirect: status %d, want 200", resp.StatusCode)
+	}
+
+	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, origin+"/away", nil)
+	resp, err = client.Do(req)
+	if err == nil {
+		resp.Body.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), "redirect") {
+		t.Errorf("err = %v, want a refused redirect", err)
+	}
+	other.assertNeverSaw(t, issued(canarySubject+"|"))
+}

@@ -296,10 +296,16 @@ func (t *Transport) cacheKey(r *request) [32]byte {
 // modified; its body is closed on every error path. It fails with
 // [ErrNoIdentity] if the request context has no identity, and with
 // [ErrPassthrough] if req already carries the inbound token in a header or
-// its URL. An [http.Client] wraps that error in a *url.Error that quotes the
-// request URL, token included: log errors.Unwrap of a client error, not the
-// error itself, where a URL may carry one.
+// its URL (an [http.Client] wraps that error in a *url.Error that quotes the
+// request URL, token included: where a URL may carry one, log errors.Unwrap
+// of the client's error, not the error itself). A redirect an http.Client
+// follows to another host, other than a subdomain of the original one (the
+// rule net/http applies to Authorization), is refused.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if err := checkRedirect(req); err != nil {
+		closeBody(req)
+		return nil, err
+	}
 	ctx := req.Context()
 	r, sexp, err := t.subject(ctx)
 	if err != nil {
@@ -323,6 +329,29 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		base = http.DefaultTransport
 	}
 	return base.RoundTrip(r2)
+}
+
+// checkRedirect refuses a request that an http.Client made to follow a
+// redirect (req.Response is set) to a host other than the original request's
+// host or one of its subdomains. net/http drops Authorization on such a
+// redirect; setting the exchanged token again on every hop would undo that
+// and let an open redirect on the backend collect the user's token.
+func checkRedirect(req *http.Request) error {
+	if req.Response == nil || req.Response.Request == nil || req.URL == nil {
+		return nil
+	}
+	first := req.Response.Request
+	for first.Response != nil && first.Response.Request != nil {
+		first = first.Response.Request
+	}
+	if first.URL == nil {
+		return nil
+	}
+	from, to := strings.ToLower(first.URL.Hostname()), strings.ToLower(req.URL.Hostname())
+	if to == from || strings.HasSuffix(to, "."+from) {
+		return nil
+	}
+	return fmt.Errorf("tokenexchange: refusing to send the exchanged token on a redirect from host %q to %q", from, to)
 }
 
 func closeBody(req *http.Request) {
