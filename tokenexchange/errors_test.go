@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -236,6 +237,44 @@ func TestExpiresInBounds(t *testing.T) {
 			if min := time.Now().AddDate(100, 0, 0); tok.Expiry.Before(min) {
 				t.Errorf("expiry %v, want at least 100 years ahead", tok.Expiry)
 			}
+		})
+	}
+}
+
+// An STS that quotes the client credentials in the form it received them —
+// the Basic header, the client assertion — must not get them into an error.
+func TestErrorHidesEncodedClientCredentials(t *testing.T) {
+	t.Parallel()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	for _, cfg := range []tokenexchange.Config{
+		{ClientID: "mcp", ClientSecret: canarySecret},
+		{ClientID: "mcp", PrivateKey: key},
+	} {
+		t.Run(string(cfg.AuthMethod)+fmt.Sprint(cfg.PrivateKey != nil), func(t *testing.T) {
+			t.Parallel()
+			sts := newFakeSTS(t)
+			var mu sync.Mutex
+			var sent []string
+			sts.set(func(s *fakeSTS) {
+				s.handle = func(w http.ResponseWriter, r *http.Request, form url.Values) {
+					h := r.Header.Get("Authorization")
+					mu.Lock()
+					sent = append(sent, strings.TrimPrefix(h, "Basic "), form.Get("client_assertion"))
+					mu.Unlock()
+					writeJSON(w, 401, map[string]any{"error": "invalid_client",
+						"error_description": "got " + h + " / " + form.Get("client_assertion")})
+				}
+			})
+			logger, logs := logBuffer()
+			cfg.TokenURL, cfg.Logger = sts.URL(), logger
+			tr := mustTransport(t, cfg)
+			_, err := tr.Exchange(identity(canarySubject, time.Time{}))
+			if err == nil {
+				t.Fatal("want error")
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			assertClean(t, "error/log", fmt.Sprintf("%v %#v", err, err)+logs.String(), sent...)
 		})
 	}
 }

@@ -98,7 +98,7 @@ func (t *Transport) exchange(ctx context.Context, r request) (*Token, error) {
 		form.Set("actor_token", r.actorToken)
 		form.Set("actor_token_type", r.actorTokenType)
 	}
-	var basicUser, basicPass string
+	var basicUser, basicPass, assertion string
 	switch t.authMethod {
 	case ClientSecretBasic:
 		// RFC 6749 §2.3.1: form-encode both before Basic encoding.
@@ -115,7 +115,7 @@ func (t *Transport) exchange(ctx context.Context, r request) (*Token, error) {
 		if aud == "" {
 			aud = tokenURL
 		}
-		assertion, err := t.clientAssertion(aud)
+		assertion, err = t.clientAssertion(aud)
 		if err != nil {
 			return nil, err
 		}
@@ -143,7 +143,12 @@ func (t *Transport) exchange(ctx context.Context, r request) (*Token, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tokenexchange: reading token response: %w: %w", ErrRetryable, err)
 	}
-	secrets := []string{r.subjectToken, r.actorToken, t.cfg.ClientSecret, url.QueryEscape(t.cfg.ClientSecret)}
+	// The STS may quote what it received: raw, form-encoded, as the Basic
+	// credentials or the client assertion.
+	secrets := []string{r.subjectToken, r.actorToken, t.cfg.ClientSecret, url.QueryEscape(t.cfg.ClientSecret), assertion}
+	if basicUser != "" {
+		secrets = append(secrets, base64.StdEncoding.EncodeToString([]byte(basicUser+":"+basicPass)))
+	}
 	if resp.StatusCode != http.StatusOK {
 		e := &Error{StatusCode: resp.StatusCode}
 		var er errorResponse
