@@ -17,9 +17,16 @@
 // bytes. Malformed JSON or invalid UTF-8 is HTTP 400 with JSON-RPC -32700; a
 // batch array, a message that is not JSON-RPC 2.0, or an object holding two
 // member names that are equal or differ only in case (at any depth) is 400
-// with -32600. The last rule exists because encoding/json keeps the last
-// duplicate and matches struct fields case-insensitively: without it the
-// request authorized could differ from the request the handler decodes.
+// with -32600; so is a JSON-RPC member (jsonrpc, id, method, params, result,
+// error) spelled in another case, and an MCP parameter the mapping reads
+// (name, arguments, uri, ref and its type, name, uri) spelled in another case
+// is 400 with -32602. These rules exist because encoding/json keeps the last
+// duplicate and matches struct fields case-insensitively (Unicode simple
+// folding) while case-sensitive decoders do not: without them the request
+// authorized could differ from the request the handler decodes, e.g.
+// {"Method":"tools/call",…,"result":{}} would pass here as a client response.
+// Tool argument names are the tool's own and are taken as spelled; a policy
+// on context.arg_path does not see an argument sent as "Path".
 //
 // When the Mcp-Method or Mcp-Name header is present it must equal the body's
 // method, or params.name (tools/call, prompts/get) or params.uri

@@ -14,6 +14,8 @@ import (
 
 var errFilter = errors.New("authz: list response cannot be filtered")
 
+var resultMembers = []string{"result"}
+
 // serveFiltered runs next with a buffering writer and writes its response
 // with the list items the caller may not use removed. A 2xx response that
 // cannot be filtered (unknown content type, malformed or ambiguous JSON, over
@@ -123,13 +125,18 @@ func (f *listFilter) filterMessage(msg []byte) ([]byte, error) {
 	// Kept: the message, result, the list, each item's members and their
 	// members (a tool's annotations); deeper values (the insides of input
 	// schemas) are only checked.
+	// A case variant of "result" or of the list member would be the list to
+	// a case-insensitive client decoder (encoding/json) but not to get.
 	root, err := parseJSONOpts(msg, parseOpts{keepDepth: 5})
-	if err != nil || root.kind != jObject {
+	if err != nil || root.kind != jObject || root.caseVariant(resultMembers) {
 		return nil, errFilter
 	}
 	result, ok := root.get("result")
 	if !ok || result.kind != jObject {
 		return msg, nil // an error response, or a message that is not the result
+	}
+	if result.caseVariant([]string{f.m.listKey}) {
+		return nil, errFilter
 	}
 	list, ok := result.get(f.m.listKey)
 	if !ok {

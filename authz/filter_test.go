@@ -119,6 +119,8 @@ func TestFilterFailsClosed(t *testing.T) {
 	cases := []struct{ name, ct, resp string }{
 		{"duplicate tools key", "application/json", `{"jsonrpc":"2.0","id":3,"result":{"tools":[],"tools":[{"name":"delete_repo"}]}}`},
 		{"case-variant key", "application/json", `{"jsonrpc":"2.0","id":3,"result":{"tools":[],"Tools":[{"name":"delete_repo"}]}}`},
+		{"case-variant list key alone", "application/json", `{"jsonrpc":"2.0","id":3,"result":{"Tools":[{"name":"delete_repo"}]}}`},
+		{"case-variant result alone", "application/json", `{"jsonrpc":"2.0","id":3,"Result":{"tools":[{"name":"delete_repo"}]}}`},
 		{"malformed", "application/json", `{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"delete_repo"}]`},
 		{"tools not an array", "application/json", `{"jsonrpc":"2.0","id":3,"result":{"tools":{"name":"delete_repo"}}}`},
 		{"unknown content type", "text/plain", `{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"delete_repo"}]}}`},

@@ -229,6 +229,54 @@ func TestMiddlewareDecisions(t *testing.T) {
 	}
 }
 
+// TestCaseVariantMembers covers members that only a case-insensitive
+// decoder (encoding/json struct fields, Unicode simple folding) takes for the
+// JSON-RPC or MCP member: without a rule, {"Method":…,"result":{}} is a client
+// response here and a tools/call to such a decoder, and "Arguments" hides the
+// arguments from the policies.
+func TestCaseVariantMembers(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, body string
+		code       int
+	}{
+		{"Method with result", `{"jsonrpc":"2.0","id":1,"Method":"tools/call","params":{"name":"delete_repo"},"result":{}}`, CodeInvalidRequest},
+		{"methoD with error", `{"jsonrpc":"2.0","id":1,"methoD":"tools/call","params":{"name":"delete_repo"},"error":{"code":1,"message":"x"}}`, CodeInvalidRequest},
+		{"Result", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_repo"},"Result":{}}`, CodeInvalidRequest},
+		{"ID", `{"jsonrpc":"2.0","ID":1,"method":"tools/call","params":{"name":"get_issue"}}`, CodeInvalidRequest},
+		{"Params", `{"jsonrpc":"2.0","id":1,"method":"tools/call","Params":{"name":"delete_repo"}}`, CodeInvalidRequest},
+		{"long s in params", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"param\u017f\":{\"name\":\"delete_repo\"}}", CodeInvalidRequest},
+		{"Arguments", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_file","Arguments":{"path":"/etc/passwd"}}}`, CodeInvalidParams},
+		{"long s in arguments", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"get_file\",\"argument\u017f\":{\"path\":\"/etc/passwd\"}}}", CodeInvalidParams},
+		{"Name", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"Name":"delete_repo"}}`, CodeInvalidParams},
+		{"URI", `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"URI":"file:///etc/passwd"}}`, CodeInvalidParams},
+		{"ref Name", `{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","Name":"secret"},"argument":{"name":"a","value":"b"}}}`, CodeInvalidParams},
+	}
+	a := newTestAuthorizer(t, func(c *Config) {
+		c.Policies += `
+@id("no-etc-files") forbid (principal, action == Action::"call_tool", resource == Tool::"get_file")
+when { context has arg_path && context.arg_path like "/etc/*" };`
+	})
+	ctx := authn.NewContext(context.Background(), engineer())
+	d, err := a.Authorize(ctx, []byte(call("get_file", `{"path":"/etc/passwd"}`)))
+	require.NoError(t, err)
+	require.False(t, d.Allowed, "the canonical spelling is denied")
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			rec := &recorder{}
+			srv := httptest.NewServer(withIdentity(engineer(), a.Middleware(rec.handler(nil))))
+			defer srv.Close()
+			resp, body := post(t, srv, tc.body, nil)
+			require.Equal(t, http.StatusBadRequest, resp.StatusCode, "body: %s", body)
+			assert.Empty(t, rec.bodies, "handler must not run")
+			var e rpcErr
+			require.NoError(t, json.Unmarshal(body, &e), "body: %s", body)
+			assert.Equal(t, tc.code, e.Error.Code)
+		})
+	}
+}
+
 func TestMiddlewareBodyLimit(t *testing.T) {
 	t.Parallel()
 	a := newTestAuthorizer(t, func(c *Config) { c.MaxBodyBytes = 90 })

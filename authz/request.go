@@ -87,6 +87,8 @@ func parseRPC(body []byte) (*rpcRequest, error) {
 		return nil, ErrParse
 	case root.kind != jObject: // a batch array, or not a message at all
 		return nil, ErrInvalidRequest
+	case root.caseVariant(envelopeMembers):
+		return nil, ErrInvalidRequest
 	}
 	r := &rpcRequest{root: root}
 	if v, ok := r.root.get("id"); ok {
@@ -119,6 +121,33 @@ func parseRPC(body []byte) (*rpcRequest, error) {
 	}
 	r.method = v.str
 	return r, nil
+}
+
+// Member names read by the mapping, per object: a case variant of one of
+// them is rejected (see caseVariant).
+var (
+	envelopeMembers = []string{"jsonrpc", "id", "method", "params", "result", "error"}
+	namedMembers    = []string{"name", "arguments"} // tools/call, prompts/get params
+	uriMembers      = []string{"uri"}               // resources/* params
+	refMembers      = []string{"ref"}               // completion/complete params
+	refKeyMembers   = []string{"type", "name", "uri"}
+)
+
+// caseVariant reports whether object v has a member whose name is not one of
+// names but equals one of them under Unicode simple case folding.
+// encoding/json matches struct fields that way (so {"Method":…} is a method
+// to it), case-sensitive decoders and get do not: such a member could make
+// the request authorized differ from the request the handler decodes.
+func (v *jvalue) caseVariant(names []string) bool {
+	for i := range v.kids {
+		k := v.kids[i].key
+		for _, n := range names {
+			if k != n && strings.EqualFold(k, n) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // param returns params.<key> when params is an object.
@@ -155,6 +184,9 @@ type operation struct {
 func (a *Authorizer) operation(r *rpcRequest, m mcpMethod) (operation, error) {
 	switch m.kind {
 	case kindTool, kindPrompt:
+		if r.params != nil && r.params.caseVariant(namedMembers) {
+			return operation{}, ErrInvalidParams
+		}
 		name, ok := r.stringParam("name")
 		if !ok {
 			return operation{}, ErrInvalidParams
@@ -176,14 +208,20 @@ func (a *Authorizer) operation(r *rpcRequest, m mcpMethod) (operation, error) {
 		}
 		return op, nil
 	case kindResource:
+		if r.params != nil && r.params.caseVariant(uriMembers) {
+			return operation{}, ErrInvalidParams
+		}
 		uri, ok := r.stringParam("uri")
 		if !ok {
 			return operation{}, ErrInvalidParams
 		}
 		return namedOp(kindResource, uri), nil
 	case kindCompletion:
+		if r.params != nil && r.params.caseVariant(refMembers) {
+			return operation{}, ErrInvalidParams
+		}
 		ref, ok := r.param("ref")
-		if !ok || ref.kind != jObject {
+		if !ok || ref.kind != jObject || ref.caseVariant(refKeyMembers) {
 			return operation{}, ErrInvalidParams
 		}
 		t, _ := ref.get("type")
