@@ -108,7 +108,9 @@ type FileOptions struct {
 // The first call reads the file. Later calls return the cached value until
 // DefaultFileCheckInterval has passed since the last check; then one caller
 // stats the file and re-reads it if its size, modification time or identity
-// (device and inode) changed. One trailing newline ("\n" or "\r\n") is
+// (device and inode) changed, or if it had been modified less than 2 s
+// before the last read (a same-size rewrite within the file system's
+// timestamp granularity changes none of those). One trailing newline ("\n" or "\r\n") is
 // trimmed, so files written by echo or an editor work. A missing, unreadable,
 // empty or oversized (> 64 KiB) file is an error naming the path, never the
 // contents; the next call tries again. Safe for concurrent use.
@@ -137,7 +139,17 @@ type fileState struct {
 	secret  Secret
 	info    os.FileInfo // stat of the file the secret was read from
 	checked time.Time   // when the file was last looked at
+	// racy: the file had been modified less than racyWindow before it was
+	// read, so a same-size rewrite in place may have kept its mtime (coarse
+	// file system timestamps); the next check re-reads instead of trusting
+	// an unchanged stat.
+	racy bool
 }
+
+// racyWindow is the coarsest file modification time granularity allowed for
+// (FAT's 2 s; ext3 and HFS+ have 1 s, Linux before multigrain timestamps a
+// clock tick).
+const racyWindow = 2 * time.Second
 
 func (f *fileSource) Secret(ctx context.Context) (Secret, error) {
 	now := f.opts.Now()
@@ -158,7 +170,7 @@ func (f *fileSource) Secret(ctx context.Context) (Secret, error) {
 		if err != nil {
 			return Secret{}, f.errorf(err)
 		}
-		if unchanged(st.info, info) {
+		if unchanged(st.info, info) && !st.racy {
 			f.state.Store(&fileState{secret: st.secret, info: st.info, checked: now})
 			return st.secret, nil
 		}
@@ -182,6 +194,8 @@ func (f *fileSource) fresh(st *fileState, now time.Time) bool {
 // recorded stat never describes newer contents than the ones read: a write
 // racing with the read is seen as a change at the next check.
 func (f *fileSource) read(now time.Time) (*fileState, error) {
+	// The wall clock, not opts.Now: it is compared with the file's mtime.
+	readAt := time.Now()
 	file, err := os.Open(f.path)
 	if err != nil {
 		return nil, f.errorf(err)
@@ -205,7 +219,8 @@ func (f *fileSource) read(now time.Time) (*fileState, error) {
 	if len(b) == 0 {
 		return nil, fmt.Errorf("%w: file %q is empty", ErrEmptySecret, f.path)
 	}
-	return &fileState{secret: NewSecret(string(b)), info: info, checked: now}, nil
+	racy := info.ModTime().After(readAt.Add(-racyWindow))
+	return &fileState{secret: NewSecret(string(b)), info: info, checked: now, racy: racy}, nil
 }
 
 // errorf wraps a file system error. *fs.PathError already names the path;

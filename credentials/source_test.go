@@ -340,3 +340,32 @@ func TestFileConcurrentRotation(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// A rewrite in place that keeps the size, on a file system whose timestamps
+// are coarse (1 s on ext3 and HFS+, 2 s on FAT, a jiffy on Linux before
+// multigrain timestamps), leaves size, mtime and inode unchanged. If the
+// first write was that recent when the file was read, the next check must
+// read it again rather than trust the stat forever.
+func TestFileSameSizeRewriteWithinTimestampGranularity(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "secret")
+	writeFile(t, path, "token-AAAA")
+	// Simulate a coarse clock: both writes get the same mtime.
+	mtime := time.Now().Truncate(time.Second)
+	if err := os.Chtimes(path, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	clock := newFakeClock()
+	src := FileWithOptions(path, FileOptions{CheckInterval: time.Second, Now: clock.Now})
+	if got := mustSecret(t, src); got != "token-AAAA" {
+		t.Fatal(got)
+	}
+	writeFile(t, path, "token-BBBB") // in place: same inode, same size
+	if err := os.Chtimes(path, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(2 * time.Second)
+	if got := mustSecret(t, src); got != "token-BBBB" {
+		t.Errorf("got %q after a same-size rewrite, want token-BBBB", got)
+	}
+}
