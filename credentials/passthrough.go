@@ -43,7 +43,10 @@ const minSubstringLen = 16
 //
 // The error wraps [ErrTokenPassthrough] and names where the token was found
 // ("header Authorization", "trailer X-…", "query parameter", "URL path",
-// "URL user info"), never the token.
+// "URL user info"), never the token. Note that an [http.Client] wraps a
+// transport's error in a *url.Error that quotes the request URL: when the
+// token was found in the URL, the client's error text contains it, so log
+// errors.Unwrap of that error rather than the error itself.
 func CheckPassthrough(req *http.Request) error {
 	info, ok := authn.FromContext(req.Context())
 	if !ok {
@@ -73,7 +76,8 @@ func CheckPassthrough(req *http.Request) error {
 			}
 		}
 		long := len(token) >= minSubstringLen
-		if long && (strings.Contains(req.URL.Path, token) || strings.Contains(req.URL.RawPath, token)) {
+		if long && (strings.Contains(req.URL.Path, token) || strings.Contains(req.URL.RawPath, token) ||
+			strings.Contains(req.URL.Opaque, token)) {
 			return fmt.Errorf("%w: URL path", ErrTokenPassthrough)
 		}
 		if req.URL.RawQuery != "" {

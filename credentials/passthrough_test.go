@@ -154,3 +154,17 @@ func TestPassthroughGuardWrapsForwardingTransport(t *testing.T) {
 		t.Error("request reached the backend")
 	}
 }
+
+// net/http sends URL.Opaque as the request target instead of Path, so a
+// token there reaches the backend just as one in the path would.
+func TestCheckPassthroughOpaqueURL(t *testing.T) {
+	t.Parallel()
+	req, err := http.NewRequestWithContext(withToken(longToken), http.MethodGet, "https://b/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.URL.Opaque = "//b/api/" + longToken
+	if err := CheckPassthrough(req); !errors.Is(err, ErrTokenPassthrough) {
+		t.Fatalf("CheckPassthrough = %v, want ErrTokenPassthrough", err)
+	}
+}
