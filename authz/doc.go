@@ -49,9 +49,13 @@
 // text/event-stream, are filtered: an item stays when the caller could call
 // the tool, get the prompt or read the resource (a template is checked as
 // read_resource on its uriTemplate). Only the removed items' bytes change; in
-// an event stream, events that carry no list are copied as they are. A
+// an event stream, events that carry no list are copied as they are, except
+// that event ids are removed (the response is sent complete, and a
+// 2025-11-25 server keeping its events would replay the unfiltered list to a
+// GET with that Last-Event-ID). A
 // successful list response that cannot be filtered (a content type other than
-// JSON or SSE, malformed or ambiguous JSON, more than Config.MaxResponseBytes)
+// JSON or SSE, a Content-Encoding such as gzip, malformed or ambiguous JSON,
+// more than Config.MaxResponseBytes)
 // is replaced by HTTP 500 with JSON-RPC -32603: a list is never passed on
 // unfiltered. Methods carrying no resource pass:
 // server/discover, subscriptions/listen, tasks/get, tasks/update,

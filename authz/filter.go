@@ -18,8 +18,9 @@ var resultMembers = []string{"result"}
 
 // serveFiltered runs next with a buffering writer and writes its response
 // with the list items the caller may not use removed. A 2xx response that
-// cannot be filtered (unknown content type, malformed or ambiguous JSON, over
-// Config.MaxResponseBytes) is replaced by a JSON-RPC internal error: the list
+// cannot be filtered (unknown content type, a Content-Encoding, malformed or
+// ambiguous JSON, over Config.MaxResponseBytes) is replaced by a JSON-RPC
+// internal error: the list
 // is never passed on unfiltered.
 func (a *Authorizer) serveFiltered(w http.ResponseWriter, r *http.Request, next http.Handler, ps *policySet, sub *subject, m mcpMethod) {
 	bw := &bufferWriter{header: http.Header{}, max: a.cfg.MaxResponseBytes}
@@ -29,10 +30,12 @@ func (a *Authorizer) serveFiltered(w http.ResponseWriter, r *http.Request, next 
 		status = http.StatusOK
 	}
 	out := bw.buf.Bytes()
-	if status >= 200 && status < 300 && (len(out) > 0 || bw.overflow) {
+	// 1xx statuses other than 101 are not final (see bufferWriter.WriteHeader);
+	// a 101 or 2xx with a body is filtered or refused, never passed on.
+	if status < 300 && (len(out) > 0 || bw.overflow) {
 		f := listFilter{a: a, ps: ps, sub: sub, m: m}
 		var err error
-		if bw.overflow {
+		if bw.overflow || encoded(bw.header) {
 			err = errFilter
 		} else {
 			out, err = f.filterBody(bw.header.Get("Content-Type"), out)
@@ -57,6 +60,20 @@ func (a *Authorizer) serveFiltered(w http.ResponseWriter, r *http.Request, next 
 	_, _ = w.Write(out)
 }
 
+// encoded reports whether a response has a content coding other than
+// identity. Such a body cannot be read here, and an event-stream parser
+// would find no events in it and pass it on whole for the client to decode.
+func encoded(h http.Header) bool {
+	for _, v := range h.Values("Content-Encoding") {
+		for _, c := range strings.Split(v, ",") {
+			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func (a *Authorizer) logFilter(r *http.Request, sub *subject, m mcpMethod, kept, removed int) {
 	if a.cfg.Logger == nil {
 		return
@@ -76,7 +93,13 @@ type bufferWriter struct {
 
 func (b *bufferWriter) Header() http.Header { return b.header }
 
+// WriteHeader records the first final status. As in net/http, 1xx statuses
+// other than 101 are informational and precede the final status; they are
+// not forwarded.
 func (b *bufferWriter) WriteHeader(status int) {
+	if status >= 100 && status < 200 && status != http.StatusSwitchingProtocols {
+		return
+	}
 	if b.status == 0 {
 		b.status = status
 	}
@@ -208,11 +231,21 @@ func (f *listFilter) allowed(item *jvalue) bool {
 
 // filterSSE filters every event of a text/event-stream body whose data is a
 // JSON-RPC message carrying the list. Events it does not change are copied
-// byte for byte; a changed event keeps its other fields in place and carries
-// the new data as data: lines.
+// byte for byte, less their id fields; a changed event keeps its other fields
+// in place and carries the new data as data: lines.
+//
+// Event ids are removed because the response is complete when it is sent,
+// so nothing needs resuming, while a 2025-11-25 server that stores its
+// events would replay the unfiltered list to a GET carrying the id as
+// Last-Event-ID (a GET the middleware cannot filter).
 func (f *listFilter) filterSSE(body []byte) ([]byte, error) {
 	var out bytes.Buffer
 	out.Grow(len(body))
+	// SSE parsers strip one leading byte order mark (WHATWG HTML §9.2.5).
+	if bom := "\ufeff"; bytes.HasPrefix(body, []byte(bom)) {
+		out.WriteString(bom)
+		body = body[len(bom):]
+	}
 	for len(body) > 0 {
 		ev, rest := nextEvent(body)
 		body = rest
@@ -258,7 +291,7 @@ func nextLine(b []byte) (line []byte, n int) {
 
 func (f *listFilter) filterEvent(ev []byte) ([]byte, error) {
 	var data []byte
-	hasData := false
+	hasData, hasID := false, false
 	for i := 0; i < len(ev); {
 		line, n := nextLine(ev[i:])
 		i += n
@@ -268,9 +301,16 @@ func (f *listFilter) filterEvent(ev []byte) ([]byte, error) {
 			}
 			hasData = true
 			data = append(data, v...)
+		} else if _, ok := sseField(line, "id"); ok {
+			hasID = true
 		}
 	}
-	if !hasData {
+	if hasID {
+		ev = withoutField(ev, "id")
+	}
+	if len(data) == 0 {
+		// No data field, or one empty data line (a 2025-11-25 priming
+		// event): SSE dispatches no message.
 		return ev, nil
 	}
 	nd, err := f.filterMessage(data)
@@ -300,6 +340,19 @@ func (f *listFilter) filterEvent(ev []byte) ([]byte, error) {
 		out.Write(raw)
 	}
 	return out.Bytes(), nil
+}
+
+// withoutField returns ev without the lines that are the named field.
+func withoutField(ev []byte, name string) []byte {
+	out := make([]byte, 0, len(ev))
+	for i := 0; i < len(ev); {
+		line, n := nextLine(ev[i:])
+		if _, ok := sseField(line, name); !ok {
+			out = append(out, ev[i:i+n]...)
+		}
+		i += n
+	}
+	return out
 }
 
 // sseField returns the value of line if it is the named field (WHATWG HTML

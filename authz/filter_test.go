@@ -1,6 +1,8 @@
 package authz
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -96,7 +98,7 @@ func TestFilterSSE(t *testing.T) {
 	require.Equal(t, 200, resp.StatusCode)
 	require.True(t, strings.HasPrefix(body, progress+comment), "untouched events are copied byte for byte: %q", body)
 	rest := strings.TrimPrefix(body, progress+comment)
-	assert.Equal(t, "event: message\r\nid: 42\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":3,\ndata: \"result\":{\"tools\":[{\"name\":\"get_issue\"}]}}\nretry: 10\r\n\r\n", rest)
+	assert.Equal(t, "event: message\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":3,\ndata: \"result\":{\"tools\":[{\"name\":\"get_issue\"}]}}\nretry: 10\r\n\r\n", rest)
 
 	// What a client reassembles is valid JSON with only the allowed tool.
 	var data []string
@@ -206,4 +208,86 @@ when { resource has readOnlyHint && resource.readOnlyHint };`})
 	// A later list without the hint withdraws it.
 	serveList(t, a, "tools/list", "application/json", `{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"search"}]}}`, 200)
 	assert.False(t, allowed("search"))
+}
+
+// serveListWith runs the list request against h behind the middleware.
+func serveListWith(t *testing.T, a *Authorizer, h http.HandlerFunc) (*http.Response, string) {
+	t.Helper()
+	srv := httptest.NewServer(withIdentity(engineer(), a.Middleware(h)))
+	t.Cleanup(srv.Close)
+	r, body := post(t, srv, listRequest("tools/list"), nil)
+	return r, string(body)
+}
+
+func TestFilterEncodedResponseFailsClosed(t *testing.T) {
+	t.Parallel()
+	a := newTestAuthorizer(t, nil)
+	for _, ct := range []string{"text/event-stream", "application/json"} {
+		t.Run(ct, func(t *testing.T) {
+			t.Parallel()
+			msg := `{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"delete_repo"},{"name":"get_issue"}]}}`
+			if ct == "text/event-stream" {
+				msg = "event: message\ndata: " + msg + "\n\n"
+			}
+			var gz bytes.Buffer
+			zw := gzip.NewWriter(&gz)
+			_, _ = io.WriteString(zw, msg)
+			require.NoError(t, zw.Close())
+			resp, body := serveListWith(t, a, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", ct)
+				w.Header().Set("Content-Encoding", "gzip")
+				_, _ = w.Write(gz.Bytes())
+			})
+			// The client transport decompresses what it is sent.
+			assert.NotContains(t, body, "delete_repo")
+			assert.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+		})
+	}
+}
+
+func TestFilterInformationalStatus(t *testing.T) {
+	t.Parallel()
+	a := newTestAuthorizer(t, nil)
+	resp, body := serveListWith(t, a, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</style.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"delete_repo"},{"name":"get_issue"}]}}`)
+	})
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, `{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"get_issue"}]}}`, body)
+}
+
+// TestFilterSSEResumable covers a 2025-11-25 server with stream resumption
+// (the MCP Go SDK with an EventStore): a priming event with an id and empty
+// data, then the list with an id. The priming event must not fail the
+// response, and no event id may reach the client: a GET with Last-Event-ID
+// would have the server replay the stored, unfiltered list.
+func TestFilterSSEResumable(t *testing.T) {
+	t.Parallel()
+	a := newTestAuthorizer(t, nil)
+	stream := "event: prime\nid: AbC_0\ndata: \n\n" +
+		"event: message\nid: AbC_1\ndata: {\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{\"tools\":[{\"name\":\"delete_repo\"},{\"name\":\"get_issue\"}]}}\n\n"
+	resp, body := serveListWith(t, a, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, stream)
+	})
+	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	assert.Equal(t, "event: prime\ndata: \n\n"+
+		"event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{\"tools\":[{\"name\":\"get_issue\"}]}}\n\n", body)
+}
+
+// TestFilterSSEByteOrderMark: an event stream may start with a BOM, which
+// SSE parsers strip (WHATWG HTML §9.2.5); the first event is still a list.
+func TestFilterSSEByteOrderMark(t *testing.T) {
+	t.Parallel()
+	a := newTestAuthorizer(t, nil)
+	resp, body := serveListWith(t, a, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "\ufeffdata: {\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{\"tools\":[{\"name\":\"delete_repo\"},{\"name\":\"get_issue\"}]}}\n\n")
+	})
+	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	assert.NotContains(t, body, "delete_repo")
+	assert.Contains(t, body, "get_issue")
 }
