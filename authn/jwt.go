@@ -31,7 +31,8 @@ var b64 = base64.RawURLEncoding.Strict()
 // verification algorithm family, never the header alone), signature, then
 // iss (exact), aud (RFC 8707), sub, nbf, iat and exp with leeway. A token
 // that is not a JWS is introspected (RFC 7662) when Config.Introspection is
-// set, and is otherwise invalid; a JWS is never introspected.
+// set, and is otherwise invalid; a JWS is never introspected, nor is a
+// truncated one (a JOSE header without the other two segments).
 //
 // Errors match ErrInvalidToken (and ErrExpired for an expired token),
 // ErrNoToken for an empty token, or ErrUnavailable when the keys or the
@@ -46,12 +47,12 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*TokenInfo, error)
 	}
 	d1 := strings.IndexByte(token, '.')
 	if d1 < 0 {
-		return v.opaque(ctx, token)
+		return v.notJWS(ctx, token, token)
 	}
 	rest := token[d1+1:]
 	d2 := strings.IndexByte(rest, '.')
 	if d2 < 0 {
-		return v.opaque(ctx, token)
+		return v.notJWS(ctx, token, token[:d1])
 	}
 	d2 += d1 + 1
 	if strings.IndexByte(token[d2+1:], '.') >= 0 {
@@ -96,6 +97,38 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*TokenInfo, error)
 func looksLikeJOSE(seg string) bool {
 	// "ey" is base64url for `{"` and `{` followed by whitespace starts "ew"/"eyA".
 	return len(seg) >= 4 && seg[0] == 'e' && (seg[1] == 'y' || seg[1] == 'w' || seg[1] == 'g' || seg[1] == 'J')
+}
+
+// isJOSEHeader reports whether seg decodes to a JSON object with an alg
+// member, a JOSE header. Unlike looksLikeJOSE it decodes, so it is used
+// only off the hot path, for tokens with fewer than three segments: a random
+// opaque token almost never passes it, a truncated JWS always does.
+func isJOSEHeader(seg string) bool {
+	if !looksLikeJOSE(seg) {
+		return false
+	}
+	b, err := b64.DecodeString(seg)
+	if err != nil {
+		return false
+	}
+	h, err := jsonlite.ParseObject(b)
+	if err != nil {
+		return false
+	}
+	_, ok := h["alg"]
+	return ok
+}
+
+// notJWS verifies a token without the three segments of a compact JWS.
+// One whose first segment is a JOSE header ("header.payload", the shape of
+// a JWS stripped of its signature) is malformed and invalid; it is never
+// introspected, which would give it a second verification path. Any other
+// is opaque.
+func (v *Verifier) notJWS(ctx context.Context, token, first string) (*TokenInfo, error) {
+	if isJOSEHeader(first) {
+		return nil, invalid("token is a JWS without all three segments")
+	}
+	return v.opaque(ctx, token)
 }
 
 func (v *Verifier) opaque(ctx context.Context, token string) (*TokenInfo, error) {

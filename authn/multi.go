@@ -65,11 +65,16 @@ func (m *MultiVerifier) Verify(ctx context.Context, token string) (*TokenInfo, e
 		return nil, invalid("token exceeds the size limit")
 	}
 	header, rest, ok := strings.Cut(token, ".")
-	if !ok || !multiLooksLikeJOSE(header) {
+	if !multiLooksLikeJOSE(header) {
 		return m.verifyOpaque(ctx, token)
 	}
-	payload, sig, ok := strings.Cut(rest, ".")
-	if !ok {
+	payload, sig, ok2 := strings.Cut(rest, ".")
+	if !ok || !ok2 {
+		// A JOSE header without the other segments is a truncated JWS,
+		// never an opaque token to introspect (see Verifier.Verify).
+		if isJOSEHeader(header) {
+			return nil, invalid("token is a JWS without all three segments")
+		}
 		return m.verifyOpaque(ctx, token)
 	}
 	if strings.Contains(sig, ".") {

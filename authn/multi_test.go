@@ -89,6 +89,8 @@ func TestMultiVerifierRouting(t *testing.T) {
 		{"payload not base64url", "eyJhbGciOiJFUzI1NiJ9.***.c2ln", false, "", ErrInvalidToken},
 		{"payload padded", "eyJhbGciOiJFUzI1NiJ9." + base64.URLEncoding.EncodeToString([]byte(`{"iss":"`+issA+`"}`)) + ".c2ln", false, "", ErrInvalidToken},
 		{"JWE-shaped", "eyJhbGciOiJSU0EtT0FFUCJ9.a.b.c.d", false, "", ErrInvalidToken},
+		{"JWS without its signature segment", multiJWS(`{"iss":"` + issA + `"}`)[:strings.LastIndexByte(multiJWS(`{"iss":"`+issA+`"}`), '.')], false, "", ErrInvalidToken},
+		{"JOSE header alone", "eyJhbGciOiJFUzI1NiJ9", false, "", ErrInvalidToken},
 		{"oversized", multiJWS(`{"iss":"` + issA + `","pad":"` + strings.Repeat("x", 16<<10) + `"}`), false, "", ErrInvalidToken},
 		{"escaped iss (slow path)", multiJWS(`{"iss":"https:\/\/a.example.com"}`), false, "a", nil},
 		{"escaped member name (slow path)", multiJWS(`{"\u0069ss":"` + issB + `"}`), false, "b", nil},

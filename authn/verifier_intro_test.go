@@ -3,6 +3,7 @@ package authn
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/mcpauth-go/mcpauth/authn/idptest"
@@ -66,5 +67,24 @@ func TestDiscoveryFailureIsNotRetriedPerOpaqueToken(t *testing.T) {
 	f.clock.Advance(retryBackoff)
 	if _, err := f.v.Verify(ctx, f.idp.OpaqueToken(nil)); err != nil {
 		t.Fatalf("after discovery came back: %v", err)
+	}
+}
+
+// A JWS missing its signature segment ("header.payload", the shape of an
+// unsecured JWT) or a lone JOSE header is a malformed JWS, not an opaque
+// token: it must not be sent to introspection, which would be a second
+// verification path for a token that failed (or never had) a signature.
+func TestTruncatedJWSIsNotIntrospected(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, idptest.Config{}, func(c *Config) { c.Introspection = &IntrospectionConfig{} })
+	tok := f.idp.Token(nil)
+	d := strings.LastIndexByte(tok, '.')
+	for _, bad := range []string{tok[:d], tok[:strings.IndexByte(tok, '.')]} {
+		if _, err := f.v.Verify(context.Background(), bad); !errors.Is(err, ErrInvalidToken) {
+			t.Errorf("truncated JWS: %v, want ErrInvalidToken", err)
+		}
+	}
+	if n := f.idp.Requests(idptest.EndpointIntrospection); n != 0 {
+		t.Fatalf("a truncated JWS was introspected (%d requests)", n)
 	}
 }
