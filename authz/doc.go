@@ -63,8 +63,8 @@
 // tasks/list, tasks/result and the client notifications initialized,
 // cancelled, progress and roots/list_changed; so do JSON-RPC responses a
 // 2025-11-25 client posts. Every other method is denied. Non-POST requests
-// (GET streams, DELETE of 2025-11-25 sessions) pass once an identity is
-// present.
+// without a body (GET streams, DELETE of 2025-11-25 sessions) pass once an
+// identity is present; one with a body is authorized like a POST.
 //
 // # Request to Cedar
 //

@@ -42,8 +42,9 @@ const (
 // with a body holding the identical bytes. Responses to tools/list,
 // prompts/list, resources/list and resources/templates/list are buffered and
 // filtered; every other response streams through untouched. Requests with
-// other HTTP methods (GET, DELETE of 2025-11-25 sessions) carry no JSON-RPC
-// request and are passed on once an identity is present.
+// other HTTP methods and no body (GET, DELETE of 2025-11-25 sessions) carry
+// no JSON-RPC request and are passed on once an identity is present; one
+// with a body is authorized like a POST.
 func (a *Authorizer) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		info, ok := authn.FromContext(r.Context())
@@ -52,7 +53,10 @@ func (a *Authorizer) Middleware(next http.Handler) http.Handler {
 			writeRPCError(w, http.StatusForbidden, nil, CodeForbidden, msgForbidden)
 			return
 		}
-		if r.Method != http.MethodPost {
+		if r.Method != http.MethodPost && r.ContentLength == 0 {
+			// No body (net/http reports -1 for a body of unknown length):
+			// nothing to authorize. A body is authorized whatever the
+			// method, for handlers that decode it whatever the method.
 			next.ServeHTTP(w, r)
 			return
 		}

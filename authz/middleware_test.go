@@ -487,3 +487,32 @@ func TestNonPOSTNeedsIdentity(t *testing.T) {
 		assert.Equal(t, tc.status, resp.StatusCode)
 	}
 }
+
+// TestNonPOSTWithBody: a handler that decodes the body whatever the HTTP
+// method must not receive an unauthorized JSON-RPC message through PUT, PATCH
+// or a GET with a body.
+func TestNonPOSTWithBody(t *testing.T) {
+	t.Parallel()
+	a := newTestAuthorizer(t, nil)
+	for _, method := range []string{http.MethodPut, http.MethodPatch, http.MethodGet, http.MethodDelete} {
+		t.Run(method, func(t *testing.T) {
+			t.Parallel()
+			rec := &recorder{}
+			srv := httptest.NewServer(withIdentity(engineer(), a.Middleware(rec.handler(nil))))
+			defer srv.Close()
+			for _, chunked := range []bool{false, true} {
+				var body io.Reader = strings.NewReader(call("delete_repo", ""))
+				if chunked {
+					body = io.MultiReader(body) // no length known: sent chunked
+				}
+				req, err := http.NewRequest(method, srv.URL, body)
+				require.NoError(t, err)
+				resp, err := srv.Client().Do(req)
+				require.NoError(t, err)
+				_ = resp.Body.Close()
+				assert.Equal(t, http.StatusForbidden, resp.StatusCode, "chunked %v", chunked)
+			}
+			assert.Empty(t, rec.bodies, "handler must not run")
+		})
+	}
+}
