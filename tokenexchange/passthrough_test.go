@@ -147,3 +147,31 @@ func TestRedirectToOtherHostGetsNoToken(t *testing.T) {
 	}
 	other.assertNeverSaw(t, issued(canarySubject+"|"))
 }
+
+// net/http trims header values before writing them, and a token may travel
+// wrapped in a larger value: neither may slip past the passthrough check.
+func TestInboundTokenInHeaderVariantsRefused(t *testing.T) {
+	t.Parallel()
+	for _, v := range []string{
+		"Bearer " + canarySubject + " ",
+		" " + canarySubject + "\t",
+		"Bearer\t" + canarySubject,
+		`{"token":"` + canarySubject + `"}`,
+	} {
+		sts, be := newFakeSTS(t), newBackend(t)
+		tr := mustTransport(t, tokenexchange.Config{TokenURL: sts.URL(), CacheSize: -1})
+		req, _ := http.NewRequestWithContext(identity(canarySubject, time.Now().Add(time.Hour)), http.MethodGet, be.srv.URL, nil)
+		req.Header.Set("X-Forwarded-Token", v)
+		resp, err := tr.RoundTrip(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		if !errors.Is(err, tokenexchange.ErrPassthrough) {
+			t.Errorf("header %q…: err = %v, want ErrPassthrough", v[:8], err)
+		}
+		be.assertNeverSaw(t, canarySubject)
+		if sts.calls.Load() != 0 {
+			t.Error("the refused request still caused an exchange")
+		}
+	}
+}

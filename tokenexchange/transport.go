@@ -360,7 +360,9 @@ func closeBody(req *http.Request) {
 	}
 }
 
-// carries reports whether any header value is tok or "<scheme> tok".
+// carries reports whether any header value is tok or "<scheme> tok" once
+// trimmed (net/http trims values on the wire), or, for tokens of
+// minSubstring bytes or more, contains tok anywhere.
 func carries(h http.Header, tok string) bool {
 	if tok == "" {
 		return false
@@ -370,13 +372,18 @@ func carries(h http.Header, tok string) bool {
 			if len(v) < len(tok) {
 				continue
 			}
+			if len(tok) >= minSubstring {
+				if strings.Contains(v, tok) {
+					return true
+				}
+				continue
+			}
+			v = strings.TrimSpace(v)
 			if v == tok {
 				return true
 			}
-			if strings.HasSuffix(v, tok) {
-				if i := strings.IndexByte(v, ' '); i > 0 && strings.TrimLeft(v[i:], " ") == tok {
-					return true
-				}
+			if i := strings.IndexAny(v, " \t"); i > 0 && strings.TrimLeft(v[i:], " \t") == tok {
+				return true
 			}
 		}
 	}
