@@ -8,7 +8,8 @@ import (
 // tokenCache remembers verified tokens by the SHA-256 of the token, never
 // the token itself, so a repeated token costs a hash and a map lookup. It is
 // bounded: when full, an arbitrary entry is evicted (Go's map iteration
-// order), after first sweeping expired ones.
+// order), after first sweeping expired ones among a bounded sample, so a put
+// costs the same however large the cache.
 type tokenCache struct {
 	mu   sync.RWMutex
 	m    map[[32]byte]*cacheEntry
@@ -32,17 +33,21 @@ func (c *tokenCache) get(h *[32]byte) *cacheEntry {
 	return e
 }
 
+// sweepSample bounds the entries a put into a full cache examines for
+// expired ones: the write lock is held meanwhile, blocking every reader.
+const sweepSample = 64
+
 func (c *tokenCache) put(h *[32]byte, e *cacheEntry, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.m) >= c.size {
-		swept := 0
+		swept, seen := 0, 0
 		for k, old := range c.m {
 			if !now.Before(old.until) {
 				delete(c.m, k)
 				swept++
 			}
-			if swept >= 16 {
+			if seen++; swept >= 16 || seen >= sweepSample {
 				break
 			}
 		}
