@@ -494,6 +494,8 @@ func (t *Transport) subject(ctx context.Context) (request, time.Time, error) {
 // lookup returns the cache entry for r, exchanging on a miss.
 func (t *Transport) lookup(ctx context.Context, r request, sexp time.Time) (*entry, error) {
 	if t.cache == nil {
+		ctx, cancel := context.WithTimeout(ctx, t.timeout)
+		defer cancel()
 		return t.fetch(ctx, r, sexp)
 	}
 	key := t.cacheKey(&r)

@@ -526,6 +526,30 @@ func TestCacheIsBounded(t *testing.T) {
 	}
 }
 
+// Timeout bounds an STS call whether or not tokens are cached: with the cache
+// off, a hung STS and a request context without deadline must not hang.
+func TestTimeoutWithCacheDisabled(t *testing.T) {
+	t.Parallel()
+	sts := newFakeSTS(t)
+	gate := make(chan struct{})
+	t.Cleanup(func() { close(gate) })
+	sts.set(func(s *fakeSTS) { s.gate = gate })
+	tr := mustTransport(t, tokenexchange.Config{TokenURL: sts.URL(), CacheSize: -1, Timeout: 50 * time.Millisecond})
+	done := make(chan error, 1)
+	go func() {
+		_, err := tr.Exchange(identity("a", time.Time{}))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, tokenexchange.ErrRetryable) {
+			t.Errorf("err = %v, want ErrRetryable", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Exchange still waiting on a hung STS after 10s with Timeout 50ms")
+	}
+}
+
 func TestCacheDisabled(t *testing.T) {
 	t.Parallel()
 	sts := newFakeSTS(t)
