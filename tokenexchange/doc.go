@@ -53,8 +53,11 @@
 //
 // A request without a verified identity in its context fails with
 // [ErrNoIdentity] and is never sent; one that already carries the inbound
-// token in a header fails with [ErrPassthrough] before any exchange; an
-// expired subject token is never sent to the STS ([ErrSubjectExpired]). STS 4xx answers are [*Error] values
+// token in a header or its URL fails with [ErrPassthrough] before any
+// exchange, and so does a token endpoint that answers with the subject or
+// actor token itself; a redirect to another host does not get the exchanged
+// token; an expired subject token is never sent to the STS
+// ([ErrSubjectExpired]). STS 4xx answers are [*Error] values
 // carrying the RFC 6749 error code; 5xx answers, timeouts, malformed and
 // oversized (more than 1 MiB) responses match [ErrRetryable]. No error string
 // or log line ever contains a subject, actor or issued token or a client
