@@ -14,7 +14,9 @@
 //
 // The body of each POST is read once, up to Config.MaxBodyBytes (1 MiB by
 // default; larger is HTTP 413), and the handler later receives the identical
-// bytes. Malformed JSON or invalid UTF-8 is HTTP 400 with JSON-RPC -32700; a
+// bytes. Malformed JSON, invalid UTF-8, nesting deeper than 64 or more than
+// 131 072 values (each costs some 72 bytes parsed) is HTTP 400 with JSON-RPC
+// -32700; a
 // batch array, a message that is not JSON-RPC 2.0, or an object holding two
 // member names that are equal or differ only in case (at any depth) is 400
 // with -32600; so is a JSON-RPC member (jsonrpc, id, method, params, result,

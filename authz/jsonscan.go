@@ -26,10 +26,19 @@ import (
 // maxJSONDepth bounds nesting in request bodies and list responses.
 const maxJSONDepth = 64
 
+// maxRequestValues bounds the JSON values (scalars and containers) of a
+// request body. A parsed value costs about 72 bytes, plus the growth of the
+// parse stacks, so without a bound a 1 MiB body of [0,0,…] (half a million
+// values) cost some 300 MB of allocation; at this bound a body costs at most
+// a few tens of MB, while a tool call carrying an array of 100 000 numbers
+// still passes.
+const maxRequestValues = 1 << 17
+
 var (
 	errJSONSyntax    = errors.New("authz: malformed JSON")
 	errJSONDuplicate = errors.New("authz: duplicate or case-variant JSON member name")
 	errJSONDepth     = errors.New("authz: JSON nested too deeply")
+	errJSONValues    = errors.New("authz: too many JSON values")
 )
 
 type jkind uint8
@@ -85,6 +94,7 @@ func parseJSON(data []byte) (jvalue, error) { return parseJSONOpts(data, parseOp
 type parseOpts struct {
 	keepDepth int  // keep children of containers nested at most this deep (root = 1); 0: all
 	skipMeta  bool // do not keep "_meta" members of the root or of its members (params._meta)
+	maxValues int  // reject a document with more values than this; 0: no limit
 }
 
 // parseJSONOpts is parseJSON with opts.
@@ -101,7 +111,7 @@ func parseJSONOpts(data []byte, opts parseOpts) (jvalue, error) {
 			parsers.Put(p) // keep only small stacks around
 		}
 	}()
-	p.data, p.pos, p.opts = data, 0, opts
+	p.data, p.pos, p.opts, p.values = data, 0, opts, 0
 	p.out = make([]jmember, 0, min(len(data)/40+4, 1024))
 	p.ws()
 	v, err := p.value(0, true)
@@ -134,12 +144,20 @@ type jparser struct {
 	// what it used
 	hiMembers, hiElems int
 	opts               parseOpts
+	values             int // values begun so far
 }
 
 // emit copies a finished container's children to the arena.
 func (p *jparser) emit(kids []jmember) []jmember {
 	if len(p.out)+len(kids) > cap(p.out) {
-		p.out = make([]jmember, 0, max(2*cap(p.out), len(kids)))
+		if len(kids) >= cap(p.out) {
+			// A container as large as the arena gets an array of its
+			// own: growing the arena to fit it would allocate twice its
+			// size again for the next small container.
+			own := append([]jmember(nil), kids...)
+			return own[:len(own):len(own)]
+		}
+		p.out = make([]jmember, 0, 2*cap(p.out))
 	}
 	i := len(p.out)
 	p.out = append(p.out, kids...)
@@ -178,6 +196,9 @@ func (p *jparser) lit(s string, k jkind) (jvalue, error) {
 func (p *jparser) value(depth int, keep bool) (jvalue, error) {
 	if p.pos >= len(p.data) {
 		return jvalue{}, errJSONSyntax
+	}
+	if p.values++; p.opts.maxValues > 0 && p.values > p.opts.maxValues {
+		return jvalue{}, errJSONValues
 	}
 	switch c := p.data[p.pos]; {
 	case c == '{':
@@ -263,7 +284,7 @@ func (p *jparser) object(depth int, keep bool) (jvalue, error) {
 		if err != nil {
 			return jvalue{}, err
 		}
-		p.members = append(p.members, jmember{key: key, val: val})
+		p.members = append(grow(p.members), jmember{key: key, val: val})
 		p.hiMembers = max(p.hiMembers, len(p.members))
 		p.ws()
 		if p.pos >= len(p.data) {
@@ -305,7 +326,7 @@ func (p *jparser) array(depth int, keep bool) (jvalue, error) {
 		if err != nil {
 			return jvalue{}, err
 		}
-		p.elems = append(p.elems, jmember{val: el})
+		p.elems = append(grow(p.elems), jmember{val: el})
 		p.hiElems = max(p.hiElems, len(p.elems))
 		p.ws()
 		if p.pos >= len(p.data) {
@@ -325,6 +346,17 @@ func (p *jparser) array(depth int, keep bool) (jvalue, error) {
 			return jvalue{}, errJSONSyntax
 		}
 	}
+}
+
+// grow doubles a full stack: append grows large slices by a quarter, which
+// for an array of many small values allocates five times its final size.
+func grow(s []jmember) []jmember {
+	if len(s) < cap(s) {
+		return s
+	}
+	g := make([]jmember, len(s), max(2*cap(s), 32))
+	copy(g, s)
+	return g
 }
 
 // number scans a JSON number (RFC 8259 §6) and keeps its literal.

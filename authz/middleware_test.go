@@ -301,6 +301,26 @@ func TestMiddlewareBodyLimit(t *testing.T) {
 	assert.Len(t, rec.bodies, 1)
 }
 
+// TestMiddlewareValueLimit: the parsed form of a value costs some 36 times
+// the two bytes of "0,", so the number of values is bounded as well as the
+// body size.
+func TestMiddlewareValueLimit(t *testing.T) {
+	t.Parallel()
+	a := newTestAuthorizer(t, nil)
+	rec := &recorder{}
+	srv := httptest.NewServer(withIdentity(engineer(), a.Middleware(rec.handler(nil))))
+	defer srv.Close()
+	array := func(n int) string { return `{"v":[` + strings.Repeat("0,", n-1) + `0]}` }
+	resp, _ := post(t, srv, call("get_issue", array(100_000)), nil)
+	assert.Equal(t, http.StatusOK, resp.StatusCode, "a large numeric argument passes")
+	resp, body := post(t, srv, call("get_issue", array(maxRequestValues)), nil)
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	var e rpcErr
+	require.NoError(t, json.Unmarshal(body, &e))
+	assert.Equal(t, CodeParseError, e.Error.Code)
+	assert.Len(t, rec.bodies, 1)
+}
+
 func TestMiddlewareStepUp(t *testing.T) {
 	t.Parallel()
 	a := newTestAuthorizer(t, func(c *Config) {

@@ -79,7 +79,7 @@ type rpcRequest struct {
 func parseRPC(body []byte) (*rpcRequest, error) {
 	// _meta (protocol version, client info and capabilities) is checked but
 	// not kept: nothing here reads it.
-	root, err := parseJSONOpts(body, parseOpts{skipMeta: true})
+	root, err := parseJSONOpts(body, parseOpts{skipMeta: true, maxValues: maxRequestValues})
 	switch {
 	case errors.Is(err, errJSONDuplicate):
 		return nil, ErrInvalidRequest
