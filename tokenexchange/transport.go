@@ -396,8 +396,8 @@ func carries(h http.Header, tok string) bool {
 const minSubstring = 16
 
 // urlCarries reports whether the URL carries tok: in its user info, as a
-// query value (raw or escaped), or, for tokens of minSubstring bytes or more,
-// anywhere in its query or path.
+// query name or value (raw or escaped), or, for tokens of minSubstring bytes
+// or more, anywhere in its query or path.
 func urlCarries(u *url.URL, tok string) bool {
 	if u == nil || tok == "" {
 		return false
@@ -407,16 +407,22 @@ func urlCarries(u *url.URL, tok string) bool {
 			return true
 		}
 	}
-	if len(tok) >= minSubstring {
-		return strings.Contains(u.RawQuery, tok) || strings.Contains(u.RawQuery, url.QueryEscape(tok)) ||
-			strings.Contains(u.Path, tok) || strings.Contains(u.Opaque, tok)
+	long := len(tok) >= minSubstring
+	if long && (strings.Contains(u.RawQuery, tok) || strings.Contains(u.RawQuery, url.QueryEscape(tok)) ||
+		strings.Contains(u.Path, tok) || strings.Contains(u.Opaque, tok)) {
+		return true
 	}
 	for q := u.RawQuery; q != ""; {
 		var part string
 		part, q, _ = strings.Cut(q, "&")
-		_, v, _ := strings.Cut(part, "=")
-		if uv, err := url.QueryUnescape(v); v == tok || err == nil && uv == tok {
-			return true
+		k, v, _ := strings.Cut(part, "=")
+		for _, s := range [2]string{k, v} {
+			if us, err := url.QueryUnescape(s); err == nil {
+				s = us
+			}
+			if s == tok || long && strings.Contains(s, tok) {
+				return true
+			}
 		}
 	}
 	return false
