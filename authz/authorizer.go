@@ -117,7 +117,7 @@ func New(cfg Config) (*Authorizer, error) {
 	a.cfg.ToolScopes = make(map[string][]string, len(cfg.ToolScopes))
 	for tool, scopes := range cfg.ToolScopes {
 		for _, s := range scopes {
-			if s == "" || strings.ContainsAny(s, " \t\"\\") {
+			if !validScope(s) {
 				return nil, fmt.Errorf("authz: ToolScopes[%q]: invalid scope %q", tool, s)
 			}
 		}
@@ -142,6 +142,17 @@ func (a *Authorizer) Reload(policies string) error {
 	}
 	a.policies.Store(ps)
 	return nil
+}
+
+// validScope reports whether s is an RFC 6749 §3.3 scope-token
+// (%x21 / %x23-5B / %x5D-7E), which a step-up challenge carries unchanged.
+func validScope(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // jsonErrorPosition prefixes a JSON decoding error with the line:column of

@@ -370,6 +370,8 @@ func TestPolicyErrorsHavePositions(t *testing.T) {
 		{"duplicate id", "@id(\"a\")\npermit(principal, action, resource);\n@id(\"a\")\nforbid(principal, action, resource);", "3:1"},
 		{"scope on permit", "@scope(\"x\")\npermit(principal, action, resource);", "1:1"},
 		{"empty", "  ", "no policies"},
+		{"scope with a quote", "@scope(\"a\\\"b\")\nforbid(principal, action, resource);", "1:1"},
+		{"non-ASCII scope", "@scope(\"écrire\")\nforbid(principal, action, resource);", "1:1"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -378,6 +380,11 @@ func TestPolicyErrorsHavePositions(t *testing.T) {
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tc.want)
 		})
+	}
+	// A scope the challenge could not carry as it is would name another one.
+	for _, scope := range []string{"écrire", "a\x01b", "a\"b", "a b"} {
+		_, err := New(Config{Policies: "permit(principal, action, resource);", ToolScopes: map[string][]string{"t": {scope}}})
+		assert.Error(t, err, "%q", scope)
 	}
 	_, err := New(Config{Policies: "permit(principal, action, resource);", Entities: []byte("[\n {\"uid\": }]")})
 	require.Error(t, err)

@@ -218,6 +218,11 @@ func compilePolicies(text string, entities cedar.EntityMap) (*policySet, error) 
 			if len(e.scopes) == 0 {
 				return nil, fmt.Errorf("authz: policies: %d:%d: empty @scope", pos.Line, pos.Column)
 			}
+			for _, sc := range e.scopes {
+				if !validScope(sc) {
+					return nil, fmt.Errorf("authz: policies: %d:%d: invalid scope %q in @scope", pos.Line, pos.Column, sc)
+				}
+			}
 		}
 		ps.entries = append(ps.entries, e)
 		ps.byID[id] = e
