@@ -196,6 +196,12 @@ func (f *fileSource) fresh(st *fileState, now time.Time) bool {
 func (f *fileSource) read(now time.Time) (*fileState, error) {
 	// The wall clock, not opts.Now: it is compared with the file's mtime.
 	readAt := time.Now()
+	// Refuse a non-regular file before opening it: opening a named pipe
+	// blocks until a writer appears, with f.mu held. The handle is checked
+	// again below, in case the path is swapped in between.
+	if info, err := os.Stat(f.path); err == nil && !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("credentials: secret file %q is not a regular file", f.path)
+	}
 	file, err := os.Open(f.path)
 	if err != nil {
 		return nil, f.errorf(err)
