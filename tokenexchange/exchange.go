@@ -133,6 +133,8 @@ func (t *Transport) exchange(ctx context.Context, r request) (*Token, error) {
 	if basicUser != "" {
 		req.SetBasicAuth(basicUser, basicPass)
 	}
+	// expires_in counts from issuance, which precedes the answer's arrival.
+	sent := t.now()
 	resp, err := t.client.Do(req)
 	if err != nil {
 		// *url.Error names the method, URL and cause; none carries a token.
@@ -193,7 +195,7 @@ func (t *Transport) exchange(ctx context.Context, r request) (*Token, error) {
 		RefreshToken:    tr.RefreshToken,
 	}
 	if tr.ExpiresIn.set {
-		tok.Expiry = t.now().Add(time.Duration(tr.ExpiresIn.seconds) * time.Second)
+		tok.Expiry = sent.Add(time.Duration(tr.ExpiresIn.seconds) * time.Second)
 	}
 	if tr.Scope != "" {
 		tok.Scopes = strings.Fields(tr.Scope)

@@ -457,6 +457,37 @@ func TestCacheLifetime(t *testing.T) {
 	}
 }
 
+// expires_in counts from when the STS issued the token, which is before its
+// answer arrives: a slow answer must not stretch the cached lifetime.
+func TestExpiryCountsFromTheRequest(t *testing.T) {
+	t.Parallel()
+	sts := newFakeSTS(t)
+	clock := newClock()
+	sts.set(func(s *fakeSTS) {
+		s.handle = func(w http.ResponseWriter, _ *http.Request, form url.Values) {
+			clock.Advance(20 * time.Second) // the STS takes 20 s to answer
+			writeJSON(w, 200, map[string]any{"access_token": "issued", "issued_token_type": form.Get("requested_token_type"),
+				"token_type": "Bearer", "expires_in": 60})
+		}
+	})
+	start := clock.Now()
+	tr := mustTransport(t, tokenexchange.Config{TokenURL: sts.URL(), Skew: -1, Now: clock.Now})
+	tok, err := tr.Exchange(identity("subj", time.Time{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := start.Add(time.Minute); tok.Expiry.After(want) {
+		t.Errorf("expiry %v after issue+60s, want at most %v", tok.Expiry.Sub(start), time.Minute)
+	}
+	clock.Advance(45 * time.Second) // 65 s after the request: the token has expired
+	if _, err := tr.Exchange(identity("subj", time.Time{})); err != nil {
+		t.Fatal(err)
+	}
+	if sts.calls.Load() != 2 {
+		t.Errorf("STS calls = %d, want 2: an expired token was served from the cache", sts.calls.Load())
+	}
+}
+
 func TestExpiredSubjectNotSent(t *testing.T) {
 	t.Parallel()
 	sts := newFakeSTS(t)
