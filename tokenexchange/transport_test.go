@@ -723,6 +723,28 @@ func TestTokenSourceAdapter(t *testing.T) {
 	}
 }
 
+// An issued token of type N_A (RFC 8693 §2.2.1: not an access token) is sent
+// as a bearer token by RoundTrip; the oauth2 adapter must say the same, or an
+// oauth2.Transport would send "Authorization: N_A <token>".
+func TestTokenSourceAdapterNATokenIsBearer(t *testing.T) {
+	t.Parallel()
+	sts := newFakeSTS(t)
+	sts.set(func(s *fakeSTS) {
+		s.handle = func(w http.ResponseWriter, _ *http.Request, form url.Values) {
+			writeJSON(w, 200, map[string]any{"access_token": "issued-jwt", "issued_token_type": form.Get("requested_token_type"),
+				"token_type": "N_A", "expires_in": 60})
+		}
+	})
+	tr := mustTransport(t, tokenexchange.Config{TokenURL: sts.URL(), RequestedTokenType: tokenexchange.TokenTypeJWT})
+	tok, err := tr.TokenSource(identity("u", time.Time{})).Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.Type() != "Bearer" {
+		t.Errorf("oauth2 token type %q, want Bearer", tok.Type())
+	}
+}
+
 func TestExchangeReturnsCopy(t *testing.T) {
 	t.Parallel()
 	sts := newFakeSTS(t)
