@@ -249,6 +249,21 @@ func (a *Authorizer) decide(ps *policySet, sub *subject, req *rpcRequest) (Decis
 		if !a.cfg.AuthorizeLists {
 			return Decision{Allowed: true, Reason: "list (filtered)"}, nil
 		}
+	case kindListen:
+		// The 2026-07-28 replacement of resources/subscribe: every URI
+		// must be readable.
+		uris, err := req.listenURIs()
+		if err != nil {
+			return Decision{Reason: "bad request"}, err
+		}
+		d := Decision{Allowed: true, Reason: "protocol method"}
+		for i := range uris {
+			op := namedOp(kindResource, uris[i].val.str)
+			if d = a.evaluate(ps, sub, &op); !d.Allowed {
+				break
+			}
+		}
+		return d, nil
 	}
 	op, err := a.operation(req, m)
 	switch {

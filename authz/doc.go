@@ -44,8 +44,11 @@
 // # Methods
 //
 // tools/call, prompts/get, resources/read (and the 2025-11-25
-// resources/subscribe and resources/unsubscribe) and completion/complete
-// (authorized as the prompt or resource its ref names) are evaluated.
+// resources/subscribe and resources/unsubscribe), completion/complete
+// (authorized as the prompt or resource its ref names) and
+// subscriptions/listen (read_resource on every URI of
+// params.notifications.resourceSubscriptions, its replacement for
+// resources/subscribe; allowed when it names none) are evaluated.
 // tools/list, prompts/list, resources/list and resources/templates/list pass
 // (unless Config.AuthorizeLists) and their responses, JSON or
 // text/event-stream, are filtered: an item stays when the caller could call
@@ -60,7 +63,7 @@
 // more than Config.MaxResponseBytes)
 // is replaced by HTTP 500 with JSON-RPC -32603: a list is never passed on
 // unfiltered. Methods carrying no resource pass:
-// server/discover, subscriptions/listen, tasks/get, tasks/update,
+// server/discover, tasks/get, tasks/update,
 // tasks/cancel and, from 2025-11-25, initialize, ping, logging/setLevel,
 // tasks/list, tasks/result and the client notifications initialized,
 // cancelled, progress and roots/list_changed; so do JSON-RPC responses a
@@ -80,7 +83,8 @@
 //	action     Action::"call_tool"      tools/call
 //	           Action::"get_prompt"     prompts/get, completion/complete (ref/prompt)
 //	           Action::"read_resource"  resources/read, resources/subscribe,
-//	                                    resources/unsubscribe, completion/complete (ref/resource)
+//	                                    resources/unsubscribe, completion/complete (ref/resource),
+//	                                    subscriptions/listen (each resourceSubscriptions URI)
 //	           Action::"list_tools", "list_prompts", "list_resources"
 //	                                    list methods, only with Config.AuthorizeLists
 //	resource   Tool::"<name>"     attributes name, operation "call", feature "tool", arg_*, and

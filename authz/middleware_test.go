@@ -543,3 +543,38 @@ func TestNonPOSTWithBody(t *testing.T) {
 		})
 	}
 }
+
+// TestSubscriptionsListen: subscriptions/listen replaces resources/subscribe
+// in 2026-07-28 and is authorized the same way, per URI.
+func TestSubscriptionsListen(t *testing.T) {
+	t.Parallel()
+	a := newTestAuthorizer(t, nil)
+	listen := func(notifications string) string {
+		return `{"jsonrpc":"2.0","id":8,"method":"subscriptions/listen","params":{"notifications":` + notifications + `}}`
+	}
+	cases := []struct {
+		name, body string
+		status     int
+	}{
+		{"list changes only", listen(`{"toolsListChanged":true}`), 200},
+		{"readable resource", listen(`{"resourceSubscriptions":["file:///home/a"]}`), 200},
+		{"forbidden resource", listen(`{"resourceSubscriptions":["file:///home/a","file:///etc/passwd"]}`), 403},
+		{"no permit", listen(`{"resourceSubscriptions":["https://x.example/y"]}`), 403},
+		{"legacy subscribe forbidden too", `{"jsonrpc":"2.0","id":8,"method":"resources/subscribe","params":{"uri":"file:///etc/passwd"}}`, 403},
+		{"case-variant list", listen(`{"ResourceSubscriptions":["file:///etc/passwd"]}`), 400},
+		{"case-variant notifications", `{"jsonrpc":"2.0","id":8,"method":"subscriptions/listen","params":{"Notifications":{"resourceSubscriptions":["file:///etc/passwd"]}}}`, 400},
+		{"not a string", listen(`{"resourceSubscriptions":[1]}`), 400},
+		{"no params", `{"jsonrpc":"2.0","id":8,"method":"subscriptions/listen"}`, 200},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			rec := &recorder{}
+			srv := httptest.NewServer(withIdentity(engineer(), a.Middleware(rec.handler(nil))))
+			defer srv.Close()
+			resp, body := post(t, srv, tc.body, nil)
+			require.Equal(t, tc.status, resp.StatusCode, "body: %s", body)
+			assert.Equal(t, tc.status == 200, len(rec.bodies) == 1)
+		})
+	}
+}

@@ -24,6 +24,7 @@ const (
 	kindResource                     // params.uri → Resource
 	kindCompletion                   // params.ref → Prompt or Resource
 	kindList                         // passes (or list_* when AuthorizeLists); response filtered
+	kindListen                       // params.notifications.resourceSubscriptions → Resource each
 )
 
 type mcpMethod struct {
@@ -51,7 +52,7 @@ var mcpMethods = map[string]mcpMethod{
 	"resources/templates/list": {kind: kindList, action: actionListResources, feature: "resource", listKey: "resourceTemplates", itemKey: "uriTemplate"},
 
 	"server/discover":                  {kind: kindProtocol},
-	"subscriptions/listen":             {kind: kindProtocol},
+	"subscriptions/listen":             {kind: kindListen},   // authorized as resources/subscribe, per URI
 	"tasks/get":                        {kind: kindProtocol}, // tasks extension; task ownership is the server's check
 	"tasks/update":                     {kind: kindProtocol},
 	"tasks/cancel":                     {kind: kindProtocol},
@@ -131,6 +132,8 @@ var (
 	uriMembers      = []string{"uri"}               // resources/* params
 	refMembers      = []string{"ref"}               // completion/complete params
 	refKeyMembers   = []string{"type", "name", "uri"}
+	listenMembers   = []string{"notifications"}         // subscriptions/listen params
+	listenSubs      = []string{"resourceSubscriptions"} // its notifications
 )
 
 // caseVariant reports whether object v has a member whose name is not one of
@@ -240,6 +243,35 @@ func (a *Authorizer) operation(r *rpcRequest, m mcpMethod) (operation, error) {
 		return operation{action: m.action, resource: cedar.NewEntityUID(EntityTypeFeatureType, cedar.String(m.feature)), feature: m.feature, list: true}, nil
 	}
 	return operation{}, ErrInvalidRequest
+}
+
+// listenURIs returns the resource URIs a subscriptions/listen request asks
+// updates for (params.notifications.resourceSubscriptions), ErrInvalidParams
+// for a request MCP itself would reject.
+func (r *rpcRequest) listenURIs() ([]jmember, error) {
+	if r.params != nil && r.params.caseVariant(listenMembers) {
+		return nil, ErrInvalidParams
+	}
+	n, ok := r.param("notifications")
+	if !ok || n.kind == jNull {
+		return nil, nil
+	}
+	if n.kind != jObject || n.caseVariant(listenSubs) {
+		return nil, ErrInvalidParams
+	}
+	subs, ok := n.get("resourceSubscriptions")
+	if !ok || subs.kind == jNull {
+		return nil, nil
+	}
+	if subs.kind != jArray {
+		return nil, ErrInvalidParams
+	}
+	for i := range subs.kids {
+		if v := &subs.kids[i].val; v.kind != jString || v.str == "" {
+			return nil, ErrInvalidParams
+		}
+	}
+	return subs.kids, nil
 }
 
 // namedOp is the operation on one tool, prompt or resource, without arguments.
