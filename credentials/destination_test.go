@@ -110,7 +110,8 @@ func TestTransportRedirectToOtherHost(t *testing.T) {
 	t.Cleanup(origin.Close)
 	originHost := strings.TrimPrefix(origin.URL, "http://")
 
-	// Without Hosts the credential follows the redirect: the documented risk.
+	// Without Hosts the credential follows a redirect to another port of the
+	// same host name, as net/http's Authorization rule has it.
 	open, _ := NewTransport(Config{Secret: Literal("tok")}, origin.Client().Transport)
 	resp, err := (&http.Client{Transport: open}).Get(origin.URL)
 	if err != nil {
@@ -131,5 +132,48 @@ func TestTransportRedirectToOtherHost(t *testing.T) {
 	}
 	if other.hits.Load() != 1 {
 		t.Error("the other host received the redirected request")
+	}
+}
+
+// Without Hosts, a redirect an http.Client follows to another host must not
+// carry the credential either: net/http drops Authorization on such a
+// redirect, and a transport that sets it on every hop must not undo that.
+// Redirects within the host (any port, as net/http) or to a subdomain keep it.
+func TestTransportRedirectToOtherHostWithoutHosts(t *testing.T) {
+	t.Parallel()
+	other := newEchoServer(t)
+	otherURL := strings.Replace(other.URL, "127.0.0.1", "localhost", 1) // another host name
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/away":
+			http.Redirect(w, r, otherURL+"/stolen", http.StatusFound)
+		case "/here":
+			http.Redirect(w, r, "/final", http.StatusFound)
+		default:
+			if r.Header.Get("X-Api-Key") != "tok" {
+				http.Error(w, "no key", http.StatusUnauthorized)
+			}
+		}
+	}))
+	t.Cleanup(origin.Close)
+	tr, err := NewTransport(Config{Scheme: Header, Header: "X-Api-Key", Secret: Literal("tok")}, origin.Client().Transport)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Transport: tr}
+	resp, err := client.Get(origin.URL + "/here")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("same-host redirect: status %d, want 200", resp.StatusCode)
+	}
+	_, err = client.Get(origin.URL + "/away")
+	if !errors.Is(err, ErrDestinationNotAllowed) {
+		t.Errorf("err = %v, want ErrDestinationNotAllowed", err)
+	}
+	if other.hits.Load() != 0 {
+		t.Error("the other host received the redirected request with the credential")
 	}
 }

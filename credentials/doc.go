@@ -28,7 +28,9 @@
 // credential is sent only over https, or plain http to a loopback address
 // (RFC 6750 §5.3: bearer tokens MUST be sent over TLS), unless
 // Config.InsecureAllowHTTP says otherwise; Config.Hosts pins it to the
-// backend's hosts, so a redirect elsewhere does not carry it along.
+// backend's hosts. A redirect to another host does not carry it along (with
+// Hosts unset, only the original host and its subdomains get it, as net/http
+// does for Authorization).
 //
 // # Stdio servers
 //

@@ -83,10 +83,10 @@ type Config struct {
 	// "api.example.com:8443" matches that port only; matching is
 	// case-insensitive. A request to any other host is refused with
 	// [ErrDestinationNotAllowed] and not sent. Set it whenever the
-	// Transport's client could be sent elsewhere — in particular, an
-	// http.Client follows redirects through its Transport, so without Hosts
-	// a backend that redirects to another host receives the credential.
-	// Empty means any host.
+	// Transport's client could be sent elsewhere. Empty means any host,
+	// except on a redirect an http.Client follows: that keeps the credential
+	// only for the original host and its subdomains (the rule net/http
+	// applies to Authorization) and is refused otherwise.
 	Hosts []string
 
 	// InsecureAllowHTTP allows sending the credential over plain http to
@@ -111,7 +111,8 @@ var ErrDestinationNotAllowed = errors.New("credentials: destination not allowed 
 //
 // Before anything else, the destination is checked: plain http is refused
 // for hosts other than loopback unless Config.InsecureAllowHTTP is set, and
-// hosts outside Config.Hosts (when set) are refused.
+// hosts outside Config.Hosts (when set) are refused; without Hosts, so is a
+// redirect to a host other than the original one or its subdomains.
 //
 // Transport follows the RoundTripper contract: it sets the header on a
 // shallow copy of the request with a cloned header map, never on the
@@ -264,6 +265,21 @@ func (t *Transport) checkDestination(req *http.Request) error {
 	host := u.Hostname()
 	if t.hosts != nil && !t.hosts[strings.ToLower(u.Host)] && !t.hosts[strings.ToLower(host)] {
 		return fmt.Errorf("%w: host %q is not in Hosts", ErrDestinationNotAllowed, u.Host)
+	}
+	if t.hosts == nil && req.Response != nil && req.Response.Request != nil {
+		// A redirect an http.Client follows (req.Response is set): net/http
+		// keeps Authorization only for the original host and its
+		// subdomains; setting the credential on every hop must not undo it.
+		first := req.Response.Request
+		for first.Response != nil && first.Response.Request != nil {
+			first = first.Response.Request
+		}
+		if first.URL != nil {
+			from, to := strings.ToLower(first.URL.Hostname()), strings.ToLower(host)
+			if to != from && !strings.HasSuffix(to, "."+from) {
+				return fmt.Errorf("%w: redirect from host %q to %q", ErrDestinationNotAllowed, from, to)
+			}
+		}
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "https":
