@@ -408,8 +408,13 @@ func urlCarries(u *url.URL, tok string) bool {
 		}
 	}
 	long := len(tok) >= minSubstring
-	if long && (strings.Contains(u.RawQuery, tok) || strings.Contains(u.RawQuery, url.QueryEscape(tok)) ||
-		strings.Contains(u.Path, tok) || strings.Contains(u.Opaque, tok)) {
+	if long && (strings.Contains(u.Path, tok) || strings.Contains(u.Opaque, tok)) {
+		return true
+	}
+	if u.RawQuery == "" {
+		return false
+	}
+	if long && (strings.Contains(u.RawQuery, tok) || strings.Contains(u.RawQuery, url.QueryEscape(tok))) {
 		return true
 	}
 	for q := u.RawQuery; q != ""; {
