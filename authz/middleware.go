@@ -65,6 +65,13 @@ func (a *Authorizer) Middleware(next http.Handler) http.Handler {
 			writeRPCError(w, http.StatusBadRequest, nil, CodeParseError, msgParse)
 			return
 		}
+		if r.Method != http.MethodPost && len(body) == 0 {
+			// An empty body of unknown length (an HTTP/2 GET whose end of
+			// stream comes in a DATA frame).
+			r.Body, r.ContentLength = http.NoBody, 0
+			next.ServeHTTP(w, r)
+			return
+		}
 		if int64(len(body)) > a.cfg.MaxBodyBytes {
 			a.log(r.Context(), info.Subject, "", Decision{Reason: "body too large"})
 			writeRPCError(w, http.StatusRequestEntityTooLarge, nil, CodeInvalidRequest, msgTooLarge)

@@ -542,6 +542,16 @@ func TestNonPOSTWithBody(t *testing.T) {
 			assert.Empty(t, rec.bodies, "handler must not run")
 		})
 	}
+
+	// An empty body of unknown length still passes.
+	rec := &recorder{}
+	h := withIdentity(engineer(), a.Middleware(rec.handler(nil)))
+	req := httptest.NewRequest(http.MethodGet, "/", strings.NewReader(""))
+	req.ContentLength = -1
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	assert.Equal(t, http.StatusOK, w.Code)
+	assert.Len(t, rec.bodies, 1)
 }
 
 // TestSubscriptionsListen: subscriptions/listen replaces resources/subscribe
