@@ -178,3 +178,24 @@ func TestInboundTokenInHeaderVariantsRefused(t *testing.T) {
 		}
 	}
 }
+
+// Trailers are sent to the backend as well.
+func TestInboundTokenInTrailerRefused(t *testing.T) {
+	t.Parallel()
+	sts, be := newFakeSTS(t), newBackend(t)
+	tr := mustTransport(t, tokenexchange.Config{TokenURL: sts.URL(), CacheSize: -1})
+	body := &trackingBody{Reader: strings.NewReader("x")}
+	req, _ := http.NewRequestWithContext(identity(canarySubject, time.Now().Add(time.Hour)), http.MethodPost, be.srv.URL, body)
+	req.ContentLength = -1
+	req.Trailer = http.Header{"X-Token": {canarySubject}}
+	resp, err := tr.RoundTrip(req)
+	if err == nil {
+		resp.Body.Close()
+	}
+	if !errors.Is(err, tokenexchange.ErrPassthrough) {
+		t.Errorf("err = %v, want ErrPassthrough", err)
+	}
+	if !body.closed.Load() || be.calls.Load() != 0 || sts.calls.Load() != 0 {
+		t.Errorf("body closed %v, backend calls %d, STS calls %d", body.closed.Load(), be.calls.Load(), sts.calls.Load())
+	}
+}

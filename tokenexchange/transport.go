@@ -313,7 +313,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	// Refuse before exchanging: nothing is sent anywhere.
-	if carries(req.Header, r.subjectToken) || urlCarries(req.URL, r.subjectToken) {
+	if carries(req.Header, r.subjectToken) || carries(req.Trailer, r.subjectToken) || urlCarries(req.URL, r.subjectToken) {
 		closeBody(req)
 		t.logger.WarnContext(ctx, "tokenexchange: refused request carrying the inbound token", "host", req.URL.Host)
 		return nil, ErrPassthrough
