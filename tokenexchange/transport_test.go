@@ -808,3 +808,53 @@ func TestSubjectTokenSource(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// RFC 7523 §3: every client assertion carries its own jti (the server may
+// refuse a replayed one) and an iat of now.
+func TestClientAssertionJTIUniqueAndIATNow(t *testing.T) {
+	t.Parallel()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	sts := newFakeSTS(t)
+	var mu sync.Mutex
+	var assertions []string
+	sts.set(func(s *fakeSTS) {
+		s.handle = func(w http.ResponseWriter, _ *http.Request, form url.Values) {
+			mu.Lock()
+			assertions = append(assertions, form.Get("client_assertion"))
+			mu.Unlock()
+			writeJSON(w, 200, map[string]any{"access_token": "issued", "issued_token_type": form.Get("requested_token_type"), "token_type": "Bearer"})
+		}
+	})
+	tr := mustTransport(t, tokenexchange.Config{TokenURL: sts.URL(), ClientID: "mcp", PrivateKey: key, CacheSize: -1})
+	for range 2 {
+		if _, err := tr.Exchange(identity("subj", time.Time{})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	seen := map[string]bool{}
+	for _, a := range assertions {
+		payload, err := jws.Verify([]byte(a), jws.WithKey(jwa.ES256(), &key.PublicKey))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c struct {
+			JTI string  `json:"jti"`
+			IAT float64 `json:"iat"`
+		}
+		if err := json.Unmarshal(payload, &c); err != nil {
+			t.Fatal(err)
+		}
+		if len(c.JTI) < 16 || seen[c.JTI] {
+			t.Errorf("jti %q missing, short or reused", c.JTI)
+		}
+		seen[c.JTI] = true
+		if d := time.Since(time.Unix(int64(c.IAT), 0)); d < -time.Minute || d > time.Minute {
+			t.Errorf("iat is %v away from now", d)
+		}
+	}
+	if len(assertions) != 2 {
+		t.Errorf("%d assertions, want 2", len(assertions))
+	}
+}
