@@ -95,8 +95,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*TokenInfo, error)
 // looksLikeJOSE reports whether seg is base64url for a JSON object, the
 // shape of a JOSE header.
 func looksLikeJOSE(seg string) bool {
-	// "ey" is base64url for `{"` and `{` followed by whitespace starts "ew"/"eyA".
-	return len(seg) >= 4 && seg[0] == 'e' && (seg[1] == 'y' || seg[1] == 'w' || seg[1] == 'g' || seg[1] == 'J')
+	// '{' followed by '"' or a space encodes as "ey"; followed by a tab, CR
+	// or LF as "ew". No other pair can start a JSON object.
+	return len(seg) >= 4 && seg[0] == 'e' && (seg[1] == 'y' || seg[1] == 'w')
 }
 
 // isJOSEHeader reports whether seg decodes to a JSON object with an alg

@@ -2,9 +2,15 @@ package authn
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mcpauth-go/mcpauth/authn/idptest"
 )
@@ -86,5 +92,36 @@ func TestTruncatedJWSIsNotIntrospected(t *testing.T) {
 	}
 	if n := f.idp.Requests(idptest.EndpointIntrospection); n != 0 {
 		t.Fatalf("a truncated JWS was introspected (%d requests)", n)
+	}
+}
+
+// An opaque token that merely has two dots and starts with "eJ" (zlib data
+// in base64, say) is not a JWS: it goes to introspection, not to rejection.
+func TestDottedOpaqueTokenIsIntrospected(t *testing.T) {
+	t.Parallel()
+	for _, seg := range []string{`{"a":1}`, "{ \"a\":1}", "{\n\"a\":1}", "{\t\"a\":1}", "{\r\n\"a\":1}"} {
+		if enc := base64.RawURLEncoding.EncodeToString([]byte(seg)); !looksLikeJOSE(enc) {
+			t.Errorf("%q encodes as %q, not recognised as a JOSE header", seg, enc)
+		}
+	}
+	const opaque = "eJzLSM3JyVcozy/KSVEEAB0JBF4.c2Vjb25k.eA"
+	var seen atomic.Value
+	intro := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		seen.Store(r.PostForm.Get("token"))
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"active":true,"sub":"carol","aud":%q,"exp":%d}`, testResource, time.Now().Add(time.Hour).Unix())
+	}))
+	defer intro.Close()
+	f := newFixture(t, idptest.Config{}, func(c *Config) {
+		c.Introspection = &IntrospectionConfig{URL: intro.URL}
+		c.Now = nil
+	})
+	info, err := f.v.Verify(context.Background(), opaque)
+	if err != nil {
+		t.Fatalf("dotted opaque token: %v", err)
+	}
+	if info.Subject != "carol" || seen.Load() != opaque {
+		t.Fatalf("subject = %q, introspected %v", info.Subject, seen.Load() != nil)
 	}
 }
