@@ -333,7 +333,7 @@ func (in *introspector) interpret(obj map[string]any) (*TokenInfo, error) {
 		return nil, invalid("introspection: response has no usable aud")
 	}
 	info.Audience = aud
-	if !introContainsAny(aud, in.audience) {
+	if !audienceContains(aud, in.audience) {
 		return nil, invalid("introspection: aud does not contain this resource")
 	}
 
@@ -377,16 +377,6 @@ func introNumericDate(obj map[string]any, name string) (time.Time, error) {
 	return time.Unix(sec, int64((f-float64(sec))*1e9)).UTC(), nil
 }
 
-func introContainsAny(have, want []string) bool {
-	for _, h := range have {
-		for _, w := range want {
-			if h == w {
-				return true
-			}
-		}
-	}
-	return false
-}
 
 // introCache is a bounded map from token hash to result. When full, the
 // oldest entry is evicted; expired entries are dropped when looked up. It is

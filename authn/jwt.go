@@ -284,14 +284,52 @@ func (v *Verifier) checkClaims(claims map[string]any, now time.Time) (*TokenInfo
 }
 
 func (v *Verifier) audienceMatches(aud []string) bool {
+	return audienceContains(aud, v.cfg.Audience)
+}
+
+// audienceContains reports whether any of aud names one of the resources in
+// want. The comparison is exact except that the scheme and host of a URI
+// compare case-insensitively (RFC 3986 §6.2.2.1; the MCP authorization
+// specification asks servers to accept upper-case scheme and host).
+func audienceContains(aud, want []string) bool {
 	for _, a := range aud {
-		for _, want := range v.cfg.Audience {
-			if a == want {
+		for _, w := range want {
+			if a == w || sameResource(a, w) {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// sameResource compares two URIs with case-insensitive scheme and host and
+// an exact rest (port, path, query).
+func sameResource(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	n := authorityEnd(a)
+	if n < 0 || n != authorityEnd(b) {
+		return false
+	}
+	return strings.EqualFold(a[:n], b[:n]) && a[n:] == b[n:]
+}
+
+// authorityEnd returns the index just past "scheme://host" (before any
+// port, path, query or fragment), or -1 if s has no authority.
+func authorityEnd(s string) int {
+	i := strings.Index(s, "://")
+	if i <= 0 {
+		return -1
+	}
+	j := i + 3
+	for j < len(s) && s[j] != ':' && s[j] != '/' && s[j] != '?' && s[j] != '#' && s[j] != '@' {
+		j++
+	}
+	if j < len(s) && s[j] == '@' {
+		return -1 // userinfo: compare such URIs exactly
+	}
+	return j
 }
 
 // stringOrList accepts a JSON string or an array of strings.

@@ -708,3 +708,23 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func TestAudienceSchemeAndHostCaseInsensitive(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		aud  string
+		want bool
+	}{
+		{testResource, true},
+		{"HTTPS://MCP.Example.COM/mcp", true},
+		{"https://mcp.example.com/MCP", false},      // paths are case-sensitive
+		{"https://mcp.example.com:443/mcp", false},  // no default-port folding
+		{"https://mcp.example.com/mcp/", false},     // no trailing-slash folding
+		{"https://evil@mcp.example.com/mcp", false}, // userinfo never matches
+		{"https://mcp.example.co/mmcp", false},      // same length, other host
+	} {
+		if got := audienceContains([]string{tc.aud}, []string{testResource}); got != tc.want {
+			t.Errorf("aud %q: match = %v, want %v", tc.aud, got, tc.want)
+		}
+	}
+}
