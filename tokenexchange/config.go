@@ -174,8 +174,10 @@ type Config struct {
 	// Now is the clock. If nil, time.Now.
 	Now func() time.Time
 
-	// InsecureAllowHTTP permits a plain-http token endpoint on a
-	// non-loopback host. The client secret and the user's token then cross
+	// InsecureAllowHTTP permits plain http to non-loopback hosts, both for
+	// the token endpoint and for the backend requests that carry the
+	// exchanged token (RFC 6750 §5.3 requires TLS; without this field such
+	// requests fail before anything is sent). Secrets and tokens then cross
 	// the network unencrypted: it MUST only be used inside a trusted network.
 	InsecureAllowHTTP bool
 }

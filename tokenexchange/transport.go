@@ -306,6 +306,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, err
 	}
+	// RFC 6750 §5.3: a bearer token travels only over TLS. Plain http is
+	// accepted for loopback backends, or everywhere with InsecureAllowHTTP.
+	if req.URL != nil && req.URL.Scheme == "http" && !t.cfg.InsecureAllowHTTP && !isLoopback(req.URL.Hostname()) {
+		closeBody(req)
+		return nil, fmt.Errorf("tokenexchange: refusing to send the exchanged token over plain http to %q (https required; InsecureAllowHTTP allows it)", req.URL.Hostname())
+	}
 	ctx := req.Context()
 	r, sexp, err := t.subject(ctx)
 	if err != nil {

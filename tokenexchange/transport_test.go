@@ -858,3 +858,41 @@ func TestClientAssertionJTIUniqueAndIATNow(t *testing.T) {
 		t.Errorf("%d assertions, want 2", len(assertions))
 	}
 }
+
+// RFC 6750 §5.3: the exchanged token is never sent over plain http to a
+// host that is not loopback, and the STS is not even asked for it.
+func TestRoundTripRefusesPlainHTTPToRemoteHost(t *testing.T) {
+	t.Parallel()
+	sts := newFakeSTS(t)
+	tr := mustTransport(t, tokenexchange.Config{TokenURL: sts.URL()})
+	sent := false
+	tr.Base = roundTripFunc(func(*http.Request) (*http.Response, error) {
+		sent = true
+		return nil, errors.New("unreachable")
+	})
+	ctx := identity(canarySubject, time.Now().Add(time.Hour))
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://backend.example/data", nil)
+	_, err := tr.RoundTrip(req)
+	if err == nil || !strings.Contains(err.Error(), "plain http") {
+		t.Fatalf("err = %v, want a plain-http refusal", err)
+	}
+	if sent || sts.calls.Load() != 0 {
+		t.Fatalf("request sent=%v, STS calls=%d", sent, sts.calls.Load())
+	}
+	if strings.Contains(err.Error(), canarySubject) {
+		t.Fatal("error contains the subject token")
+	}
+	insecure := mustTransport(t, tokenexchange.Config{TokenURL: sts.URL(), InsecureAllowHTTP: true})
+	insecure.Base = roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		sent = true
+		return &http.Response{StatusCode: 200, Body: http.NoBody, Request: r}, nil
+	})
+	req2, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://backend.example/data", nil)
+	if _, err := insecure.RoundTrip(req2); err != nil || !sent {
+		t.Fatalf("InsecureAllowHTTP: err=%v sent=%v", err, sent)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
