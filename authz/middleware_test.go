@@ -588,3 +588,26 @@ func TestSubscriptionsListen(t *testing.T) {
 		})
 	}
 }
+
+// A forbid on an integer argument cannot be evaded by spelling the number
+// differently: 1, 1.0, 1e0 and 10e-1 are the same value to the handler.
+func TestIntegerSpellingsMatchLongPolicies(t *testing.T) {
+	t.Parallel()
+	a := newTestAuthorizer(t, func(c *Config) {
+		c.Policies = `permit(principal, action == Action::"call_tool", resource == Tool::"transfer");
+forbid(principal, action == Action::"call_tool", resource == Tool::"transfer") when { context has arg_account && context.arg_account == 1 };`
+	})
+	rec := &recorder{}
+	srv := httptest.NewServer(withIdentity(engineer(), a.Middleware(rec.handler(nil))))
+	defer srv.Close()
+	for _, n := range []string{"1", "1.0", "1e0", "10e-1", "0.1e1", "1.0000"} {
+		resp, _ := post(t, srv, call("transfer", `{"account":`+n+`}`), nil)
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("account %s: status %d, want 403", n, resp.StatusCode)
+		}
+	}
+	resp, _ := post(t, srv, call("transfer", `{"account":2.0}`), nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("account 2.0: status %d, want 200", resp.StatusCode)
+	}
+}

@@ -19,9 +19,10 @@ import (
 var errUnrepresentable = errors.New("authz: argument has no exact Cedar value")
 
 // numberValue converts a JSON number literal: an integer literal (no fraction,
-// no exponent) that fits in 64 bits is a Long; any other literal whose value
-// is exact with at most four fractional digits and fits Cedar's range is a
-// decimal; anything else is unrepresentable.
+// no exponent) that fits in 64 bits is a Long, and so is any other literal
+// with an integral value in decimal's range (1.0, 1e2); any other literal
+// whose value is exact with at most four fractional digits and fits Cedar's
+// range is a decimal; anything else is unrepresentable.
 func numberValue(lit string) (cedar.Value, bool) {
 	if !strings.ContainsAny(lit, ".eE") {
 		n, err := strconv.ParseInt(lit, 10, 64)
@@ -33,6 +34,12 @@ func numberValue(lit string) (cedar.Value, bool) {
 	scaled, ok := decimalScaled(lit)
 	if !ok {
 		return nil, false
+	}
+	if scaled%10000 == 0 {
+		// An integral value is a Long however it is spelt (1.0, 1e0, 10e-1):
+		// a handler decoding the argument sees the number 1 either way, so a
+		// policy testing `== 1` must see it too.
+		return cedar.Long(scaled / 10000), true
 	}
 	d, err := cedar.NewDecimal(scaled, -4)
 	if err != nil {
