@@ -87,6 +87,15 @@ type Config struct {
 	// handler, e.g. an *authz.Authorizer. If nil, every authenticated
 	// request (with the scopes Authn requires) reaches the handler.
 	Authorizer Authorizer
+
+	// AllowedOrigins are the browser origins (scheme://host[:port]) allowed
+	// to call the MCP endpoint, besides the resource's own origin, which is
+	// always allowed. A request with any other Origin header gets 403 before
+	// authentication (DNS-rebinding protection, MCP Streamable HTTP
+	// transport); requests without Origin are unaffected. "*" allows every
+	// origin. The metadata document is not subject to it (it is public and
+	// served with CORS).
+	AllowedOrigins []string
 }
 
 // Protect returns next wrapped as Config describes: requests for exactly
@@ -128,10 +137,22 @@ func Protect(next http.Handler, cfg Config) (http.Handler, error) {
 			return nil, fmt.Errorf("middleware: Config.Authorizer (%T) returned a nil handler", cfg.Authorizer)
 		}
 	}
+	own, err := resourceOrigin(cfg.Metadata.Resource)
+	if err != nil {
+		return nil, fmt.Errorf("middleware: Config.Metadata: %w", err) // unreachable: validated above
+	}
+	for _, o := range cfg.AllowedOrigins {
+		if o != "*" {
+			if _, err := normalizeOrigin(o); err != nil {
+				return nil, fmt.Errorf("middleware: Config.AllowedOrigins: %w", err)
+			}
+		}
+	}
+	origins := append([]string{own}, cfg.AllowedOrigins...)
 	return &protected{
 		metadataPath: path,
 		metadata:     metadata,
-		next:         authn.Middleware(cfg.Verifier, opts)(inner),
+		next:         Chain(CheckOrigin(origins), authn.Middleware(cfg.Verifier, opts))(inner),
 	}, nil
 }
 
