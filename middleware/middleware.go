@@ -100,7 +100,8 @@ type Config struct {
 
 // Protect returns next wrapped as Config describes: requests for exactly
 // the metadata's well-known path get the metadata document (see
-// prm.NewHandler); every other request goes through authn.Middleware, then
+// prm.NewHandler); every other request goes through CheckOrigin (the
+// resource's own origin and cfg.AllowedOrigins), authn.Middleware, then
 // cfg.Authorizer (if any), then next.
 //
 // Protect validates everything at construction and returns an error,
