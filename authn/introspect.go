@@ -377,7 +377,6 @@ func introNumericDate(obj map[string]any, name string) (time.Time, error) {
 	return time.Unix(sec, int64((f-float64(sec))*1e9)).UTC(), nil
 }
 
-
 // introCache is a bounded map from token hash to result. When full, the
 // oldest entry is evicted; expired entries are dropped when looked up. It is
 // safe for concurrent use.

@@ -23,6 +23,13 @@ type Options struct {
 	// needs (per-route scopes). It must not read the body.
 	ScopesFor func(r *http.Request) []string
 
+	// ScopeImplies, if non-nil, reports whether a granted scope implies a
+	// required one (a scope hierarchy such as "files" implying "files:read",
+	// which the MCP authorization specification requires servers to account
+	// for). A required scope is satisfied when it was granted or when any
+	// granted scope implies it. If nil, scopes match exactly.
+	ScopeImplies func(granted, required string) bool
+
 	// Realm, if non-empty, is sent as the realm parameter.
 	Realm string
 
@@ -173,7 +180,7 @@ func (m *bearerMiddleware) serve(w http.ResponseWriter, r *http.Request, next ht
 	}
 
 	if required := m.required(r); len(required) > 0 {
-		if missing := info.MissingScopes(required); len(missing) > 0 {
+		if missing := missingScopes(info.Scopes, required, m.opts.ScopeImplies); len(missing) > 0 {
 			m.log.LogAttrs(ctx, slog.LevelInfo, "authn: insufficient scope",
 				slog.String("sub", info.Subject), slog.String("client_id", info.ClientID),
 				slog.Any("missing", missing),
@@ -301,4 +308,23 @@ func writeEdgeBody(w http.ResponseWriter, status int, body string) {
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(body))
+}
+
+// missingScopes returns the scopes in required that granted neither holds
+// nor, through implies, covers.
+func missingScopes(granted, required []string, implies func(granted, required string) bool) []string {
+	var missing []string
+	for _, req := range required {
+		ok := false
+		for _, g := range granted {
+			if g == req || (implies != nil && implies(g, req)) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			missing = append(missing, req)
+		}
+	}
+	return missing
 }
