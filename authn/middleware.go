@@ -112,7 +112,7 @@ type edgeResponse struct {
 }
 
 func newBearerMiddleware(v TokenVerifier, opts Options) *bearerMiddleware {
-	if v == nil {
+	if v == nil || isNilVerifier(v) {
 		panic("authn: Middleware called with a nil TokenVerifier")
 	}
 	m := &bearerMiddleware{v: v, opts: opts, log: opts.Logger, scopes: appendUniqueScopes(nil, opts.Scopes)}
@@ -327,4 +327,19 @@ func missingScopes(granted, required []string, implies func(granted, required st
 		}
 	}
 	return missing
+}
+
+// isNilVerifier catches a typed nil, such as a (*Verifier)(nil) held in the
+// interface, which would otherwise panic on the first request instead of at
+// construction.
+func isNilVerifier(v TokenVerifier) bool {
+	switch x := v.(type) {
+	case *Verifier:
+		return x == nil
+	case *MultiVerifier:
+		return x == nil
+	case VerifierFunc:
+		return x == nil
+	}
+	return false
 }

@@ -41,3 +41,21 @@ func TestMiddlewareScopeHierarchy(t *testing.T) {
 		}
 	}
 }
+
+func TestMiddlewareTypedNilVerifierPanicsAtConstruction(t *testing.T) {
+	t.Parallel()
+	for name, v := range map[string]TokenVerifier{
+		"*Verifier":      (*Verifier)(nil),
+		"*MultiVerifier": (*MultiVerifier)(nil),
+		"VerifierFunc":   VerifierFunc(nil),
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: Middleware accepted a typed nil verifier", name)
+				}
+			}()
+			Middleware(v, Options{})
+		}()
+	}
+}
