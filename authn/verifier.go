@@ -5,14 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/mcpauth-go/mcpauth/internal/discovery"
+	"github.com/mcpauth-go/mcpauth/internal/netutil"
 )
 
 // asymmetricAlgs are the only JWS algorithms a Verifier can be configured
@@ -217,19 +216,11 @@ func checkFetchURL(raw string) error {
 	case "https":
 		return nil
 	case "http":
-		if isLoopback(u.Hostname()) {
+		if netutil.IsLoopbackHost(u.Hostname()) {
 			return nil
 		}
 	}
 	return fmt.Errorf("%q must use https (http only for loopback hosts)", raw)
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // opaqueVerifier verifies tokens that are not JWS (RFC 7662 introspection).

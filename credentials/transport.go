@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/netip"
 	"strings"
 	"sync/atomic"
+
+	"github.com/mcpauth-go/mcpauth/internal/netutil"
 )
 
 // Scheme says how a [Transport] writes the credential.
@@ -285,23 +286,12 @@ func (t *Transport) checkDestination(req *http.Request) error {
 	case "https":
 		return nil
 	case "http":
-		if t.allowHTTP || isLoopback(host) {
+		if t.allowHTTP || netutil.IsLoopbackHost(host) {
 			return nil
 		}
 		return fmt.Errorf("%w: plain http to non-loopback host %q (see Config.InsecureAllowHTTP)", ErrDestinationNotAllowed, u.Host)
 	}
 	return fmt.Errorf("%w: URL scheme %q", ErrDestinationNotAllowed, u.Scheme)
-}
-
-// isLoopback reports whether host (without port) is "localhost" or a
-// loopback IP literal. Names other than localhost are not resolved: a
-// name's address can change between this check and the dial.
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // headerValue returns the encoded header value for the current secret(s).

@@ -3,10 +3,11 @@ package prm
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/mcpauth-go/mcpauth/internal/netutil"
 )
 
 // ErrInvalidMetadata matches (with [errors.Is]) every error this package
@@ -238,18 +239,10 @@ func checkScheme(u *url.URL, loopbackOnly bool) error {
 	if u.Scheme == "https" || !loopbackOnly {
 		return nil
 	}
-	if isLoopback(u.Hostname()) {
+	if netutil.IsLoopbackHost(u.Hostname()) {
 		return nil
 	}
 	return fmt.Errorf("http is allowed only on loopback hosts (127.0.0.0/8, ::1, localhost); use https for host %q", u.Hostname())
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.Zone() == "" && a.IsLoopback()
 }
 
 // checkURIChars rejects bytes that cannot appear in a URI (RFC 3986 §2):

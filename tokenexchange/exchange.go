@@ -16,13 +16,13 @@ import (
 	"math"
 	"math/big"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/mcpauth-go/mcpauth/internal/discovery"
+	"github.com/mcpauth-go/mcpauth/internal/netutil"
 )
 
 // request is one token exchange, as sent on the wire.
@@ -234,24 +234,13 @@ func checkEndpoint(raw string, allowHTTP bool) error {
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return fmt.Errorf("tokenexchange: token endpoint %q is not an absolute http(s) URL", raw)
 	}
-	if u.Scheme == "http" && !allowHTTP && !isLoopback(u.Hostname()) {
+	if u.Scheme == "http" && !allowHTTP && !netutil.IsLoopbackHost(u.Hostname()) {
 		return fmt.Errorf("tokenexchange: token endpoint %q must use https (http only on loopback or with InsecureAllowHTTP)", raw)
 	}
 	if u.User != nil {
 		return fmt.Errorf("tokenexchange: token endpoint must not carry user info")
 	}
 	return nil
-}
-
-// isLoopback reports whether host (without port) is "localhost" or a
-// loopback IP literal. A name such as "127.example.com" is not: it resolves
-// wherever its owner wants.
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // --- private_key_jwt (RFC 7523) ---

@@ -18,6 +18,8 @@ import (
 
 	"golang.org/x/oauth2"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/mcpauth-go/mcpauth/internal/netutil"
 )
 
 // Transport is an [http.RoundTripper] that sends each request with a token
@@ -308,7 +310,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	// RFC 6750 §5.3: a bearer token travels only over TLS. Plain http is
 	// accepted for loopback backends, or everywhere with InsecureAllowHTTP.
-	if req.URL != nil && req.URL.Scheme == "http" && !t.cfg.InsecureAllowHTTP && !isLoopback(req.URL.Hostname()) {
+	if req.URL != nil && req.URL.Scheme == "http" && !t.cfg.InsecureAllowHTTP && !netutil.IsLoopbackHost(req.URL.Hostname()) {
 		closeBody(req)
 		return nil, fmt.Errorf("tokenexchange: refusing to send the exchanged token over plain http to %q (https required; InsecureAllowHTTP allows it)", req.URL.Hostname())
 	}
