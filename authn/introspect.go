@@ -18,6 +18,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sync/singleflight"
+
+	"github.com/mcpauth-go/mcpauth/internal/discovery"
 )
 
 // Defaults for RFC 7662 introspection.
@@ -268,12 +270,9 @@ func (in *introspector) post(ctx context.Context, endpoint, token string) (map[s
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 		return nil, unavailable("introspection endpoint returned status "+strconv.Itoa(resp.StatusCode), nil)
 	}
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, in.maxResponse+1))
+	raw, err := discovery.ReadLimited(resp.Body, in.maxResponse)
 	if err != nil {
 		return nil, unavailable("introspection response", err)
-	}
-	if int64(len(raw)) > in.maxResponse {
-		return nil, unavailable("introspection response exceeds "+strconv.FormatInt(in.maxResponse, 10)+" bytes", nil)
 	}
 	var obj map[string]any
 	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
