@@ -1,7 +1,6 @@
 package authn
 
 import (
-	"container/list"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -13,13 +12,13 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sync/singleflight"
 
 	"github.com/mcpauth-go/mcpauth/internal/discovery"
+	"github.com/mcpauth-go/mcpauth/internal/lru"
 )
 
 // Defaults for RFC 7662 introspection.
@@ -56,7 +55,7 @@ type introspector struct {
 	maxResponse            int64
 
 	flight singleflight.Group
-	cache  *introCache // nil when caching is disabled
+	cache  *lru.Cache[introResult] // nil when caching is disabled
 }
 
 // newIntrospector is called by NewVerifier when cfg.Introspection != nil.
@@ -124,7 +123,7 @@ func newIntrospector(cfg *Config, endpoint func(ctx context.Context) (string, er
 		size = introDefaultCacheSize
 	}
 	if size > 0 {
-		in.cache = newIntroCache(size)
+		in.cache = lru.New[introResult](size)
 	}
 	return in, nil
 }
@@ -182,7 +181,7 @@ func (in *introspector) lookup(key [32]byte) (introResult, bool) {
 	if in.cache == nil {
 		return introResult{}, false
 	}
-	return in.cache.get(key, in.now())
+	return in.cache.Get(key, in.now())
 }
 
 // store caches res: an active token until min(exp, ttl), a rejected one for
@@ -208,7 +207,7 @@ func (in *introspector) store(key [32]byte, res introResult) {
 		until = now.Add(in.negTTL)
 	}
 	if until.After(now) {
-		in.cache.put(key, res, until, now)
+		in.cache.Put(key, res, until)
 	}
 }
 
@@ -374,65 +373,6 @@ func introNumericDate(obj map[string]any, name string) (time.Time, error) {
 	}
 	sec := int64(f)
 	return time.Unix(sec, int64((f-float64(sec))*1e9)).UTC(), nil
-}
-
-// introCache is a bounded map from token hash to result. When full, the
-// oldest entry is evicted; expired entries are dropped when looked up. It is
-// safe for concurrent use.
-type introCache struct {
-	mu    sync.Mutex
-	max   int
-	items map[[32]byte]*list.Element
-	order *list.List // of *introEntry, oldest first
-}
-
-type introEntry struct {
-	key   [32]byte
-	res   introResult
-	until time.Time
-}
-
-func newIntroCache(max int) *introCache {
-	return &introCache{max: max, items: make(map[[32]byte]*list.Element), order: list.New()}
-}
-
-func (c *introCache) get(key [32]byte, now time.Time) (introResult, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	el, ok := c.items[key]
-	if !ok {
-		return introResult{}, false
-	}
-	e := el.Value.(*introEntry)
-	if !now.Before(e.until) {
-		c.order.Remove(el)
-		delete(c.items, key)
-		return introResult{}, false
-	}
-	return e.res, true
-}
-
-func (c *introCache) put(key [32]byte, res introResult, until, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if el, ok := c.items[key]; ok {
-		c.order.Remove(el)
-		delete(c.items, key)
-	}
-	// Evict the oldest entries. Entries are inserted with TTLs from a few
-	// classes, so the oldest are also (nearly) the first to expire.
-	for len(c.items) >= c.max {
-		el := c.order.Front()
-		c.order.Remove(el)
-		delete(c.items, el.Value.(*introEntry).key)
-	}
-	c.items[key] = c.order.PushBack(&introEntry{key: key, res: res, until: until})
-}
-
-func (c *introCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.items)
 }
 
 // String describes the configuration with the client secret redacted.

@@ -506,7 +506,7 @@ func TestIntrospectCache(t *testing.T) {
 		for _, tok := range []string{"a", "b", "c"} {
 			_, _ = s.in.verify(ctx, tok)
 		}
-		if got := s.in.cache.len(); got != 2 {
+		if got := s.in.cache.Len(); got != 2 {
 			t.Errorf("cache holds %d entries, want 2", got)
 		}
 		_, _ = s.in.verify(ctx, "c") // still cached
@@ -524,13 +524,11 @@ func TestIntrospectCache(t *testing.T) {
 		s.fake.respond = introJSON(introActive(s.clock.Now()))
 		const canary = "CANARY-cache-key-777"
 		_, _ = s.in.verify(ctx, canary)
-		s.in.cache.mu.Lock()
-		defer s.in.cache.mu.Unlock()
-		for k, el := range s.in.cache.items {
-			if strings.Contains(string(k[:]), canary) || el.Value.(*introEntry).res.info.Token() != "" {
+		s.in.cache.Range(func(k [32]byte, res introResult) {
+			if strings.Contains(string(k[:]), canary) || res.info.Token() != "" {
 				t.Errorf("token stored in the cache")
 			}
-		}
+		})
 	})
 }
 

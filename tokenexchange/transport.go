@@ -19,6 +19,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/mcpauth-go/mcpauth/internal/lru"
 	"github.com/mcpauth-go/mcpauth/internal/netutil"
 )
 
@@ -50,7 +51,7 @@ type Transport struct {
 	discMu     sync.Mutex
 	discovered string
 
-	cache  *cache // nil when caching is disabled
+	cache  *lru.Cache[*entry] // nil when caching is disabled
 	flight singleflight.Group
 }
 
@@ -189,7 +190,7 @@ func NewTransport(cfg Config, base http.RoundTripper) (*Transport, error) {
 		size = DefaultCacheSize
 	}
 	if size > 0 {
-		t.cache = newCache(size)
+		t.cache = lru.New[*entry](size)
 	}
 	return t, nil
 }
@@ -518,7 +519,7 @@ func (t *Transport) lookup(ctx context.Context, r request, sexp time.Time) (*ent
 		return t.fetch(ctx, r, sexp)
 	}
 	key := t.cacheKey(&r)
-	if e := t.cache.get(key, t.now()); e != nil {
+	if e, ok := t.cache.Get(key, t.now()); ok {
 		return e, nil
 	}
 	return t.miss(ctx, key, r, sexp)
@@ -530,7 +531,7 @@ func (t *Transport) lookup(ctx context.Context, r request, sexp time.Time) (*ent
 // function so that the closure's captures do not make the hit path allocate.
 func (t *Transport) miss(ctx context.Context, key [32]byte, r request, sexp time.Time) (*entry, error) {
 	ch := t.flight.DoChan(string(key[:]), func() (any, error) {
-		if e := t.cache.get(key, t.now()); e != nil {
+		if e, ok := t.cache.Get(key, t.now()); ok {
 			return e, nil
 		}
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.timeout)
@@ -540,7 +541,7 @@ func (t *Transport) miss(ctx context.Context, key [32]byte, r request, sexp time
 			return nil, err
 		}
 		if !e.expires.IsZero() {
-			t.cache.put(key, e)
+			t.cache.Put(key, e, e.expires)
 		}
 		return e, nil
 	})
