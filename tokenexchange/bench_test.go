@@ -25,7 +25,7 @@ func (nopBackend) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 func benchRequest(b *testing.B) *http.Request {
-	req, err := http.NewRequestWithContext(identity(benchSubject, time.Now().Add(time.Hour)), http.MethodGet, "http://backend.invalid/x", nil)
+	req, err := http.NewRequestWithContext(identity(benchSubject, time.Now().Add(time.Hour)), http.MethodGet, "https://backend.invalid/x", nil)
 	if err != nil {
 		b.Fatal(err)
 	}
