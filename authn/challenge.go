@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/mcpauth-go/mcpauth/internal/httpauth"
 )
 
 // ErrInvalidRequest means the request presented its bearer token in a way
@@ -168,7 +170,7 @@ func parseBearer(values []string, rawQuery string) (string, error) {
 		return "", ErrInvalidRequest // "Bearer,…", "Bearer\t…"
 	}
 	tok := strings.TrimLeft(rest, " ")
-	if !isToken68(tok) {
+	if !httpauth.IsToken68(tok) {
 		return "", ErrInvalidRequest
 	}
 	return tok, nil
@@ -216,28 +218,4 @@ func isTChar(c byte) bool {
 		return true
 	}
 	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
-}
-
-// isToken68 reports whether s matches RFC 9110 token68 (the RFC 6750
-// b64token): 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
-func isToken68(s string) bool {
-	i := 0
-	for i < len(s) {
-		c := s[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' {
-			i++
-			continue
-		}
-		break
-	}
-	if i == 0 {
-		return false
-	}
-	for ; i < len(s); i++ {
-		if s[i] != '=' {
-			return false
-		}
-	}
-	return true
 }

@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/mcpauth-go/mcpauth/internal/httpauth"
 )
 
 // edgeParam is one auth-param of a parsed challenge.
@@ -213,13 +215,13 @@ func TestBearerToken(t *testing.T) {
 func TestIsToken68(t *testing.T) {
 	t.Parallel()
 	for _, s := range []string{"a", "A-._~+/9", "abc==", "x="} {
-		if !isToken68(s) {
-			t.Errorf("isToken68(%q) = false", s)
+		if !httpauth.IsToken68(s) {
+			t.Errorf("httpauth.IsToken68(%q) = false", s)
 		}
 	}
 	for _, s := range []string{"", "=", "a b", "a=b", "a\"", "a,", "a;", "ä"} {
-		if isToken68(s) {
-			t.Errorf("isToken68(%q) = true", s)
+		if httpauth.IsToken68(s) {
+			t.Errorf("httpauth.IsToken68(%q) = true", s)
 		}
 	}
 }

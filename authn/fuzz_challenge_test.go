@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/mcpauth-go/mcpauth/internal/httpauth"
 )
 
 // edgeExpectSanitized is the reference filter for FuzzChallenge, written
@@ -113,7 +115,7 @@ func FuzzBearer(f *testing.F) {
 		if q, _ := url.ParseQuery(query); q.Has("access_token") {
 			t.Fatalf("token accepted with access_token in the query %q", query)
 		}
-		if !isToken68(tok) {
+		if !httpauth.IsToken68(tok) {
 			t.Fatalf("token %q is not token68", tok)
 		}
 		v := strings.Trim(h1, " \t")

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/mcpauth-go/mcpauth/internal/httpauth"
 	"github.com/mcpauth-go/mcpauth/internal/netutil"
 )
 
@@ -337,7 +338,7 @@ func (t *Transport) headerValue(req *http.Request) (string, error) {
 	}
 	var v string
 	if t.scheme == Bearer {
-		if !isB64Token(raw) {
+		if !httpauth.IsToken68(raw) {
 			return "", errors.New("credentials: bearer token does not match the RFC 6750 b64token syntax")
 		}
 		v = "Bearer " + raw
@@ -412,26 +413,4 @@ func hasCTL(s string) bool {
 		}
 	}
 	return false
-}
-
-// isB64Token reports whether s matches RFC 6750 §2.1
-// b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
-func isB64Token(s string) bool {
-	i := 0
-	for ; i < len(s); i++ {
-		c := s[i]
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~+/", c) >= 0 {
-			continue
-		}
-		break
-	}
-	if i == 0 {
-		return false
-	}
-	for ; i < len(s); i++ {
-		if s[i] != '=' {
-			return false
-		}
-	}
-	return true
 }
