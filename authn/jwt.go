@@ -179,7 +179,7 @@ func (v *Verifier) verifyJWS(ctx context.Context, token string, d1, d2 int, now 
 	if err != nil {
 		return nil, nil, invalid("signature is not base64url")
 	}
-	keys, _, err := v.keys.lookup(ctx, kid, alg)
+	keys, err := v.keys.lookup(ctx, kid, alg, now)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -77,7 +77,11 @@ const maxKidlessCandidates = 8
 func (s *keySet) find(kid, alg string) []*pubKey {
 	var out []*pubKey
 	if kid != "" {
-		for _, k := range s.byKid[kid] {
+		keys := s.byKid[kid]
+		if len(keys) == 1 && keys[0].compatible(alg) {
+			return keys // the usual case, without a copy
+		}
+		for _, k := range keys {
 			if k.compatible(alg) {
 				out = append(out, k)
 			}
@@ -138,16 +142,19 @@ type keySource struct {
 // trigger another one, so an outage does not become a fetch per request.
 const retryBackoff = 2 * time.Second
 
-// lookup returns candidate keys for (kid, alg) and the snapshot they came from.
-func (s *keySource) lookup(ctx context.Context, kid, alg string) ([]*pubKey, *keySet, error) {
-	now := s.v.now()
+// causeNoKey is the cause of rejecting a token whose kid and alg match no
+// published key.
+const causeNoKey = "no key in the issuer's JWKS matches the token's kid and alg"
+
+// lookup returns the candidate keys for (kid, alg), at now.
+func (s *keySource) lookup(ctx context.Context, kid, alg string, now time.Time) ([]*pubKey, error) {
 	set := s.cur.Load()
 	if set != nil && now.Sub(set.fetched) <= s.v.maxStale {
 		if now.After(set.expires) {
 			s.background(now)
 		}
 		if keys := set.find(kid, alg); len(keys) > 0 {
-			return keys, set, nil
+			return keys, nil
 		}
 		// Unknown kid: refetch at most once per RefreshInterval.
 		s.mu.Lock()
@@ -155,7 +162,7 @@ func (s *keySource) lookup(ctx context.Context, kid, alg string) ([]*pubKey, *ke
 		if c == nil {
 			if !s.lastMiss.IsZero() && now.Sub(s.lastMiss) < s.v.refreshInterval {
 				s.mu.Unlock()
-				return nil, set, invalid("no key in the issuer's JWKS matches the token's kid and alg")
+				return nil, invalid(causeNoKey)
 			}
 			s.lastMiss = now
 			c = s.start()
@@ -163,12 +170,12 @@ func (s *keySource) lookup(ctx context.Context, kid, alg string) ([]*pubKey, *ke
 		s.mu.Unlock()
 		newSet, err := s.wait(ctx, c)
 		if err != nil {
-			return nil, set, err
+			return nil, err
 		}
 		if keys := newSet.find(kid, alg); len(keys) > 0 {
-			return keys, newSet, nil
+			return keys, nil
 		}
-		return nil, newSet, invalid("no key in the issuer's JWKS matches the token's kid and alg")
+		return nil, invalid(causeNoKey)
 	}
 
 	// No usable snapshot: never fetched yet, or older than MaxStaleness.
@@ -177,19 +184,19 @@ func (s *keySource) lookup(ctx context.Context, kid, alg string) ([]*pubKey, *ke
 	if c == nil {
 		if !s.lastFail.IsZero() && now.Sub(s.lastFail) < retryBackoff {
 			s.mu.Unlock()
-			return nil, nil, unavailable("issuer keys unavailable; retrying shortly", nil)
+			return nil, unavailable("issuer keys unavailable; retrying shortly", nil)
 		}
 		c = s.start()
 	}
 	s.mu.Unlock()
 	newSet, err := s.wait(ctx, c)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if keys := newSet.find(kid, alg); len(keys) > 0 {
-		return keys, newSet, nil
+		return keys, nil
 	}
-	return nil, newSet, invalid("no key in the issuer's JWKS matches the token's kid and alg")
+	return nil, invalid(causeNoKey)
 }
 
 // background starts a refresh without waiting for it, unless one is running
