@@ -9,10 +9,6 @@ import (
 	"unsafe"
 )
 
-// multiMaxTokenSize caps the token MultiVerifier peeks into, before any
-// decoding. It equals the Verifier's default MaxTokenSize.
-const multiMaxTokenSize = 16 << 10
-
 // MultiVerifier verifies tokens from several authorization servers, for a
 // resource whose Protected Resource Metadata (RFC 9728) lists more than one
 // in authorization_servers. It routes each compact JWS to the verifier of
@@ -61,11 +57,11 @@ func (m *MultiVerifier) Verify(ctx context.Context, token string) (*TokenInfo, e
 	if token == "" {
 		return nil, ErrNoToken
 	}
-	if len(token) > multiMaxTokenSize {
+	if len(token) > defaultMaxTokenSize { // the Verifier default, before any decoding
 		return nil, invalid("token exceeds the size limit")
 	}
 	header, rest, ok := strings.Cut(token, ".")
-	if !multiLooksLikeJOSE(header) {
+	if !looksLikeJOSE(header) {
 		return m.verifyOpaque(ctx, token)
 	}
 	payload, sig, ok2 := strings.Cut(rest, ".")
@@ -92,13 +88,6 @@ func (m *MultiVerifier) verifyOpaque(ctx context.Context, token string) (*TokenI
 		return nil, invalid("token is not a JWS and no opaque-token verifier is configured")
 	}
 	return m.opaque.Verify(ctx, token)
-}
-
-// multiLooksLikeJOSE reports whether seg is plausibly base64url for a JSON
-// object (a JOSE header): `{` followed by '"' or a space encodes to "ey",
-// followed by a tab, CR or LF to "ew".
-func multiLooksLikeJOSE(seg string) bool {
-	return len(seg) >= 4 && seg[0] == 'e' && (seg[1] == 'y' || seg[1] == 'w')
 }
 
 // route decodes a JWS payload segment just enough to read iss, and
