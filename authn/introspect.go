@@ -21,14 +21,12 @@ import (
 	"github.com/mcpauth-go/mcpauth/internal/lru"
 )
 
-// Defaults for RFC 7662 introspection.
+// Defaults for RFC 7662 introspection; leeway, fetch timeout and cache size
+// default as for JWTs (verifier.go).
 const (
-	introDefaultCacheTTL     = time.Minute
-	introDefaultNegativeTTL  = 10 * time.Second
-	introDefaultMaxResponse  = 1 << 20
-	introDefaultCacheSize    = 10000
-	introDefaultFetchTimeout = 10 * time.Second
-	introDefaultLeeway       = 60 * time.Second
+	introDefaultCacheTTL    = time.Minute
+	introDefaultNegativeTTL = 10 * time.Second
+	introDefaultMaxResponse = 1 << 20
 )
 
 // introspector verifies opaque tokens with RFC 7662 token introspection.
@@ -104,10 +102,10 @@ func newIntrospector(cfg *Config, endpoint func(ctx context.Context) (string, er
 		in.log = slog.Default()
 	}
 	if in.leeway == 0 {
-		in.leeway = introDefaultLeeway
+		in.leeway = defaultLeeway
 	}
 	if in.fetchTimeout <= 0 {
-		in.fetchTimeout = introDefaultFetchTimeout
+		in.fetchTimeout = defaultFetchTimeout
 	}
 	if in.ttl <= 0 {
 		in.ttl = introDefaultCacheTTL
@@ -120,7 +118,7 @@ func newIntrospector(cfg *Config, endpoint func(ctx context.Context) (string, er
 	}
 	size := cfg.CacheSize
 	if size == 0 {
-		size = introDefaultCacheSize
+		size = defaultCacheSize
 	}
 	if size > 0 {
 		in.cache = lru.New[introResult](size)
