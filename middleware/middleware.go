@@ -142,18 +142,15 @@ func Protect(next http.Handler, cfg Config) (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("middleware: Config.Metadata: %w", err) // unreachable: validated above
 	}
-	for _, o := range cfg.AllowedOrigins {
-		if o != "*" {
-			if _, err := normalizeOrigin(o); err != nil {
-				return nil, fmt.Errorf("middleware: Config.AllowedOrigins: %w", err)
-			}
-		}
+	// own is already an origin, so an error names an AllowedOrigins entry.
+	origins, err := checkOrigin(append([]string{own}, cfg.AllowedOrigins...))
+	if err != nil {
+		return nil, fmt.Errorf("middleware: Config.AllowedOrigins: %w", err)
 	}
-	origins := append([]string{own}, cfg.AllowedOrigins...)
 	return &protected{
 		metadataPath: path,
 		metadata:     metadata,
-		next:         Chain(CheckOrigin(origins), authn.Middleware(cfg.Verifier, opts))(inner),
+		next:         Chain(origins, authn.Middleware(cfg.Verifier, opts))(inner),
 	}, nil
 }
 

@@ -19,6 +19,16 @@ import (
 // bearer tokens alone). The "null" origin is never allowed unless "*" is.
 // CheckOrigin panics on an entry that is not an origin, at construction.
 func CheckOrigin(allowed []string) func(http.Handler) http.Handler {
+	mw, err := checkOrigin(allowed)
+	if err != nil {
+		panic(fmt.Sprintf("middleware: CheckOrigin: %v", err))
+	}
+	return mw
+}
+
+// checkOrigin is [CheckOrigin] returning an error for an entry that is not
+// an origin, for [Protect].
+func checkOrigin(allowed []string) (func(http.Handler) http.Handler, error) {
 	set := make(map[string]bool, len(allowed))
 	all := false
 	for _, o := range allowed {
@@ -28,7 +38,7 @@ func CheckOrigin(allowed []string) func(http.Handler) http.Handler {
 		}
 		n, err := normalizeOrigin(o)
 		if err != nil {
-			panic(fmt.Sprintf("middleware: CheckOrigin: %v", err))
+			return nil, err
 		}
 		set[n] = true
 	}
@@ -50,7 +60,7 @@ func CheckOrigin(allowed []string) func(http.Handler) http.Handler {
 			w.WriteHeader(http.StatusForbidden)
 			_, _ = w.Write([]byte(`{"jsonrpc":"2.0","error":{"code":-32600,"message":"Origin not allowed"}}`))
 		})
-	}
+	}, nil
 }
 
 // normalizeOrigin checks that o is a serialized origin and lower-cases its
