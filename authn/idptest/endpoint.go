@@ -182,7 +182,7 @@ func checkResources(rs []string) error {
 	return nil
 }
 
-func (s *Server) issue(sub string, client *Client, scope string, aud []string, extra map[string]any) (map[string]any, string, error) {
+func (s *Server) issue(sub string, client *Client, scope string, aud []string, extra map[string]any) (map[string]any, error) {
 	claims := map[string]any{"sub": sub}
 	if client != nil {
 		claims["client_id"] = client.ID
@@ -202,7 +202,7 @@ func (s *Server) issue(sub string, client *Client, scope string, aud []string, e
 	}
 	tok, err := s.sign(TokenOptions{Claims: claims}, s.xttl)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	resp := map[string]any{
 		"access_token": tok,
@@ -212,7 +212,7 @@ func (s *Server) issue(sub string, client *Client, scope string, aud []string, e
 	if scope != "" {
 		resp["scope"] = scope
 	}
-	return resp, tok, nil
+	return resp, nil
 }
 
 func (s *Server) newRefreshToken(g *grant) string {
@@ -234,7 +234,7 @@ func (s *Server) clientCredentials(form url.Values, client *Client) (map[string]
 	if err != nil {
 		return nil, err
 	}
-	resp, _, err := s.issue(client.ID, client, form.Get("scope"), s.audienceOr(aud), nil)
+	resp, err := s.issue(client.ID, client, form.Get("scope"), s.audienceOr(aud), nil)
 	return resp, err
 }
 
@@ -286,7 +286,7 @@ func (s *Server) authorizationCode(form url.Values, client *Client) (map[string]
 		aud = req
 	}
 	aud = s.audienceOr(aud)
-	resp, _, err := s.issue(ac.sub, client, ac.scope, aud, nil)
+	resp, err := s.issue(ac.sub, client, ac.scope, aud, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -338,7 +338,7 @@ func (s *Server) refreshToken(form url.Values, client *Client) (map[string]any, 
 		}
 		aud = req
 	}
-	resp, _, err := s.issue(g.sub, client, scope, aud, nil)
+	resp, err := s.issue(g.sub, client, scope, aud, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -396,7 +396,7 @@ func (s *Server) tokenExchange(form url.Values, client *Client) (map[string]any,
 	if err != nil {
 		return nil, err
 	}
-	resp, _, err := s.issue(sub, client, scope, s.audienceOr(aud), extra)
+	resp, err := s.issue(sub, client, scope, s.audienceOr(aud), extra)
 	if err != nil {
 		return nil, err
 	}

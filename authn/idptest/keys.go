@@ -128,7 +128,7 @@ func signJWS(alg string, key crypto.Signer, input []byte) ([]byte, error) {
 	h := spec.hash.New()
 	h.Write(input)
 	digest := h.Sum(nil)
-	switch strings.ToUpper(alg[:2]) {
+	switch alg[:2] {
 	case "RS":
 		return key.Sign(rand.Reader, digest, spec.hash)
 	case "PS":
