@@ -151,7 +151,17 @@ var standardMembers = []string{
 	"signed_metadata",
 }
 
-func isStandardMember(name string) bool { return slices.Contains(standardMembers, name) }
+// checkExtraName rejects an Extra key that is empty or repeats a standard
+// member; both Validate and MarshalJSON apply it.
+func checkExtraName(k string) error {
+	if k == "" {
+		return invalidf("extra member with an empty name")
+	}
+	if slices.Contains(standardMembers, k) {
+		return invalidf("extra member %q repeats a standard member; set the field instead", k)
+	}
+	return nil
+}
 
 // plainMetadata has Metadata's fields and tags but none of its methods, so
 // encoding/json handles it without recursing into MarshalJSON.
@@ -169,11 +179,8 @@ func (md Metadata) MarshalJSON() ([]byte, error) {
 	}
 	keys := make([]string, 0, len(md.Extra))
 	for k := range md.Extra {
-		if k == "" {
-			return nil, &validationError{msg: "extra member with an empty name"}
-		}
-		if isStandardMember(k) {
-			return nil, &validationError{msg: fmt.Sprintf("extra member %q repeats a standard member; set the field instead", k)}
+		if err := checkExtraName(k); err != nil {
+			return nil, err
 		}
 		keys = append(keys, k)
 	}

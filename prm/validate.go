@@ -96,11 +96,8 @@ func (md Metadata) Validate() error {
 		return invalidf("signed_metadata: not a JWS in compact serialization")
 	}
 	for k := range md.Extra {
-		if k == "" {
-			return invalidf("extra member with an empty name")
-		}
-		if isStandardMember(k) {
-			return invalidf("extra member %q repeats a standard member; set the field instead", k)
+		if err := checkExtraName(k); err != nil {
+			return err
 		}
 	}
 	return nil
