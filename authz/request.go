@@ -447,24 +447,12 @@ func (a *Authorizer) subjectFor(info *authn.TokenInfo) *subject {
 	p := reflect.ValueOf(info.Claims).UnsafePointer()
 	slot := &a.subjects[(uint64(uintptr(p))*0x9E3779B97F4A7C15)>>(64-subjectBits)]
 	if s := slot.Load(); s != nil && reflect.ValueOf(s.claims).UnsafePointer() == p &&
-		s.sub == info.Subject && s.clientID == info.ClientID && sameStrings(s.scopes, info.Scopes) {
+		s.sub == info.Subject && s.clientID == info.ClientID && slices.Equal(s.scopes, info.Scopes) {
 		return s
 	}
 	s := newSubject(a, info)
 	slot.Store(s)
 	return s
-}
-
-func sameStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func newSubject(a *Authorizer, info *authn.TokenInfo) *subject {
