@@ -258,7 +258,7 @@ func (a *Authorizer) decide(ps *policySet, sub *subject, req *rpcRequest) (Decis
 		}
 		d := Decision{Allowed: true, Reason: "protocol method"}
 		for i := range uris {
-			op := namedOp(kindResource, uris[i].val.str)
+			op := a.namedOp(kindResource, uris[i].val.str)
 			if d = a.evaluate(ps, sub, &op); !d.Allowed {
 				break
 			}
@@ -272,9 +272,6 @@ func (a *Authorizer) decide(ps *policySet, sub *subject, req *rpcRequest) (Decis
 	case err != nil:
 		return Decision{Reason: "bad request"}, err
 	}
-	if len(op.scopes) > 0 && len(missingScopes(sub.scopes, op.scopes)) > 0 {
-		return Decision{Action: op.action, Resource: op.resource, Scopes: op.scopes, Reason: "missing scope"}, nil
-	}
 	return a.evaluate(ps, sub, &op), nil
 }
 
@@ -286,20 +283,15 @@ func (a *Authorizer) toolScopes(tool string) []string {
 	return a.cfg.ToolScopes["*"]
 }
 
-func missingScopes(have, required []string) []string {
-	var missing []string
-	for _, s := range required {
-		if !slices.Contains(have, s) {
-			missing = append(missing, s)
+// evaluate decides one operation: the scopes it requires (Config.ToolScopes)
+// first, then the indexed policies. Deny by default; any evaluation error in
+// a policy that applies is a deny, whatever the other policies say.
+func (a *Authorizer) evaluate(ps *policySet, sub *subject, op *operation) Decision {
+	for _, s := range op.scopes {
+		if !slices.Contains(sub.scopes, s) {
+			return Decision{Action: op.action, Resource: op.resource, Scopes: op.scopes, Reason: "missing scope"}
 		}
 	}
-	return missing
-}
-
-// evaluate runs the indexed policies for one Cedar request. Deny by default;
-// any evaluation error in a policy that applies is a deny, whatever the other
-// policies say.
-func (a *Authorizer) evaluate(ps *policySet, sub *subject, op *operation) Decision {
 	sel := ps.lookup(op.action, op.resource)
 	req, ents := sub.request(a, op, sel)
 	dec, diag := cedar.Authorize(sel.pols, ents, req)

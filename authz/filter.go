@@ -213,19 +213,14 @@ func (f *listFilter) allowed(item *jvalue) bool {
 	if !ok || v.kind != jString || v.str == "" {
 		return false
 	}
-	var op operation
+	kind := kindResource
 	switch f.m.listKey {
 	case "tools":
-		op = namedOp(kindTool, v.str)
-		op.scopes = f.a.toolScopes(v.str)
+		kind = kindTool
 	case "prompts":
-		op = namedOp(kindPrompt, v.str)
-	default:
-		op = namedOp(kindResource, v.str)
+		kind = kindPrompt
 	}
-	if len(op.scopes) > 0 && len(missingScopes(f.sub.scopes, op.scopes)) > 0 {
-		return false
-	}
+	op := f.a.namedOp(kind, v.str)
 	return f.a.evaluate(f.ps, f.sub, &op).Allowed
 }
 

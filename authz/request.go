@@ -177,7 +177,7 @@ type operation struct {
 	feature  string  // "tool", "prompt", "resource"; its generated attributes are built lazily
 	list     bool    // a list action on FeatureType::"<feature>"
 	args     *jvalue // the arguments object; nil when none
-	scopes   []string
+	scopes   []string // Config.ToolScopes of a tool, checked by evaluate before any policy
 }
 
 // operation maps a resource-bearing request. ErrInvalidParams for a request
@@ -194,10 +194,7 @@ func (a *Authorizer) operation(r *rpcRequest, m mcpMethod) (operation, error) {
 		if !ok {
 			return operation{}, ErrInvalidParams
 		}
-		op := namedOp(m.kind, name)
-		if m.kind == kindTool {
-			op.scopes = a.toolScopes(name)
-		}
+		op := a.namedOp(m.kind, name)
 		if args, ok := r.param("arguments"); ok && args.kind != jNull {
 			if args.kind != jObject {
 				return operation{}, ErrInvalidParams
@@ -218,7 +215,7 @@ func (a *Authorizer) operation(r *rpcRequest, m mcpMethod) (operation, error) {
 		if !ok {
 			return operation{}, ErrInvalidParams
 		}
-		return namedOp(kindResource, uri), nil
+		return a.namedOp(kindResource, uri), nil
 	case kindCompletion:
 		if r.params != nil && r.params.caseVariant(refMembers) {
 			return operation{}, ErrInvalidParams
@@ -238,7 +235,7 @@ func (a *Authorizer) operation(r *rpcRequest, m mcpMethod) (operation, error) {
 		if !ok || v.kind != jString || v.str == "" {
 			return operation{}, ErrInvalidParams
 		}
-		return namedOp(kind, v.str), nil
+		return a.namedOp(kind, v.str), nil
 	case kindList:
 		return operation{action: m.action, resource: cedar.NewEntityUID(EntityTypeFeatureType, cedar.String(m.feature)), feature: m.feature, list: true}, nil
 	}
@@ -274,11 +271,12 @@ func (r *rpcRequest) listenURIs() ([]jmember, error) {
 	return subs.kids, nil
 }
 
-// namedOp is the operation on one tool, prompt or resource, without arguments.
-func namedOp(kind methodKind, name string) operation {
+// namedOp is the operation on one tool, prompt or resource, without
+// arguments; a tool's carries the scopes Config.ToolScopes requires for it.
+func (a *Authorizer) namedOp(kind methodKind, name string) operation {
 	switch kind {
 	case kindTool:
-		return operation{action: actionCallTool, resource: cedar.NewEntityUID(EntityTypeTool, cedar.String(name)), feature: "tool"}
+		return operation{action: actionCallTool, resource: cedar.NewEntityUID(EntityTypeTool, cedar.String(name)), feature: "tool", scopes: a.toolScopes(name)}
 	case kindPrompt:
 		return operation{action: actionGetPrompt, resource: cedar.NewEntityUID(EntityTypePrompt, cedar.String(name)), feature: "prompt"}
 	}
