@@ -174,9 +174,9 @@ func (r *rpcRequest) stringParam(key string) (string, bool) {
 type operation struct {
 	action   cedar.EntityUID
 	resource cedar.EntityUID
-	feature  string  // "tool", "prompt", "resource"; its generated attributes are built lazily
-	list     bool    // a list action on FeatureType::"<feature>"
-	args     *jvalue // the arguments object; nil when none
+	feature  string   // "tool", "prompt", "resource"; its generated attributes are built lazily
+	list     bool     // a list action on FeatureType::"<feature>"
+	args     *jvalue  // the arguments object; nil when none
 	scopes   []string // Config.ToolScopes of a tool, checked by evaluate before any policy
 }
 
