@@ -403,18 +403,19 @@ func (t *toolAnnotations) record(item *jvalue) {
 			}
 		}
 	}
-	key := strings.Clone(name.str) // name.str points into the response buffer
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if hints == nil {
-		delete(t.m, key)
+		delete(t.m, name.str)
 		return
 	}
 	if t.m == nil {
 		t.m = map[string]cedar.RecordMap{}
 	}
-	if _, known := t.m[key]; known || len(t.m) < maxAnnotatedTools {
-		t.m[key] = hints
+	if _, known := t.m[name.str]; known || len(t.m) < maxAnnotatedTools {
+		// Only a stored key is copied: name.str points into the response
+		// buffer.
+		t.m[strings.Clone(name.str)] = hints
 	}
 }
 
