@@ -542,7 +542,7 @@ func (s *subject) request(a *Authorizer, op *operation, sel *selection) (cedar.R
 		ctx = cedar.NewRecord(m)
 	}
 	return cedar.Request{Principal: s.uid, Action: op.action, Resource: op.resource, Context: ctx},
-		&overlay{a: a, static: a.entities, sub: s, op: op}
+		&overlay{a: a, static: a.entities, sub: s, op: *op}
 }
 
 // overlay is the entity store of one request: the static entities with the
@@ -552,7 +552,7 @@ type overlay struct {
 	a            *Authorizer
 	static       cedar.EntityMap
 	sub          *subject
-	op           *operation
+	op           operation // a copy, so that the caller's stays on its stack
 	resource     cedar.Entity
 	haveResource bool
 }
