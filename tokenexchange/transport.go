@@ -1,6 +1,7 @@
 package tokenexchange
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -141,8 +142,8 @@ func NewTransport(cfg Config, base http.RoundTripper) (*Transport, error) {
 		return nil, fmt.Errorf("tokenexchange: unknown AuthMethod %q", cfg.AuthMethod)
 	}
 
-	t.requestedTokenType = cmp(cfg.RequestedTokenType, TokenTypeAccessToken)
-	t.subjectTokenType = cmp(cfg.SubjectTokenType, TokenTypeAccessToken)
+	t.requestedTokenType = cmp.Or(cfg.RequestedTokenType, TokenTypeAccessToken)
+	t.subjectTokenType = cmp.Or(cfg.SubjectTokenType, TokenTypeAccessToken)
 	t.source = cfg.SubjectTokenSource
 	if t.source == nil {
 		t.source = FromAuthn{}
@@ -193,13 +194,6 @@ func NewTransport(cfg Config, base http.RoundTripper) (*Transport, error) {
 		t.cache = lru.New[*entry](size)
 	}
 	return t, nil
-}
-
-func cmp(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
 }
 
 func sortedCopy(s []string) []string {
@@ -498,14 +492,14 @@ func (t *Transport) subject(ctx context.Context) (request, time.Time, error) {
 	if !sexp.IsZero() && !t.now().Before(sexp) {
 		return request{}, time.Time{}, ErrSubjectExpired
 	}
-	r := request{subjectToken: subject, subjectTokenType: cmp(stype, t.subjectTokenType)}
+	r := request{subjectToken: subject, subjectTokenType: cmp.Or(stype, t.subjectTokenType)}
 	if t.cfg.ActorToken != nil {
 		at, att, err := t.cfg.ActorToken(ctx)
 		if err != nil {
 			return request{}, time.Time{}, fmt.Errorf("tokenexchange: actor token: %w", err)
 		}
 		if at != "" {
-			r.actorToken, r.actorTokenType = at, cmp(att, TokenTypeAccessToken)
+			r.actorToken, r.actorTokenType = at, cmp.Or(att, TokenTypeAccessToken)
 		}
 	}
 	return r, sexp, nil
