@@ -486,7 +486,7 @@ func newSubject(a *Authorizer, info *authn.TokenInfo) *subject {
 		for p := range st.Parents.All() {
 			parents = append(parents, p)
 		}
-		maps.Copy(claims, st.Attributes.Map())
+		maps.Insert(claims, st.Attributes.All())
 	}
 	s.principal = cedar.Entity{UID: s.uid, Parents: cedar.NewEntityUIDSet(parents...), Attributes: cedar.NewRecord(claims)}
 	return s
@@ -573,7 +573,7 @@ func (o *overlay) resourceEntity() cedar.Entity {
 	res := cedar.Entity{UID: o.op.resource}
 	if st, ok := o.static[o.op.resource]; ok {
 		res.Parents = st.Parents
-		maps.Copy(m, st.Attributes.Map())
+		maps.Insert(m, st.Attributes.All())
 	}
 	res.Attributes = cedar.NewRecord(m)
 	o.resource, o.haveResource = res, true
