@@ -69,7 +69,6 @@ var mcpMethods = map[string]mcpMethod{
 
 // rpcRequest is a parsed JSON-RPC message.
 type rpcRequest struct {
-	root       jvalue
 	id         []byte // raw id literal; nil when absent
 	method     string
 	isResponse bool // a JSON-RPC response posted by a 2025-11-25 client
@@ -91,26 +90,26 @@ func parseRPC(body []byte) (*rpcRequest, error) {
 	case root.caseVariant(envelopeMembers):
 		return nil, ErrInvalidRequest
 	}
-	r := &rpcRequest{root: root}
-	if v, ok := r.root.get("id"); ok {
+	r := &rpcRequest{}
+	if v, ok := root.get("id"); ok {
 		if v.kind != jString && v.kind != jNumber && v.kind != jNull {
 			return r, ErrInvalidRequest
 		}
 		r.id = body[v.start:v.end]
 	}
-	if v, ok := r.root.get("jsonrpc"); !ok || v.kind != jString || v.str != "2.0" {
+	if v, ok := root.get("jsonrpc"); !ok || v.kind != jString || v.str != "2.0" {
 		return r, ErrInvalidRequest
 	}
-	if v, ok := r.root.get("params"); ok {
+	if v, ok := root.get("params"); ok {
 		if v.kind != jObject && v.kind != jArray {
 			return r, ErrInvalidRequest
 		}
 		r.params = v
 	}
-	v, ok := r.root.get("method")
+	v, ok := root.get("method")
 	if !ok {
-		_, hasResult := r.root.get("result")
-		_, hasError := r.root.get("error")
+		_, hasResult := root.get("result")
+		_, hasError := root.get("error")
 		if r.id == nil || hasResult == hasError {
 			return r, ErrInvalidRequest
 		}
