@@ -41,23 +41,26 @@ func BenchmarkRoundTrip(b *testing.B) {
 	plain := context.Background()
 	withIdentity := authn.NewContext(plain, (&authn.TokenInfo{Subject: "u"}).WithToken("eyJhbGciOiJFUzI1NiJ9.inbound-token-of-typical-length.signature"))
 	for _, bc := range []struct {
-		name string
-		rt   http.RoundTripper
-		ctx  context.Context
+		name   string
+		rt     http.RoundTripper
+		ctx    context.Context
+		cookie string // Cookie header, if any
 	}{
-		{"base", base, plain},
+		{"base", base, plain, ""},
 		// What a hand-written injector typically does: req.Clone + Header.Set.
 		{"naive-clone-set", roundTripFunc(func(r *http.Request) (*http.Response, error) {
 			r2 := r.Clone(r.Context())
 			r2.Header.Set("Authorization", "Bearer "+"backend-api-token")
 			return base.RoundTrip(r2)
-		}), plain},
-		{"bearer-literal", mk(Config{Secret: Literal("backend-api-token")}), plain},
-		{"bearer-file", mk(Config{Secret: File(path)}), plain},
-		{"api-key-header", mk(Config{Scheme: Header, Header: "X-API-Key", Secret: Literal("backend-api-key")}), plain},
-		{"basic", mk(Config{Scheme: Basic, Username: Literal("svc"), Password: Literal("backend-password")}), plain},
-		{"bearer-literal-with-identity", mk(Config{Secret: Literal("backend-api-token")}), withIdentity},
-		{"guard-with-identity", NewPassthroughGuard(base), withIdentity},
+		}), plain, ""},
+		{"bearer-literal", mk(Config{Secret: Literal("backend-api-token")}), plain, ""},
+		{"bearer-file", mk(Config{Secret: File(path)}), plain, ""},
+		{"api-key-header", mk(Config{Scheme: Header, Header: "X-API-Key", Secret: Literal("backend-api-key")}), plain, ""},
+		{"basic", mk(Config{Scheme: Basic, Username: Literal("svc"), Password: Literal("backend-password")}), plain, ""},
+		{"bearer-literal-with-identity", mk(Config{Secret: Literal("backend-api-token")}), withIdentity, ""},
+		{"basic-with-identity", mk(Config{Scheme: Basic, Username: Literal("svc"), Password: Literal("backend-password")}), withIdentity, ""},
+		{"guard-with-identity", NewPassthroughGuard(base), withIdentity, ""},
+		{"guard-with-identity-cookie", NewPassthroughGuard(base), withIdentity, "theme=dark; session=3b1f5c0e; lang=en"},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			req, err := http.NewRequestWithContext(bc.ctx, http.MethodPost, "https://backend.internal/v1/tools?x=1", nil)
@@ -68,6 +71,9 @@ func BenchmarkRoundTrip(b *testing.B) {
 			req.Header.Set("Accept", "application/json, text/event-stream")
 			req.Header.Set("User-Agent", "mcp-server/1.0")
 			req.Header.Set("Mcp-Session-Id", "3b1f5c0e-session")
+			if bc.cookie != "" {
+				req.Header.Set("Cookie", bc.cookie)
+			}
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := bc.rt.RoundTrip(req); err != nil {
