@@ -107,7 +107,10 @@ func headerCarries(name, v, token string) bool {
 		if equal(cred, token) {
 			return true
 		}
-		if strings.EqualFold(scheme, "Basic") {
+		// The user-id and the password are each no longer than the decoded
+		// credential, so a longer token can be neither: skip decoding (and
+		// its allocations), as for an inbound JWT beside a service password.
+		if strings.EqualFold(scheme, "Basic") && len(token) <= base64.StdEncoding.DecodedLen(len(cred)) {
 			if raw, err := base64.StdEncoding.DecodeString(cred); err == nil {
 				user, pass, _ := strings.Cut(string(raw), ":")
 				if equal(user, token) || equal(pass, token) {
@@ -117,7 +120,7 @@ func headerCarries(name, v, token string) bool {
 		}
 	}
 	if strings.EqualFold(name, "Cookie") {
-		for _, part := range strings.Split(v, ";") {
+		for part := range strings.SplitSeq(v, ";") {
 			_, val, _ := strings.Cut(strings.TrimSpace(part), "=")
 			if equal(strings.Trim(val, `"`), token) {
 				return true

@@ -45,6 +45,10 @@ func TestCheckPassthrough(t *testing.T) {
 		{"proxy authorization", withToken(inboundToken), "http://b/", map[string]string{"Proxy-Authorization": "Bearer " + inboundToken}, true, "Proxy-Authorization"},
 		{"basic password", withToken(inboundToken), "http://b/", map[string]string{"Authorization": basic("x-access-token", inboundToken)}, true, "Authorization"},
 		{"basic user", withToken(inboundToken), "http://b/", map[string]string{"Authorization": basic(inboundToken, "")}, true, "Authorization"},
+		// The decoded credential is exactly the token (no colon, no padding):
+		// the longest token a Basic value of that length can carry.
+		{"basic token alone", withToken(inboundToken), "http://b/", map[string]string{"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte(inboundToken))}, true, "Authorization"},
+		{"basic long token alone, padded", withToken(longToken), "http://b/", map[string]string{"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte(longToken))}, true, "Authorization"},
 		{"cookie", withToken(inboundToken), "http://b/", map[string]string{"Cookie": "a=b; session=" + inboundToken}, true, "Cookie"},
 		{"query", withToken(inboundToken), "http://b/?access_token=" + inboundToken, nil, true, "query parameter"},
 		{"query encoded", withToken(longToken), "http://b/?t=" + url.QueryEscape(longToken), nil, true, "query parameter"},
