@@ -43,14 +43,23 @@ var readyPattern = regexp.MustCompile(`^READY url=(\S+) resource=(\S+) metadata=
 // ready is the parsed READY line.
 type ready struct{ url, resource, metadata, issuer, mode string }
 
+// noEnv is a getenv with nothing set.
+func noEnv(string) string { return "" }
+
 // launch runs the command with args until the test ends and returns its
 // READY line and its standard output so far.
 func launch(t *testing.T, args ...string) (ready, string) {
 	t.Helper()
+	return launchEnv(t, noEnv, args...)
+}
+
+// launchEnv is launch with an environment.
+func launchEnv(t *testing.T, getenv func(string) string, args ...string) (ready, string) {
+	t.Helper()
 	var stdout, stderr syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), &stdout, &stderr) }()
+	go func() { done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), getenv, &stdout, &stderr) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -321,8 +330,10 @@ func TestEndToEnd(t *testing.T) {
 // the resource work, its tokens for another resource do not.
 func TestExternalIssuer(t *testing.T) {
 	t.Parallel()
-	idp := idptest.NewServer(t, idptest.Config{})
-	r, out := launch(t, "-issuer", idp.Issuer(), "-scopes", "mcp:tools")
+	const introspector, secret = "mcp-server", "introspection-secret"
+	idp := idptest.NewServer(t, idptest.Config{Clients: []idptest.Client{{ID: introspector, Secret: secret}}})
+	getenv := func(k string) string { return map[string]string{secretEnv: secret}[k] }
+	r, out := launchEnv(t, getenv, "-issuer", idp.Issuer(), "-scopes", "mcp:tools", "-introspection-client-id", introspector)
 	if r.issuer != idp.Issuer() {
 		t.Fatalf("READY issuer %q, want %q", r.issuer, idp.Issuer())
 	}
@@ -332,6 +343,22 @@ func TestExternalIssuer(t *testing.T) {
 	s, _ := connect(t, r.url, idp.Token(map[string]any{"sub": "carol", "aud": r.resource, "scope": "mcp:tools"}))
 	if got := callText(t, s, "whoami"); !strings.Contains(got, `"subject":"carol"`) {
 		t.Errorf("whoami = %s", got)
+	}
+	// An opaque token, checked at the issuer's introspection endpoint.
+	opaque, _ := connect(t, r.url, idp.OpaqueToken(map[string]any{"sub": "dave", "aud": r.resource, "scope": "mcp:tools"}))
+	if got := callText(t, opaque, "whoami"); !strings.Contains(got, `"subject":"dave"`) {
+		t.Errorf("whoami with an opaque token = %s", got)
+	}
+	for name, tok := range map[string]string{
+		"opaque, other resource": idp.OpaqueToken(map[string]any{"sub": "dave", "aud": "http://127.0.0.1:1/mcp", "scope": "mcp:tools"}),
+		"opaque, unknown":        "not-a-token-the-issuer-knows",
+	} {
+		if resp := post(t, r.url, tok, s, false, "whoami"); resp.status != http.StatusUnauthorized {
+			t.Errorf("%s: status %d, want 401", name, resp.status)
+		}
+	}
+	if strings.Contains(out, secret) {
+		t.Error("the introspection secret was printed")
 	}
 	for name, claims := range map[string]map[string]any{
 		"other resource": {"sub": "carol", "aud": "http://127.0.0.1:1/mcp", "scope": "mcp:tools"},
@@ -353,7 +380,7 @@ func TestFlagErrors(t *testing.T) {
 		{"-addr", "127.0.0.1:0", "-issuer", "http://127.0.0.1:1", "-resource", "http://127.0.0.1:1/mcp#frag"},
 	} {
 		var out, errOut syncBuffer
-		if err := run(t.Context(), append([]string{"-addr", "127.0.0.1:0"}, args...), &out, &errOut); err == nil {
+		if err := run(t.Context(), append([]string{"-addr", "127.0.0.1:0"}, args...), noEnv, &out, &errOut); err == nil {
 			t.Errorf("run(%q) succeeded", args)
 		}
 		if strings.Contains(out.String(), "READY") {

@@ -50,6 +50,11 @@
 //	-stateless       use the SDK's stateless mode (default: stateful sessions)
 //	-scopes          comma-separated scopes every request needs (default none)
 //	-allowed-origins comma-separated browser origins allowed besides the resource's own
+//	-introspection-client-id
+//	                 also accept opaque tokens, checked at the issuer's RFC 7662
+//	                 introspection endpoint (discovered) as this client; its secret
+//	                 is read from the MCPAUTH_INTROSPECTION_CLIENT_SECRET environment
+//	                 variable (empty: a public client)
 package main
 
 import (
@@ -69,7 +74,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	switch {
 	case errors.Is(err, flag.ErrHelp): // -h: usage already printed
 	case err != nil:
@@ -77,6 +82,11 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// secretEnv names the environment variable holding the introspection
+// client's secret. A secret is never a flag: flags end up in shell history
+// and in ps output.
+const secretEnv = "MCPAUTH_INTROSPECTION_CLIENT_SECRET"
 
 // options are the command-line settings.
 type options struct {
@@ -86,10 +96,18 @@ type options struct {
 	stateless      bool
 	scopes         []string
 	allowedOrigins []string
+
+	introspectionClientID string
+	introspectionSecret   string // from secretEnv, never from a flag
+}
+
+// Format prints o without the introspection secret, whatever the verb.
+func (o options) Format(f fmt.State, _ rune) {
+	fmt.Fprintf(f, "options{addr:%s resource:%s issuer:%s stateless:%t}", o.addr, o.resource, o.issuer, o.stateless)
 }
 
 // parseFlags reads args into options.
-func parseFlags(args []string, stderr io.Writer) (options, error) {
+func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
 	var o options
 	var scopes, origins string
 	fs := flag.NewFlagSet("gosdk", flag.ContinueOnError)
@@ -100,6 +118,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.stateless, "stateless", false, "use the SDK's stateless mode instead of stateful sessions")
 	fs.StringVar(&scopes, "scopes", "", "comma-separated scopes every request needs")
 	fs.StringVar(&origins, "allowed-origins", "", "comma-separated browser origins (scheme://host[:port]) allowed besides the resource's own")
+	fs.StringVar(&o.introspectionClientID, "introspection-client-id", "",
+		"also accept opaque tokens through the issuer's introspection endpoint, as this client (secret from $"+secretEnv+")")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -108,6 +128,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	o.scopes = splitList(scopes)
 	o.allowedOrigins = splitList(origins)
+	if o.introspectionClientID != "" {
+		o.introspectionSecret = getenv(secretEnv)
+	}
 	return o, nil
 }
 
@@ -124,8 +147,8 @@ func splitList(s string) []string {
 
 // run is main without the process: it serves until ctx is done. Tests call
 // it directly.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	o, err := parseFlags(args, stderr)
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, getenv, stderr)
 	if err != nil {
 		return err
 	}

@@ -101,7 +101,11 @@ func start(o options, logger *slog.Logger) (_ *server, err error) {
 	}
 	// Discovery and key fetches happen lazily, so the server may start
 	// before an external IdP is reachable (requests meanwhile get 503).
-	s.verifier, err = authn.NewVerifier(authn.Config{Issuer: s.issuer, Audience: []string{s.resource}, Logger: logger})
+	cfg := authn.Config{Issuer: s.issuer, Audience: []string{s.resource}, Logger: logger}
+	if o.introspectionClientID != "" {
+		cfg.Introspection = &authn.IntrospectionConfig{ClientID: o.introspectionClientID, ClientSecret: o.introspectionSecret}
+	}
+	s.verifier, err = authn.NewVerifier(cfg)
 	if err != nil {
 		return nil, err
 	}
