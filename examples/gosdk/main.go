@@ -18,7 +18,9 @@
 // whoami and echo, lets them call write_note once their token carries the
 // scope notes:write, and keeps admin_reset for members of the "admins"
 // group (a "groups" claim): an ordinary user does not even see it in
-// tools/list.
+// tools/list. authz filters out every tool the token cannot call now, so
+// write_note is listed only to a token with notes:write; a client calls it
+// anyway to be told which scope to ask for.
 //
 // By default the authorization server is a throwaway development IdP in the
 // same process (package authn/idptest), and development tokens are printed:
