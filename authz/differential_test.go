@@ -218,9 +218,27 @@ func referenceNode(t *testing.T) (node, script string) {
 		if os.Getenv("CI") == "true" {
 			t.Fatal(msg)
 		}
+		reportSkip(t, msg)
 		t.Skip(msg)
 	}
 	return node, script
+}
+
+// reportSkip prints why t is skipped where a user sees it without -v.
+// t.Skip's message shows only with -v. Stderr shows when the test binary's
+// output is streamed (`go test` in the package directory, -v, -json); in
+// package-list mode (`go test ./...`) the go command keeps a passing
+// package's output, stderr included, to itself, so the reason also goes to
+// the controlling terminal when there is one (none in CI, where CI=true
+// fails the test instead).
+func reportSkip(t *testing.T, msg string) {
+	t.Helper()
+	line := fmt.Sprintf("--- SKIP: %s: %s\n", t.Name(), msg)
+	fmt.Fprint(os.Stderr, line)
+	if tty, err := os.OpenFile("/dev/tty", os.O_WRONLY, 0); err == nil {
+		fmt.Fprint(tty, line)
+		tty.Close()
+	}
 }
 
 func sortedIDs[T ~string](xs []T) []string {
