@@ -144,7 +144,7 @@ func ExampleEnvPairs() {
 	// Output:
 	// API_USER
 	// GITHUB_TOKEN
-	// credentials: environment variable "API_KEY": credentials: empty secret: environment variable "UNSET_VARIABLE_FOR_EXAMPLE" is not set
+	// credentials: environment variable "API_KEY": empty secret: environment variable "UNSET_VARIABLE_FOR_EXAMPLE" is not set
 }
 
 // A Source for any secret store is a few lines; return the same Secret
