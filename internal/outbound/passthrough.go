@@ -30,8 +30,8 @@ const minSubstringLen = 16
 // Whole-value comparisons are constant-time for equal lengths; the
 // substring search is not, which is acceptable because its only secret
 // operand is the caller's own token. The body is not inspected. The check
-// allocates nothing unless it decodes a Basic credential that could hold
-// the token or unescapes a query part.
+// allocates nothing unless it decodes a Basic credential or unescapes a
+// query part long enough to hold the token.
 //
 // The error names where the token was found ("header Authorization",
 // "header Cookie", "trailer X-…", "query parameter", "URL path", "URL host",
@@ -164,6 +164,11 @@ func queryCarries(rawQuery, token string) bool {
 }
 
 func queryPartCarries(s, token string) bool {
+	// Unescaping never lengthens a part, so a part shorter than the token
+	// cannot carry it, raw or unescaped: skip it without allocating.
+	if len(s) < len(token) {
+		return false
+	}
 	if valueCarries(s, token) {
 		return true
 	}
