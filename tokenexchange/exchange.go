@@ -2,11 +2,9 @@ package tokenexchange
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -20,18 +18,18 @@ func (t *Transport) exchange(ctx context.Context, r request) (*Token, error) {
 	if err != nil {
 		return nil, err
 	}
-	form, basicUser, basicPass, assertion, err := t.form(r, tokenURL)
+	enc, err := t.encode(r, tokenURL)
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, tokenURL, strings.NewReader(form.Encode()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, tokenURL, strings.NewReader(enc.form.Encode()))
 	if err != nil {
 		return nil, fmt.Errorf("tokenexchange: building token request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
-	if basicUser != "" {
-		req.SetBasicAuth(basicUser, basicPass)
+	if enc.basicUser != "" {
+		req.SetBasicAuth(enc.basicUser, enc.basicPass)
 	}
 	// expires_in counts from issuance, which precedes the answer's arrival.
 	sent := t.now()
@@ -45,12 +43,7 @@ func (t *Transport) exchange(ctx context.Context, r request) (*Token, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: reading token response: %w", ErrRetryable, err)
 	}
-	// The STS may quote what it received: raw, form-encoded, as the Basic
-	// credentials or the client assertion.
-	secrets := []string{r.subjectToken, r.actorToken, t.cfg.ClientSecret, url.QueryEscape(t.cfg.ClientSecret), assertion}
-	if basicUser != "" {
-		secrets = append(secrets, base64.StdEncoding.EncodeToString([]byte(basicUser+":"+basicPass)))
-	}
+	secrets := enc.secrets(r, t.cfg.ClientSecret)
 	if resp.StatusCode != http.StatusOK {
 		e := &Error{StatusCode: resp.StatusCode}
 		var er errorResponse

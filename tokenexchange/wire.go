@@ -1,6 +1,7 @@
 package tokenexchange
 
 import (
+	"encoding/base64"
 	"errors"
 	"math"
 	"net/url"
@@ -57,12 +58,19 @@ type errorResponse struct {
 	URI         string `json:"error_uri"`
 }
 
-// form encodes the RFC 8693 §2.1 request for r, with the client
-// authentication of RFC 6749 §2.3 or RFC 7523 §2.2: the form body, the Basic
-// credentials (client_secret_basic) and the signed client assertion
-// (private_key_jwt), if any.
-func (t *Transport) form(r request, tokenURL string) (form url.Values, basicUser, basicPass, assertion string, err error) {
-	form = url.Values{}
+// encoded is a token request as it goes on the wire: the form body and the
+// client credentials that travel beside it.
+type encoded struct {
+	form                 url.Values
+	basicUser, basicPass string // client_secret_basic, each form-encoded (RFC 6749 §2.3.1)
+	assertion            string // private_key_jwt client assertion (RFC 7523 §2.2)
+}
+
+// encode builds the RFC 8693 §2.1 request for r, with the client
+// authentication of RFC 6749 §2.3 or RFC 7523 §2.2.
+func (t *Transport) encode(r request, tokenURL string) (encoded, error) {
+	e := encoded{form: url.Values{}}
+	form := e.form
 	form.Set("grant_type", GrantType)
 	form.Set("subject_token", r.subjectToken)
 	form.Set("subject_token_type", r.subjectTokenType)
@@ -82,8 +90,7 @@ func (t *Transport) form(r request, tokenURL string) (form url.Values, basicUser
 	}
 	switch t.authMethod {
 	case ClientSecretBasic:
-		// RFC 6749 §2.3.1: form-encode both before Basic encoding.
-		basicUser, basicPass = url.QueryEscape(t.cfg.ClientID), url.QueryEscape(t.cfg.ClientSecret)
+		e.basicUser, e.basicPass = url.QueryEscape(t.cfg.ClientID), url.QueryEscape(t.cfg.ClientSecret)
 	case ClientSecretPost:
 		form.Set("client_id", t.cfg.ClientID)
 		form.Set("client_secret", t.cfg.ClientSecret)
@@ -96,14 +103,25 @@ func (t *Transport) form(r request, tokenURL string) (form url.Values, basicUser
 		if aud == "" {
 			aud = tokenURL
 		}
-		assertion, err = t.clientAssertion(aud)
+		assertion, err := t.clientAssertion(aud)
 		if err != nil {
-			return nil, "", "", "", err
+			return encoded{}, err
 		}
+		e.assertion = assertion
 		form.Set("client_id", t.cfg.ClientID)
 		form.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
 		form.Set("client_assertion", assertion)
 	}
+	return e, nil
+}
 
-	return form, basicUser, basicPass, assertion, nil
+// secrets lists every form in which the STS may quote back what it
+// received — raw, form-encoded, as the Basic credentials or the client
+// assertion — so that sanitize can cut them out of its answer.
+func (e encoded) secrets(r request, clientSecret string) []string {
+	s := []string{r.subjectToken, r.actorToken, clientSecret, url.QueryEscape(clientSecret), e.assertion}
+	if e.basicUser != "" {
+		s = append(s, base64.StdEncoding.EncodeToString([]byte(e.basicUser+":"+e.basicPass)))
+	}
+	return s
 }
