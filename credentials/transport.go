@@ -85,12 +85,13 @@ type Config struct {
 	// Hosts, if not empty, lists the only hosts the credential may be sent
 	// to. An entry "api.example.com" matches that host on any port;
 	// "api.example.com:8443" matches that port only; matching is
-	// case-insensitive. A request to any other host is refused with
-	// [ErrDestinationNotAllowed] and not sent. Set it whenever the
-	// Transport's client could be sent elsewhere. Empty means any host,
-	// except on a redirect an http.Client follows: that keeps the credential
-	// only for the original host and its subdomains (the rule net/http
-	// applies to Authorization) and is refused otherwise.
+	// case-insensitive. A request to any other host — by its URL or by a
+	// Host override (req.Host), which routes it at a shared address just
+	// as well — is refused with [ErrDestinationNotAllowed] and not sent.
+	// Set it whenever the Transport's client could be sent elsewhere. Empty
+	// means any host, except on a redirect an http.Client follows: that
+	// keeps the credential only for the original host and its subdomains
+	// (the rule net/http applies to Authorization) and is refused otherwise.
 	Hosts []string
 
 	// InsecureAllowHTTP allows sending the credential over plain http to
