@@ -182,3 +182,16 @@ func ExampleCheckPassthrough() {
 	// true
 	// <nil>
 }
+
+// CheckAtStart makes a mistyped secret path or variable fail when the
+// server starts, not at its first backend call. The error names the file or
+// variable and what is wrong, never the value.
+func ExampleConfig_checkAtStart() {
+	_, err := credentials.NewTransport(credentials.Config{
+		Secret:       credentials.Env("UNSET_API_TOKEN_FOR_EXAMPLE"),
+		CheckAtStart: true,
+	}, nil)
+	fmt.Println(err)
+	// Output:
+	// credentials: CheckAtStart: Secret: empty secret: environment variable "UNSET_API_TOKEN_FOR_EXAMPLE" is not set
+}

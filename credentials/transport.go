@@ -239,11 +239,11 @@ func (t *Transport) checkAtStart() error {
 		if r.src == nil {
 			continue
 		}
-		what := r.name + " (" + describe(r.src) + ")"
+		// A source's own errors name its file or variable already.
 		if _, err := r.src.Secret(ctx); err != nil {
-			return outbound.Wrap("credentials", "CheckAtStart: "+what, err)
+			return outbound.Wrap("credentials", "CheckAtStart: "+r.name, err)
 		}
-		names = append(names, what)
+		names = append(names, r.name+" ("+describe(r.src)+")")
 	}
 	if _, err := t.headerValue(ctx); err != nil {
 		return outbound.Wrap("credentials", "CheckAtStart: "+strings.Join(names, ", "), err)
