@@ -1,7 +1,7 @@
 // Package outbound is the one guard every outbound transport of mcpauth
-// (credentials, tokenexchange, upstream) puts around a request before it
-// leaves the MCP server with a credential. It holds the only implementation
-// of:
+// (credentials, tokenexchange, and the coming upstream transport) puts
+// around a request before it leaves the MCP server with a credential. It
+// holds the only implementation of:
 //
 //   - the destination policy ([Guard.CheckDestination]): https, or plain
 //     http only to a loopback host ([netutil.CheckHTTPS]) unless the user
