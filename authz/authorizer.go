@@ -258,7 +258,7 @@ func (a *Authorizer) decide(ps *policySet, sub *subject, req *rpcRequest) (Decis
 		}
 		d := Decision{Allowed: true, Reason: "protocol method"}
 		for i := range uris {
-			op := a.namedOp(kindResource, uris[i].val.str)
+			op := a.namedOp(kindResource, uris[i].Val.Text)
 			if d = a.evaluate(ps, sub, &op); !d.Allowed {
 				break
 			}

@@ -10,6 +10,8 @@ import (
 	"sync"
 
 	cedar "github.com/cedar-policy/cedar-go"
+
+	"github.com/mcpauth-go/mcpauth/internal/jsonread"
 )
 
 var errFilter = errors.New("authz: list response cannot be filtered")
@@ -150,47 +152,47 @@ func (f *listFilter) filterMessage(msg []byte) ([]byte, error) {
 	// schemas) are only checked.
 	// A case variant of "result" or of the list member would be the list to
 	// a case-insensitive client decoder (encoding/json) but not to get.
-	root, err := parseJSONOpts(msg, parseOpts{keepDepth: 5})
-	if err != nil || root.kind != jObject || root.caseVariant(resultMembers) {
+	root, err := jsonread.ParseWith(msg, jsonread.Options{KeepDepth: 5})
+	if err != nil || root.Kind != jsonread.Object || root.CaseVariant(resultMembers) {
 		return nil, errFilter
 	}
-	result, ok := root.get("result")
-	if !ok || result.kind != jObject {
+	result, ok := root.Get("result")
+	if !ok || result.Kind != jsonread.Object {
 		return msg, nil // an error response, or a message that is not the result
 	}
-	if result.caseVariant([]string{f.m.listKey}) {
+	if result.CaseVariant([]string{f.m.listKey}) {
 		return nil, errFilter
 	}
-	list, ok := result.get(f.m.listKey)
+	list, ok := result.Get(f.m.listKey)
 	if !ok {
 		return msg, nil
 	}
-	if list.kind != jArray {
+	if list.Kind != jsonread.Array {
 		return nil, errFilter
 	}
 	if f.m.listKey == "tools" {
-		for i := range list.kids {
-			f.a.annotations.record(&list.kids[i].val)
+		for i := range list.Kids {
+			f.a.annotations.record(&list.Kids[i].Val)
 		}
 	}
-	keep := make([]bool, len(list.kids))
+	keep := make([]bool, len(list.Kids))
 	n := 0
-	for i := range list.kids {
-		keep[i] = f.allowed(&list.kids[i].val)
+	for i := range list.Kids {
+		keep[i] = f.allowed(&list.Kids[i].Val)
 		if keep[i] {
 			n++
 		}
 	}
 	f.kept += n
-	f.removed += len(list.kids) - n
-	if n == len(list.kids) {
+	f.removed += len(list.Kids) - n
+	if n == len(list.Kids) {
 		return msg, nil
 	}
 	out := make([]byte, 0, len(msg))
-	out = append(out, msg[:list.start]...)
+	out = append(out, msg[:list.Start]...)
 	out = append(out, '[')
 	first := true
-	for i := range list.kids {
+	for i := range list.Kids {
 		if !keep[i] {
 			continue
 		}
@@ -198,19 +200,19 @@ func (f *listFilter) filterMessage(msg []byte) ([]byte, error) {
 			out = append(out, ',')
 		}
 		first = false
-		out = append(out, msg[list.kids[i].val.start:list.kids[i].val.end]...)
+		out = append(out, msg[list.Kids[i].Val.Start:list.Kids[i].Val.End]...)
 	}
 	out = append(out, ']')
-	out = append(out, msg[list.end:]...)
+	out = append(out, msg[list.End:]...)
 	return out, nil
 }
 
 // allowed decides one list item as the operation it lists: call_tool on the
 // tool, get_prompt on the prompt, read_resource on the resource URI (or the
 // URI template). Items without a name are removed.
-func (f *listFilter) allowed(item *jvalue) bool {
-	v, ok := item.get(f.m.itemKey)
-	if !ok || v.kind != jString || v.str == "" {
+func (f *listFilter) allowed(item *jsonread.Value) bool {
+	v, ok := item.Get(f.m.itemKey)
+	if !ok || v.Kind != jsonread.String || v.Text == "" {
 		return false
 	}
 	kind := kindResource
@@ -220,7 +222,7 @@ func (f *listFilter) allowed(item *jvalue) bool {
 	case "prompts":
 		kind = kindPrompt
 	}
-	op := f.a.namedOp(kind, v.str)
+	op := f.a.namedOp(kind, v.Text)
 	return f.a.evaluate(f.ps, f.sub, &op).Allowed
 }
 
@@ -387,35 +389,35 @@ var annotationHints = []string{"readOnlyHint", "destructiveHint", "idempotentHin
 
 // record stores the hints of one tools/list item (or forgets them when the
 // item has none any more).
-func (t *toolAnnotations) record(item *jvalue) {
-	name, ok := item.get("name")
-	if !ok || name.kind != jString || name.str == "" {
+func (t *toolAnnotations) record(item *jsonread.Value) {
+	name, ok := item.Get("name")
+	if !ok || name.Kind != jsonread.String || name.Text == "" {
 		return
 	}
 	var hints cedar.RecordMap
-	if ann, ok := item.get("annotations"); ok && ann.kind == jObject {
+	if ann, ok := item.Get("annotations"); ok && ann.Kind == jsonread.Object {
 		for _, h := range annotationHints {
-			if v, ok := ann.get(h); ok && (v.kind == jTrue || v.kind == jFalse) {
+			if v, ok := ann.Get(h); ok && (v.Kind == jsonread.True || v.Kind == jsonread.False) {
 				if hints == nil {
 					hints = cedar.RecordMap{}
 				}
-				hints[cedar.String(h)] = cedar.Boolean(v.kind == jTrue)
+				hints[cedar.String(h)] = cedar.Boolean(v.Kind == jsonread.True)
 			}
 		}
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if hints == nil {
-		delete(t.m, name.str)
+		delete(t.m, name.Text)
 		return
 	}
 	if t.m == nil {
 		t.m = map[string]cedar.RecordMap{}
 	}
-	if _, known := t.m[name.str]; known || len(t.m) < maxAnnotatedTools {
-		// Only a stored key is copied: name.str points into the response
+	if _, known := t.m[name.Text]; known || len(t.m) < maxAnnotatedTools {
+		// Only a stored key is copied: name.Text points into the response
 		// buffer.
-		t.m[strings.Clone(name.str)] = hints
+		t.m[strings.Clone(name.Text)] = hints
 	}
 }
 

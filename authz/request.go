@@ -13,6 +13,7 @@ import (
 	cedar "github.com/cedar-policy/cedar-go"
 
 	"github.com/mcpauth-go/mcpauth/authn"
+	"github.com/mcpauth-go/mcpauth/internal/jsonread"
 )
 
 type methodKind uint8
@@ -67,59 +68,67 @@ var mcpMethods = map[string]mcpMethod{
 	"notifications/roots/list_changed": {kind: kindProtocol}, // 2025-11-25
 }
 
+// maxRequestValues bounds the JSON values (scalars and containers) of a
+// request body. A parsed value costs about 72 bytes, plus the growth of the
+// parse stacks, so without a bound a 1 MiB body of [0,0,…] (half a million
+// values) cost some 300 MB of allocation; at this bound a body costs at most
+// a few tens of MB, while a tool call carrying an array of 100 000 numbers
+// still passes.
+const maxRequestValues = 1 << 17
+
 // rpcRequest is a parsed JSON-RPC message.
 type rpcRequest struct {
 	id         []byte // raw id literal; nil when absent
 	method     string
 	isResponse bool // a JSON-RPC response posted by a 2025-11-25 client
-	params     *jvalue
+	params     *jsonread.Value
 }
 
 // parseRPC parses and validates one JSON-RPC message.
 func parseRPC(body []byte) (*rpcRequest, error) {
 	// _meta (protocol version, client info and capabilities) is checked but
 	// not kept: nothing here reads it.
-	root, err := parseJSONOpts(body, parseOpts{skipMeta: true, maxValues: maxRequestValues})
+	root, err := jsonread.ParseWith(body, jsonread.Options{SkipMeta: true, MaxValues: maxRequestValues})
 	switch {
-	case errors.Is(err, errJSONDuplicate):
+	case errors.Is(err, jsonread.ErrDuplicate):
 		return nil, ErrInvalidRequest
 	case err != nil:
 		return nil, ErrParse
-	case root.kind != jObject: // a batch array, or not a message at all
+	case root.Kind != jsonread.Object: // a batch array, or not a message at all
 		return nil, ErrInvalidRequest
-	case root.caseVariant(envelopeMembers):
+	case root.CaseVariant(envelopeMembers):
 		return nil, ErrInvalidRequest
 	}
 	r := &rpcRequest{}
-	if v, ok := root.get("id"); ok {
-		if v.kind != jString && v.kind != jNumber && v.kind != jNull {
+	if v, ok := root.Get("id"); ok {
+		if v.Kind != jsonread.String && v.Kind != jsonread.Number && v.Kind != jsonread.Null {
 			return r, ErrInvalidRequest
 		}
-		r.id = body[v.start:v.end]
+		r.id = body[v.Start:v.End]
 	}
-	if v, ok := root.get("jsonrpc"); !ok || v.kind != jString || v.str != "2.0" {
+	if v, ok := root.Get("jsonrpc"); !ok || v.Kind != jsonread.String || v.Text != "2.0" {
 		return r, ErrInvalidRequest
 	}
-	if v, ok := root.get("params"); ok {
-		if v.kind != jObject && v.kind != jArray {
+	if v, ok := root.Get("params"); ok {
+		if v.Kind != jsonread.Object && v.Kind != jsonread.Array {
 			return r, ErrInvalidRequest
 		}
 		r.params = v
 	}
-	v, ok := root.get("method")
+	v, ok := root.Get("method")
 	if !ok {
-		_, hasResult := root.get("result")
-		_, hasError := root.get("error")
+		_, hasResult := root.Get("result")
+		_, hasError := root.Get("error")
 		if r.id == nil || hasResult == hasError {
 			return r, ErrInvalidRequest
 		}
 		r.isResponse = true
 		return r, nil
 	}
-	if v.kind != jString {
+	if v.Kind != jsonread.String {
 		return r, ErrInvalidRequest
 	}
-	r.method = v.str
+	r.method = v.Text
 	return r, nil
 }
 
@@ -135,48 +144,31 @@ var (
 	listenSubs      = []string{"resourceSubscriptions"} // its notifications
 )
 
-// caseVariant reports whether object v has a member whose name is not one of
-// names but equals one of them under Unicode simple case folding.
-// encoding/json matches struct fields that way (so {"Method":…} is a method
-// to it), case-sensitive decoders and get do not: such a member could make
-// the request authorized differ from the request the handler decodes.
-func (v *jvalue) caseVariant(names []string) bool {
-	for i := range v.kids {
-		k := v.kids[i].key
-		for _, n := range names {
-			if k != n && strings.EqualFold(k, n) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // param returns params.<key> when params is an object.
-func (r *rpcRequest) param(key string) (*jvalue, bool) {
-	if r.params == nil || r.params.kind != jObject {
+func (r *rpcRequest) param(key string) (*jsonread.Value, bool) {
+	if r.params == nil || r.params.Kind != jsonread.Object {
 		return nil, false
 	}
-	return r.params.get(key)
+	return r.params.Get(key)
 }
 
 // stringParam returns the non-empty string params.<key>.
 func (r *rpcRequest) stringParam(key string) (string, bool) {
 	v, ok := r.param(key)
-	if !ok || v.kind != jString || v.str == "" {
+	if !ok || v.Kind != jsonread.String || v.Text == "" {
 		return "", false
 	}
-	return v.str, true
+	return v.Text, true
 }
 
 // operation is the Cedar shape of one resource-bearing request.
 type operation struct {
 	action   cedar.EntityUID
 	resource cedar.EntityUID
-	feature  string   // "tool", "prompt", "resource"; its generated attributes are built lazily
-	list     bool     // a list action on FeatureType::"<feature>"
-	args     *jvalue  // the arguments object; nil when none
-	scopes   []string // Config.ToolScopes of a tool, checked by evaluate before any policy
+	feature  string          // "tool", "prompt", "resource"; its generated attributes are built lazily
+	list     bool            // a list action on FeatureType::"<feature>"
+	args     *jsonread.Value // the arguments object; nil when none
+	scopes   []string        // Config.ToolScopes of a tool, checked by evaluate before any policy
 }
 
 // operation maps a resource-bearing request. ErrInvalidParams for a request
@@ -186,7 +178,7 @@ type operation struct {
 func (a *Authorizer) operation(r *rpcRequest, m mcpMethod) (operation, error) {
 	switch m.kind {
 	case kindTool, kindPrompt:
-		if r.params != nil && r.params.caseVariant(namedMembers) {
+		if r.params != nil && r.params.CaseVariant(namedMembers) {
 			return operation{}, ErrInvalidParams
 		}
 		name, ok := r.stringParam("name")
@@ -194,20 +186,20 @@ func (a *Authorizer) operation(r *rpcRequest, m mcpMethod) (operation, error) {
 			return operation{}, ErrInvalidParams
 		}
 		op := a.namedOp(m.kind, name)
-		if args, ok := r.param("arguments"); ok && args.kind != jNull {
-			if args.kind != jObject {
+		if args, ok := r.param("arguments"); ok && args.Kind != jsonread.Null {
+			if args.Kind != jsonread.Object {
 				return operation{}, ErrInvalidParams
 			}
 			if err := checkRepresentable(args); err != nil {
 				return op, err
 			}
-			if len(args.kids) > 0 {
+			if len(args.Kids) > 0 {
 				op.args = args
 			}
 		}
 		return op, nil
 	case kindResource:
-		if r.params != nil && r.params.caseVariant(uriMembers) {
+		if r.params != nil && r.params.CaseVariant(uriMembers) {
 			return operation{}, ErrInvalidParams
 		}
 		uri, ok := r.stringParam("uri")
@@ -216,25 +208,25 @@ func (a *Authorizer) operation(r *rpcRequest, m mcpMethod) (operation, error) {
 		}
 		return a.namedOp(kindResource, uri), nil
 	case kindCompletion:
-		if r.params != nil && r.params.caseVariant(refMembers) {
+		if r.params != nil && r.params.CaseVariant(refMembers) {
 			return operation{}, ErrInvalidParams
 		}
 		ref, ok := r.param("ref")
-		if !ok || ref.kind != jObject || ref.caseVariant(refKeyMembers) {
+		if !ok || ref.Kind != jsonread.Object || ref.CaseVariant(refKeyMembers) {
 			return operation{}, ErrInvalidParams
 		}
-		t, _ := ref.get("type")
+		t, _ := ref.Get("type")
 		key, kind := "name", kindPrompt
-		if t != nil && t.kind == jString && t.str == "ref/resource" {
+		if t != nil && t.Kind == jsonread.String && t.Text == "ref/resource" {
 			key, kind = "uri", kindResource
-		} else if t == nil || t.kind != jString || t.str != "ref/prompt" {
+		} else if t == nil || t.Kind != jsonread.String || t.Text != "ref/prompt" {
 			return operation{}, ErrInvalidParams
 		}
-		v, ok := ref.get(key)
-		if !ok || v.kind != jString || v.str == "" {
+		v, ok := ref.Get(key)
+		if !ok || v.Kind != jsonread.String || v.Text == "" {
 			return operation{}, ErrInvalidParams
 		}
-		return a.namedOp(kind, v.str), nil
+		return a.namedOp(kind, v.Text), nil
 	case kindList:
 		return operation{action: m.action, resource: cedar.NewEntityUID(EntityTypeFeatureType, cedar.String(m.feature)), feature: m.feature, list: true}, nil
 	}
@@ -244,30 +236,30 @@ func (a *Authorizer) operation(r *rpcRequest, m mcpMethod) (operation, error) {
 // listenURIs returns the resource URIs a subscriptions/listen request asks
 // updates for (params.notifications.resourceSubscriptions), ErrInvalidParams
 // for a request MCP itself would reject.
-func (r *rpcRequest) listenURIs() ([]jmember, error) {
-	if r.params != nil && r.params.caseVariant(listenMembers) {
+func (r *rpcRequest) listenURIs() ([]jsonread.Member, error) {
+	if r.params != nil && r.params.CaseVariant(listenMembers) {
 		return nil, ErrInvalidParams
 	}
 	n, ok := r.param("notifications")
-	if !ok || n.kind == jNull {
+	if !ok || n.Kind == jsonread.Null {
 		return nil, nil
 	}
-	if n.kind != jObject || n.caseVariant(listenSubs) {
+	if n.Kind != jsonread.Object || n.CaseVariant(listenSubs) {
 		return nil, ErrInvalidParams
 	}
-	subs, ok := n.get("resourceSubscriptions")
-	if !ok || subs.kind == jNull {
+	subs, ok := n.Get("resourceSubscriptions")
+	if !ok || subs.Kind == jsonread.Null {
 		return nil, nil
 	}
-	if subs.kind != jArray {
+	if subs.Kind != jsonread.Array {
 		return nil, ErrInvalidParams
 	}
-	for i := range subs.kids {
-		if v := &subs.kids[i].val; v.kind != jString || v.str == "" {
+	for i := range subs.Kids {
+		if v := &subs.Kids[i].Val; v.Kind != jsonread.String || v.Text == "" {
 			return nil, ErrInvalidParams
 		}
 	}
-	return subs.kids, nil
+	return subs.Kids, nil
 }
 
 // namedOp is the operation on one tool, prompt or resource, without
@@ -309,13 +301,13 @@ func (op *operation) addArgs(m cedar.RecordMap) {
 	if op.args == nil {
 		return
 	}
-	for i := range op.args.kids {
-		mem := &op.args.kids[i]
-		if mem.val.kind == jNull {
+	for i := range op.args.Kids {
+		mem := &op.args.Kids[i]
+		if mem.Val.Kind == jsonread.Null {
 			continue
 		}
-		if cv, err := jsonToCedar(&mem.val); err == nil { // checked by checkRepresentable
-			m[cedar.String("arg_"+mem.key)] = cv
+		if cv, err := jsonToCedar(&mem.Val); err == nil { // checked by checkRepresentable
+			m[cedar.String("arg_"+mem.Key)] = cv
 		}
 	}
 }
@@ -326,8 +318,8 @@ func (op *operation) arg(k cedar.String) (cedar.Value, bool) {
 	if !ok || op.args == nil {
 		return nil, false
 	}
-	v, ok := op.args.get(name)
-	if !ok || v.kind == jNull {
+	v, ok := op.args.Get(name)
+	if !ok || v.Kind == jsonread.Null {
 		return nil, false
 	}
 	cv, err := jsonToCedar(v)
@@ -336,24 +328,24 @@ func (op *operation) arg(k cedar.String) (cedar.Value, bool) {
 
 // checkRepresentable reports errUnrepresentable if any value in v has no
 // exact Cedar value (see jsonToCedar), without converting anything.
-func checkRepresentable(v *jvalue) error {
-	switch v.kind {
-	case jNumber:
-		if !numberRepresentable(v.str) {
+func checkRepresentable(v *jsonread.Value) error {
+	switch v.Kind {
+	case jsonread.Number:
+		if !numberRepresentable(v.Text) {
 			return errUnrepresentable
 		}
-	case jArray:
-		for i := range v.kids {
-			if v.kids[i].val.kind == jNull {
+	case jsonread.Array:
+		for i := range v.Kids {
+			if v.Kids[i].Val.Kind == jsonread.Null {
 				return errUnrepresentable
 			}
-			if err := checkRepresentable(&v.kids[i].val); err != nil {
+			if err := checkRepresentable(&v.Kids[i].Val); err != nil {
 				return err
 			}
 		}
-	case jObject:
-		for i := range v.kids {
-			if err := checkRepresentable(&v.kids[i].val); err != nil {
+	case jsonread.Object:
+		for i := range v.Kids {
+			if err := checkRepresentable(&v.Kids[i].Val); err != nil {
 				return err
 			}
 		}
@@ -523,7 +515,7 @@ func (s *subject) request(a *Authorizer, op *operation, sel *selection) (cedar.R
 	case op.args == nil:
 		ctx = s.ctxRecord
 	case sel == nil || sel.ctxAll:
-		m := make(cedar.RecordMap, len(s.ctxBase)+len(op.args.kids))
+		m := make(cedar.RecordMap, len(s.ctxBase)+len(op.args.Kids))
 		maps.Copy(m, s.ctxBase)
 		op.addArgs(m)
 		ctx = cedar.NewRecord(m)

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	cedar "github.com/cedar-policy/cedar-go"
+
+	"github.com/mcpauth-go/mcpauth/internal/jsonread"
 )
 
 // errUnrepresentable marks a request argument that has no faithful Cedar
@@ -110,43 +112,43 @@ func decimalScaled(lit string) (int64, bool) {
 // null are left out of records (a JSON null member decodes like an absent
 // one in Go); a null anywhere else, or an unrepresentable number anywhere, is
 // an error.
-func jsonToCedar(v *jvalue) (cedar.Value, error) {
-	switch v.kind {
-	case jString:
-		return cedar.String(v.str), nil
-	case jTrue:
+func jsonToCedar(v *jsonread.Value) (cedar.Value, error) {
+	switch v.Kind {
+	case jsonread.String:
+		return cedar.String(v.Text), nil
+	case jsonread.True:
 		return cedar.True, nil
-	case jFalse:
+	case jsonread.False:
 		return cedar.False, nil
-	case jNumber:
-		if cv, ok := numberValue(v.str); ok {
+	case jsonread.Number:
+		if cv, ok := numberValue(v.Text); ok {
 			return cv, nil
 		}
 		return nil, errUnrepresentable
-	case jArray:
-		vals := make([]cedar.Value, 0, len(v.kids))
-		for i := range v.kids {
-			if v.kids[i].val.kind == jNull {
+	case jsonread.Array:
+		vals := make([]cedar.Value, 0, len(v.Kids))
+		for i := range v.Kids {
+			if v.Kids[i].Val.Kind == jsonread.Null {
 				return nil, errUnrepresentable
 			}
-			cv, err := jsonToCedar(&v.kids[i].val)
+			cv, err := jsonToCedar(&v.Kids[i].Val)
 			if err != nil {
 				return nil, err
 			}
 			vals = append(vals, cv)
 		}
 		return cedar.NewSet(vals...), nil
-	case jObject:
-		m := make(cedar.RecordMap, len(v.kids))
-		for i := range v.kids {
-			if v.kids[i].val.kind == jNull {
+	case jsonread.Object:
+		m := make(cedar.RecordMap, len(v.Kids))
+		for i := range v.Kids {
+			if v.Kids[i].Val.Kind == jsonread.Null {
 				continue
 			}
-			cv, err := jsonToCedar(&v.kids[i].val)
+			cv, err := jsonToCedar(&v.Kids[i].Val)
 			if err != nil {
 				return nil, err
 			}
-			m[cedar.String(v.kids[i].key)] = cv
+			m[cedar.String(v.Kids[i].Key)] = cv
 		}
 		return cedar.NewRecord(m), nil
 	}
@@ -159,7 +161,7 @@ func jsonToCedar(v *jvalue) (cedar.Value, error) {
 // out (reported as ok == false) instead of failing the request; policies that
 // depend on it then error, which denies.
 func claimValue(v any, depth int) (cedar.Value, bool) {
-	if depth > maxJSONDepth {
+	if depth > jsonread.MaxDepth {
 		return nil, false
 	}
 	switch x := v.(type) {
