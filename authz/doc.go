@@ -117,10 +117,14 @@
 // Set; objects to Record; members whose value is null are left out (Go
 // decodes a null member like an absent one). A JSON number with an integral
 // value is a Long, however it is spelt (1, 1.0, 1e0: a handler sees the same
-// number, so `== 1` must match all three), when it fits in 64 bits (and, for
-// a spelling with fraction or exponent, in decimal's range); any other
-// number is a decimal when its value is exact with at most four fractional
-// digits (1.5, 0.25e1; decimal's range); a number that is neither, or a null
+// number, so `== 1` must match all three), when a float64 holds it exactly
+// (every integer up to 2^53 in magnitude; beyond, only those a double has:
+// 1e18 yes, 9007199254740993 no, since Go's any decoding and every
+// JavaScript SDK hand the handler 9007199254740992) and, for a spelling
+// with fraction or exponent, it is in decimal's range; any other number is
+// a decimal when its value is exact with at most four fractional digits
+// and the nearest float64 reads back as the same value (1.5, 0.25e1;
+// decimal's range); a number that is neither, or a null
 // inside an array, has no faithful Cedar value and the request is denied,
 // because leaving the argument out would silently skip policies that test
 // `context has arg_x`. Claims come from the verified token: they follow the

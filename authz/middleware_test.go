@@ -611,3 +611,23 @@ forbid(principal, action == Action::"call_tool", resource == Tool::"transfer") w
 		t.Errorf("account 2.0: status %d, want 200", resp.StatusCode)
 	}
 }
+
+// Issue 7 item 5: 9007199254740993 is an exact Long, but a handler reading
+// it as a float64 (Go's any, every JS SDK) sees 9007199254740992, the
+// forbidden value: such a number has no faithful Cedar value and is denied.
+func TestIntegerBeyondFloat64Denied(t *testing.T) {
+	t.Parallel()
+	a := newTestAuthorizer(t, func(c *Config) {
+		c.Policies = `permit(principal, action == Action::"call_tool", resource == Tool::"transfer");
+forbid(principal, action == Action::"call_tool", resource == Tool::"transfer") when { context has arg_account && context.arg_account == 9007199254740992 };`
+	})
+	ctx := authn.NewContext(context.Background(), engineer())
+	for n, want := range map[string]bool{
+		"9007199254740991": true, "9007199254740992": false, "9007199254740993": false,
+		"-9007199254740993": false, "9007199254740993.0": false, "1000000000000000000": true,
+	} {
+		d, err := a.Authorize(ctx, []byte(call("transfer", `{"account":`+n+`}`)))
+		require.NoError(t, err)
+		assert.Equal(t, want, d.Allowed, n)
+	}
+}

@@ -28,13 +28,13 @@ var errUnrepresentable = errors.New("authz: argument has no exact Cedar value")
 func numberValue(lit string) (cedar.Value, bool) {
 	if !strings.ContainsAny(lit, ".eE") {
 		n, err := strconv.ParseInt(lit, 10, 64)
-		if err != nil {
+		if err != nil || !floatExact(n) {
 			return nil, false
 		}
 		return cedar.Long(n), true
 	}
 	scaled, ok := decimalScaled(lit)
-	if !ok {
+	if !ok || !decimalFloatExact(lit, scaled) {
 		return nil, false
 	}
 	if scaled%10000 == 0 {
@@ -54,11 +54,41 @@ func numberValue(lit string) (cedar.Value, bool) {
 // allocating.
 func numberRepresentable(lit string) bool {
 	if !strings.ContainsAny(lit, ".eE") {
-		_, err := strconv.ParseInt(lit, 10, 64)
-		return err == nil
+		n, err := strconv.ParseInt(lit, 10, 64)
+		return err == nil && floatExact(n)
 	}
-	_, ok := decimalScaled(lit)
-	return ok
+	scaled, ok := decimalScaled(lit)
+	return ok && decimalFloatExact(lit, scaled)
+}
+
+// floatExact reports whether a float64 holds n exactly. Every JavaScript
+// MCP SDK, and Go code decoding into any, reads a JSON number as a float64:
+// 9007199254740993 reaches such a handler as 9007199254740992, so a policy
+// deciding on the exact Long could forbid the value the handler does not
+// see. Every integer up to 2^53 in magnitude passes, and larger ones only
+// when a float64 holds them (1e18 does, 2^53+1 does not).
+func floatExact(n int64) bool {
+	const limit = 1 << 53
+	if n >= -limit && n <= limit {
+		return true
+	}
+	f := float64(n)
+	// float64(n) rounds to at most 2^63, which int64 cannot hold.
+	return f < 1<<63 && int64(f) == n
+}
+
+// decimalFloatExact reports whether the float64 nearest to lit has the
+// value scaled/10^4, that is whether a handler that reads lit as a float64
+// (and prints it back) sees the same number as the policy
+// (922337203685477.5807 has no float64 and reads as …477.6).
+func decimalFloatExact(lit string, scaled int64) bool {
+	f, err := strconv.ParseFloat(lit, 64)
+	if err != nil {
+		return false
+	}
+	var buf [32]byte
+	back, ok := decimalScaled(string(strconv.AppendFloat(buf[:0], f, 'e', -1, 64)))
+	return ok && back == scaled
 }
 
 // decimalScaled returns the value of the JSON number literal lit multiplied by
