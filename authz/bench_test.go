@@ -142,7 +142,7 @@ func BenchmarkFilterToolsList(b *testing.B) {
 	resp.WriteString(`],"ttlMs":60000,"cacheScope":"private"}}`)
 	list := []byte(resp.String())
 	ps := a.policies.Load()
-	sub := newSubject(a, benchIdentity())
+	sub := a.newSubject(benchIdentity(), "")
 	b.SetBytes(int64(len(list)))
 	b.ReportAllocs()
 	for b.Loop() {

@@ -32,9 +32,10 @@ func (a *Authorizer) serveFiltered(w http.ResponseWriter, r *http.Request, next 
 		status = http.StatusOK
 	}
 	out := bw.buf.Bytes()
-	// 1xx statuses other than 101 are not final (see bufferWriter.WriteHeader);
-	// a 101 or 2xx with a body is filtered or refused, never passed on.
-	if status < 300 && (len(out) > 0 || bw.overflow) {
+	// A list result is filtered whatever the status it comes with (a
+	// tools/list result sent with HTTP 500 is still a list); 1xx statuses
+	// other than 101 are not final (see bufferWriter.WriteHeader).
+	if len(out) > 0 || bw.overflow {
 		f := listFilter{a: a, ps: ps, sub: sub, m: m}
 		var err error
 		if bw.overflow || encoded(bw.header) {
@@ -43,11 +44,16 @@ func (a *Authorizer) serveFiltered(w http.ResponseWriter, r *http.Request, next 
 			out, err = f.filterBody(bw.header.Get("Content-Type"), out)
 		}
 		if err != nil {
-			a.log(r.Context(), sub.sub, "", Decision{Reason: "unfilterable list response"})
-			writeRPCError(w, http.StatusInternalServerError, nil, CodeInternalError, msgInternal)
+			a.log(r.Context(), sub.id, "", Decision{Reason: "unfilterable list response"})
+			if status < 400 {
+				status = http.StatusInternalServerError
+			}
+			writeRPCError(w, status, nil, CodeInternalError, msgInternal)
 			return
 		}
-		if f.removed > 0 || f.kept > 0 {
+		if f.lists > 0 {
+			// The result is this caller's: no shared cache may keep it.
+			bw.header.Set("Cache-Control", privateCacheControl(bw.header.Values("Cache-Control")))
 			a.logFilter(r, sub, m, f.kept, f.removed)
 		}
 	}
@@ -60,6 +66,25 @@ func (a *Authorizer) serveFiltered(w http.ResponseWriter, r *http.Request, next 
 	}
 	w.WriteHeader(status)
 	_, _ = w.Write(out)
+}
+
+// privateCacheControl returns the handler's Cache-Control directives
+// without those that allow or tune shared caching (public, s-maxage,
+// proxy-revalidate), led by private (RFC 9111 §5.2.2.7).
+func privateCacheControl(values []string) string {
+	out := "private"
+	for _, v := range values {
+		for _, d := range strings.Split(v, ",") {
+			d = strings.TrimSpace(d)
+			name, _, _ := strings.Cut(d, "=")
+			switch strings.ToLower(strings.TrimSpace(name)) {
+			case "", "public", "private", "s-maxage", "proxy-revalidate":
+				continue
+			}
+			out += ", " + d
+		}
+	}
+	return out
 }
 
 // encoded reports whether a response has a content coding other than
@@ -77,11 +102,11 @@ func encoded(h http.Header) bool {
 }
 
 func (a *Authorizer) logFilter(r *http.Request, sub *subject, m mcpMethod, kept, removed int) {
-	if a.cfg.Logger == nil {
+	if a.cfg.Logger == nil || kept+removed == 0 {
 		return
 	}
 	a.cfg.Logger.InfoContext(r.Context(), "authz list filtered",
-		"principal", sub.sub, "list", m.listKey, "kept", kept, "removed", removed)
+		"principal", sub.id, "list", m.listKey, "kept", kept, "removed", removed)
 }
 
 // bufferWriter collects a handler's response for filtering.
@@ -127,6 +152,7 @@ type listFilter struct {
 	ps            *policySet
 	sub           *subject
 	m             mcpMethod
+	lists         int // list results seen
 	kept, removed int
 }
 
@@ -160,7 +186,9 @@ func (f *listFilter) filterMessage(msg []byte) ([]byte, error) {
 	if !ok || result.Kind != jsonread.Object {
 		return msg, nil // an error response, or a message that is not the result
 	}
-	if result.CaseVariant([]string{f.m.listKey}) {
+	// A case variant of the list or of cacheScope would be read as them by
+	// a case-insensitive client decoder, not by Get.
+	if result.CaseVariant([]string{f.m.listKey, "cacheScope"}) {
 		return nil, errFilter
 	}
 	list, ok := result.Get(f.m.listKey)
@@ -170,6 +198,7 @@ func (f *listFilter) filterMessage(msg []byte) ([]byte, error) {
 	if list.Kind != jsonread.Array {
 		return nil, errFilter
 	}
+	f.lists++
 	if f.m.listKey == "tools" {
 		for i := range list.Kids {
 			f.a.annotations.record(&list.Kids[i].Val)
@@ -185,25 +214,62 @@ func (f *listFilter) filterMessage(msg []byte) ([]byte, error) {
 	}
 	f.kept += n
 	f.removed += len(list.Kids) - n
-	if n == len(list.Kids) {
+
+	// The result is rewritten in one pass: the list (when items go), and
+	// cacheScope (MCP 2026-07-28 CacheableResult), which becomes "private"
+	// whatever the handler said, added when absent.
+	const private = `"private"`
+	scope, hasScope := result.Get("cacheScope")
+	scopeOK := hasScope && scope.Kind == jsonread.String && scope.Text == "private"
+	if n == len(list.Kids) && scopeOK {
 		return msg, nil
 	}
-	out := make([]byte, 0, len(msg))
-	out = append(out, msg[:list.Start]...)
-	out = append(out, '[')
-	first := true
-	for i := range list.Kids {
-		if !keep[i] {
-			continue
-		}
-		if !first {
-			out = append(out, ',')
-		}
-		first = false
-		out = append(out, msg[list.Kids[i].Val.Start:list.Kids[i].Val.End]...)
+	out := make([]byte, 0, len(msg)+len(`"cacheScope":"private",`))
+	pos := 0
+	if !hasScope {
+		at := int(result.Start) + 1 // just inside the result's '{'
+		out = append(out, msg[:at]...)
+		out = append(out, `"cacheScope":`+private+`,`...)
+		pos = at
 	}
-	out = append(out, ']')
-	out = append(out, msg[list.End:]...)
+	writeList := func() {
+		if n == len(list.Kids) {
+			out = append(out, msg[pos:list.End]...)
+			pos = int(list.End)
+			return
+		}
+		out = append(out, msg[pos:list.Start]...)
+		out = append(out, '[')
+		first := true
+		for i := range list.Kids {
+			if !keep[i] {
+				continue
+			}
+			if !first {
+				out = append(out, ',')
+			}
+			first = false
+			out = append(out, msg[list.Kids[i].Val.Start:list.Kids[i].Val.End]...)
+		}
+		out = append(out, ']')
+		pos = int(list.End)
+	}
+	writeScope := func() {
+		out = append(out, msg[pos:scope.Start]...)
+		out = append(out, private...)
+		pos = int(scope.End)
+	}
+	switch {
+	case !hasScope || scopeOK:
+		writeList()
+	case scope.Start < list.Start:
+		writeScope()
+		writeList()
+	default:
+		writeList()
+		writeScope()
+	}
+	out = append(out, msg[pos:]...)
 	return out, nil
 }
 

@@ -5,14 +5,11 @@ import (
 	"errors"
 	"maps"
 	"net/http"
-	"reflect"
-	"slices"
 	"strings"
 	"unicode/utf8"
 
 	cedar "github.com/cedar-policy/cedar-go"
 
-	"github.com/mcpauth-go/mcpauth/authn"
 	"github.com/mcpauth-go/mcpauth/internal/jsonread"
 )
 
@@ -400,109 +397,6 @@ func decodeHeaderValue(v string) (string, bool) {
 		return "", false
 	}
 	return string(raw), true
-}
-
-// subject is the Cedar view of a caller. It is immutable once built and
-// shared: by every evaluation of one request (a list response evaluates once
-// per item) and, through Authorizer.subjects, by later requests that carry
-// the same verified token.
-type subject struct {
-	claims    map[string]any // the TokenInfo.Claims it was built from: the cache identity
-	sub       string
-	clientID  string
-	scopes    []string
-	uid       cedar.EntityUID
-	ctxBase   cedar.RecordMap // claim_*, scopes, client_id
-	ctxRecord cedar.Record    // NewRecord(ctxBase), for requests without arguments
-	principal cedar.Entity    // merged with a static entity of the same uid
-}
-
-// subjectSlots is the size of the subject cache (a power of two).
-const (
-	subjectBits  = 10
-	subjectSlots = 1 << subjectBits
-)
-
-// subjectFor returns the subject for info, from the cache when info carries
-// the same Claims map (and subject, client and scopes) as a recent request.
-// authn hands every request carrying a cached token a shallow copy of one
-// TokenInfo, so the map identity names the token; the cache entry holds the
-// map, so its address cannot be reused by another map while the entry
-// lives. TokenInfo is treated as immutable, as authn documents it.
-func (a *Authorizer) subjectFor(info *authn.TokenInfo) *subject {
-	if info.Claims == nil {
-		return newSubject(a, info)
-	}
-	p := reflect.ValueOf(info.Claims).UnsafePointer()
-	slot := &a.subjects[(uint64(uintptr(p))*0x9E3779B97F4A7C15)>>(64-subjectBits)]
-	if s := slot.Load(); s != nil && reflect.ValueOf(s.claims).UnsafePointer() == p &&
-		s.sub == info.Subject && s.clientID == info.ClientID && slices.Equal(s.scopes, info.Scopes) {
-		return s
-	}
-	s := newSubject(a, info)
-	slot.Store(s)
-	return s
-}
-
-func newSubject(a *Authorizer, info *authn.TokenInfo) *subject {
-	s := &subject{
-		claims: info.Claims, sub: info.Subject, clientID: info.ClientID, scopes: slices.Clone(info.Scopes),
-		uid: cedar.NewEntityUID(EntityTypeClient, cedar.String(info.Subject)),
-	}
-	claims := make(cedar.RecordMap, len(info.Claims))
-	for k, v := range info.Claims {
-		if cv, ok := claimValue(v, 0); ok {
-			claims[cedar.String("claim_"+k)] = cv
-		}
-	}
-	s.ctxBase = make(cedar.RecordMap, len(claims)+2)
-	maps.Copy(s.ctxBase, claims)
-	scopes := make([]cedar.Value, len(info.Scopes))
-	for i, sc := range info.Scopes {
-		scopes[i] = cedar.String(sc)
-	}
-	s.ctxBase["scopes"] = cedar.NewSet(scopes...)
-	if info.ClientID != "" {
-		s.ctxBase["client_id"] = cedar.String(info.ClientID)
-	}
-	s.ctxRecord = cedar.NewRecord(s.ctxBase)
-
-	var parents []cedar.EntityUID
-	for _, c := range a.groupClaims {
-		for _, g := range claimStrings(info.Claims[c]) {
-			parents = append(parents, cedar.NewEntityUID(a.groupType, cedar.String(g)))
-		}
-	}
-	if st, ok := a.entities[s.uid]; ok {
-		for p := range st.Parents.All() {
-			parents = append(parents, p)
-		}
-		maps.Insert(claims, st.Attributes.All())
-	}
-	s.principal = cedar.Entity{UID: s.uid, Parents: cedar.NewEntityUIDSet(parents...), Attributes: cedar.NewRecord(claims)}
-	return s
-}
-
-// claimStrings returns the strings of a string or string-array claim.
-func claimStrings(v any) []string {
-	switch x := v.(type) {
-	case string:
-		if x == "" {
-			return nil
-		}
-		return []string{x}
-	case []string:
-		return x
-	case []any:
-		out := make([]string, 0, len(x))
-		for _, e := range x {
-			if s, ok := e.(string); ok && s != "" {
-				out = append(out, s)
-			}
-		}
-		return out
-	}
-	return nil
 }
 
 // request builds the Cedar request and its entity view.

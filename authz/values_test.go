@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/mcpauth-go/mcpauth/authn"
 	"github.com/mcpauth-go/mcpauth/internal/jsonread"
 )
 
@@ -154,34 +153,12 @@ func TestContextUse(t *testing.T) {
 	for _, tc := range cases {
 		pl, err := cedar.NewPolicyListFromBytes("", []byte(tc.policy))
 		require.NoError(t, err)
-		keys, all := contextUse(pl[0])
+		doc, err := policyJSON(pl[0])
+		require.NoError(t, err)
+		keys, all := contextUse(doc)
 		assert.Equal(t, tc.all, all, tc.policy)
 		if !tc.all {
 			assert.ElementsMatch(t, tc.keys, keys, tc.policy)
 		}
 	}
-}
-
-func TestSubjectCache(t *testing.T) {
-	t.Parallel()
-	a := newTestAuthorizer(t, nil)
-	base := &authn.TokenInfo{Subject: "alice", Claims: map[string]any{"groups": []any{"engineering"}}}
-	s1 := a.subjectFor(base.WithToken("t1"))
-	s2 := a.subjectFor(base.WithToken("t2"))
-	assert.Same(t, s1, s2, "copies of one cached token share the subject")
-
-	// Same subject, different claims map: a different token, rebuilt.
-	other := &authn.TokenInfo{Subject: "alice", Claims: map[string]any{"groups": []any{"sales"}}}
-	s3 := a.subjectFor(other)
-	assert.NotSame(t, s1, s3)
-	assert.False(t, s3.principal.Parents.Contains(cedar.NewEntityUID("THVGroup", "engineering")))
-
-	// Same claims map but another subject or other scopes: rebuilt.
-	mallory := *base
-	mallory.Subject = "mallory"
-	assert.Equal(t, cedar.String("mallory"), a.subjectFor(&mallory).uid.ID)
-	scoped := *base
-	scoped.Scopes = []string{"admin"}
-	assert.Equal(t, []string{"admin"}, a.subjectFor(&scoped).scopes)
-	assert.Empty(t, a.subjectFor(base).scopes)
 }
