@@ -119,11 +119,11 @@ func (a *Authorizer) middleware(next http.Handler, resourceMetadataURL string) h
 		ps := a.policies.Load()
 		d, err := a.decide(ps, sub, req)
 		if err != nil {
-			a.log(r.Context(), info.Subject, req.method, Decision{Reason: err.Error()})
+			a.log(r.Context(), sub.id, req.method, Decision{Reason: err.Error()})
 			writeRPCError(w, http.StatusBadRequest, req.id, CodeInvalidParams, msgInvalidParams)
 			return
 		}
-		a.log(r.Context(), info.Subject, req.method, d)
+		a.log(r.Context(), sub.id, req.method, d)
 		if !d.Allowed {
 			if len(d.Scopes) > 0 {
 				w.Header().Set("WWW-Authenticate", authn.Challenge{
