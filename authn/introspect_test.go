@@ -188,6 +188,17 @@ func TestIntrospectResponses(t *testing.T) {
 		{"malformed exp", with(func(m map[string]any) { m["exp"] = "tomorrow" }), ErrInvalidToken},
 		{"malformed scope", with(func(m map[string]any) { m["scope"] = 7 }), ErrInvalidToken},
 		{"malformed sub", with(func(m map[string]any) { m["sub"] = []any{} }), ErrInvalidToken},
+		{"token_type Bearer", with(func(m map[string]any) { m["token_type"] = "Bearer" }), nil},
+		{"token_type access_token", with(func(m map[string]any) { m["token_type"] = "access_token" }), nil},
+		{"token_type access token URN", with(func(m map[string]any) { m["token_type"] = "urn:ietf:params:oauth:token-type:access_token" }), nil},
+		{"token_use access_token", with(func(m map[string]any) { m["token_use"] = "access_token" }), nil},
+		{"refresh token", with(func(m map[string]any) { m["token_type"] = "refresh_token" }), ErrInvalidToken},
+		{"refresh token URN", with(func(m map[string]any) { m["token_type"] = "urn:ietf:params:oauth:token-type:refresh_token" }), ErrInvalidToken},
+		{"ID token", with(func(m map[string]any) { m["token_type"] = "id_token" }), ErrInvalidToken},
+		{"DPoP-bound token", with(func(m map[string]any) { m["token_type"] = "DPoP" }), ErrInvalidToken},
+		{"empty token_type", with(func(m map[string]any) { m["token_type"] = "" }), ErrInvalidToken},
+		{"non-string token_type", with(func(m map[string]any) { m["token_type"] = 1 }), ErrInvalidToken},
+		{"token_use refresh_token", with(func(m map[string]any) { m["token_use"] = "refresh_token" }), ErrInvalidToken},
 		{"no active member", with(func(m map[string]any) { delete(m, "active") }), ErrUnavailable},
 		{"active as a string", with(func(m map[string]any) { m["active"] = "true" }), ErrUnavailable},
 	}
@@ -761,5 +772,32 @@ func BenchmarkIntrospectCached(b *testing.B) {
 		if _, err := in.verify(ctx, tok); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestIntrospectRejectionNamesValues: the iss and aud an introspection
+// response carries are named beside the configured values (issue 7 item 9).
+func TestIntrospectRejectionNamesValues(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1_800_000_000, 0)
+	for name, tt := range map[string]struct {
+		edit func(m map[string]any)
+		want string
+	}{
+		"iss": {func(m map[string]any) { m["iss"] = "https://evil.example.com" },
+			`iss "https://evil.example.com" does not match the configured issuer "` + introIssuer + `"`},
+		"aud": {func(m map[string]any) { m["aud"] = []any{"https://rs2.example.com"} },
+			`aud ["https://rs2.example.com"] does not contain this resource ["https://other.example.com" "` + introResource + `"]`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			obj := introActive(now)
+			tt.edit(obj)
+			s := newIntroSetup(t, introJSON(obj), nil)
+			_, err := s.in.verify(context.Background(), "opaque-token-1")
+			if !errors.Is(err, ErrInvalidToken) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to contain %s", err, tt.want)
+			}
+		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"math"
 	"math/big"
+	"strconv"
 	"strings"
 	"time"
 	"unsafe"
@@ -223,14 +224,14 @@ func (v *Verifier) typAllowed(typ string) bool {
 func (v *Verifier) checkClaims(claims map[string]any, now time.Time) (*TokenInfo, error) {
 	iss, _ := claims["iss"].(string)
 	if iss != v.cfg.Issuer {
-		return nil, invalid("iss does not match the configured issuer")
+		return nil, invalid("iss " + quoteShort(iss) + " does not match the configured issuer " + strconv.Quote(v.cfg.Issuer))
 	}
 	aud, ok := stringOrList(claims["aud"])
 	if !ok {
 		return nil, invalid("aud is missing or not a string or array of strings")
 	}
 	if !v.audienceMatches(aud) {
-		return nil, invalid("aud does not contain this resource")
+		return nil, invalid("aud " + quoteList(aud) + " does not contain this resource " + quoteConfigured(v.cfg.Audience))
 	}
 	sub, _ := claims["sub"].(string)
 	if sub == "" {
@@ -377,13 +378,43 @@ func decodeSegment(dst []byte, seg string) ([]byte, error) {
 	return dst[:m], err
 }
 
-// quoteShort quotes s for an error message, truncated: header values are
-// attacker-controlled.
+// quoteShort quotes s for an error message or a log line, truncated to 32
+// bytes and with control and non-ASCII characters escaped: header and claim
+// values are attacker-controlled.
 func quoteShort(s string) string {
-	if len(s) > 32 {
-		s = s[:32] + "…"
+	if len(s) <= 32 {
+		return strconv.QuoteToASCII(s)
 	}
-	return "\"" + strings.ToValidUTF8(s, "?") + "\""
+	return strconv.QuoteToASCII(strings.ToValidUTF8(s[:32], "")) + "…"
+}
+
+// quoteList quotes the first few entries of an attacker-controlled list
+// with quoteShort.
+func quoteList(l []string) string {
+	const most = 4
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, s := range l {
+		if i == most {
+			b.WriteString(" …+" + strconv.Itoa(len(l)-most))
+			break
+		}
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(quoteShort(s))
+	}
+	b.WriteByte(']')
+	return b.String()
+}
+
+// quoteConfigured quotes configured values (trusted, shown in full).
+func quoteConfigured(l []string) string {
+	q := make([]string, len(l))
+	for i, s := range l {
+		q[i] = strconv.Quote(s)
+	}
+	return "[" + strings.Join(q, " ") + "]"
 }
 
 // verifySignature checks sig over signingInput with key, for alg.

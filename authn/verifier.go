@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -182,6 +183,11 @@ func (v *Verifier) Close() error {
 
 // Issuer returns the configured issuer.
 func (v *Verifier) Issuer() string { return v.cfg.Issuer }
+
+// Audience returns a copy of the configured audiences (Config.Audience).
+// middleware.Protect checks that the Protected Resource Metadata's
+// resource is among them.
+func (v *Verifier) Audience() []string { return slices.Clone(v.cfg.Audience) }
 
 // introspectionEndpoint returns the configured or discovered RFC 7662
 // endpoint.

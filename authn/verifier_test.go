@@ -728,3 +728,54 @@ func TestAudienceSchemeAndHostCaseInsensitive(t *testing.T) {
 		}
 	}
 }
+
+// TestRejectionNamesValues: a rejected iss or aud is named beside the
+// configured value (issue 7 item 9), quoted, truncated and escaped, and
+// never with token material.
+func TestRejectionNamesValues(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, idptest.Config{}, nil)
+	long := "https://elsewhere.example.com/" + strings.Repeat("x", 200) + "\n" + "level=ERROR msg=forged"
+	for _, tt := range []struct {
+		name   string
+		claims map[string]any
+		want   string
+	}{
+		{"aud", map[string]any{"aud": "https://elsewhere"},
+			`aud ["https://elsewhere"] does not contain this resource ["` + testResource + `"]`},
+		{"aud list", map[string]any{"aud": []string{"a", "b"}},
+			`aud ["a" "b"] does not contain this resource ["` + testResource + `"]`},
+		{"iss", map[string]any{"iss": "https://evil.example"},
+			`iss "https://evil.example" does not match the configured issuer "` + f.idp.Issuer() + `"`},
+		{"long aud with a line break", map[string]any{"aud": long},
+			`aud ["https://elsewhere.example.com/xx"… ] does not contain this resource`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tok := f.idp.Token(tt.claims)
+			_, err := f.v.Verify(context.Background(), tok)
+			if !errors.Is(err, ErrInvalidToken) {
+				t.Fatalf("err = %v", err)
+			}
+			msg := strings.ReplaceAll(err.Error(), "…]", "… ]")
+			if !strings.Contains(msg, tt.want) {
+				t.Errorf("error %q\ndoes not contain %q", err, tt.want)
+			}
+			if strings.ContainsAny(err.Error(), "\n\r") || strings.Contains(err.Error(), "forged") {
+				t.Errorf("attacker text reached the error unescaped or untruncated: %q", err)
+			}
+			if sig := tok[strings.LastIndexByte(tok, '.')+1:]; strings.Contains(err.Error(), sig) {
+				t.Error("token material in the error")
+			}
+		})
+	}
+	// Through the middleware, the cause reaches the log.
+	log, logs := edgeLogger()
+	h := Middleware(f.v, Options{ResourceMetadataURL: "https://mcp.example.com/.well-known/oauth-protected-resource", Logger: log})(
+		http.HandlerFunc(func(http.ResponseWriter, *http.Request) { t.Error("next reached") }))
+	r := httptest.NewRequest(http.MethodGet, testResource, nil)
+	r.Header.Set("Authorization", "Bearer "+f.idp.Token(map[string]any{"aud": "https://elsewhere"}))
+	h.ServeHTTP(httptest.NewRecorder(), r)
+	if want := `aud [\"https://elsewhere\"] does not contain this resource [\"` + testResource + `\"]`; !strings.Contains(logs.String(), want) {
+		t.Errorf("log %q does not name the audiences (%s)", logs.String(), want)
+	}
+}
