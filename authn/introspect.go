@@ -60,7 +60,7 @@ type introspector struct {
 // endpoint returns the configured or discovered introspection URL (it may
 // return an error matching ErrUnavailable).
 //
-// The cache holds cfg.CacheSize entries (10 000 if zero; a negative size
+// The cache holds cfg.TokenCacheSize entries (10 000 if zero; a negative size
 // disables caching, as it does for JWTs).
 func newIntrospector(cfg *Config, endpoint func(ctx context.Context) (string, error)) (*introspector, error) {
 	ic := cfg.Introspection
@@ -116,9 +116,9 @@ func newIntrospector(cfg *Config, endpoint func(ctx context.Context) (string, er
 	if in.maxResponse <= 0 {
 		in.maxResponse = introDefaultMaxResponse
 	}
-	size := cfg.CacheSize
+	size := cfg.TokenCacheSize
 	if size == 0 {
-		size = defaultCacheSize
+		size = defaultTokenCacheSize
 	}
 	if size > 0 {
 		in.cache = lru.New[introResult](size)

@@ -502,7 +502,7 @@ func TestIntrospectCache(t *testing.T) {
 	})
 	t.Run("cache disabled", func(t *testing.T) {
 		t.Parallel()
-		s := newIntroSetup(t, nil, func(c *Config) { c.CacheSize = -1 })
+		s := newIntroSetup(t, nil, func(c *Config) { c.TokenCacheSize = -1 })
 		s.fake.respond = introJSON(introActive(s.clock.Now()))
 		_, _ = s.in.verify(ctx, "tok")
 		_, _ = s.in.verify(ctx, "tok")
@@ -512,7 +512,7 @@ func TestIntrospectCache(t *testing.T) {
 	})
 	t.Run("bounded, oldest evicted", func(t *testing.T) {
 		t.Parallel()
-		s := newIntroSetup(t, nil, func(c *Config) { c.CacheSize = 2 })
+		s := newIntroSetup(t, nil, func(c *Config) { c.TokenCacheSize = 2 })
 		s.fake.respond = introJSON(introActive(s.clock.Now()))
 		for _, tok := range []string{"a", "b", "c"} {
 			_, _ = s.in.verify(ctx, tok)
@@ -550,7 +550,7 @@ func TestIntrospectSingleFlight(t *testing.T) {
 	s := newIntroSetup(t, func(w http.ResponseWriter, r *http.Request) {
 		<-release
 		introJSON(introActive(now))(w, r)
-	}, func(c *Config) { c.CacheSize = -1 }) // no cache: only the flight can dedupe
+	}, func(c *Config) { c.TokenCacheSize = -1 }) // no cache: only the flight can dedupe
 	const n = 20
 	var wg sync.WaitGroup
 	errs := make(chan error, n)

@@ -67,30 +67,24 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*TokenInfo, error)
 	}
 
 	now := v.now()
-	var h [32]byte
 	if v.cache != nil {
-		h = sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
-		if e := v.cache.get(&h); e != nil && now.Before(e.until) {
-			if set := v.keys.cur.Load(); set != nil && now.Sub(set.fetched) <= v.maxStale && set.has(e.key) {
-				if now.After(set.expires) {
-					v.keys.background(now)
-				}
-				return e.info.WithToken(token), nil
-			}
+		if e := v.cache.get(token); e != nil && now.Before(e.until) && v.keys.stillValid(e.key, now) {
+			return e.info, nil
 		}
 	}
 	info, key, err := v.verifyJWS(ctx, token, d1, d2, now)
 	if err != nil {
 		return nil, err
 	}
+	info = info.WithToken(token)
 	if v.cache != nil {
-		until := now.Add(v.cacheMaxTTL)
+		until := now.Add(v.tokenCacheMaxTTL)
 		if info.Expiry.Before(until) {
 			until = info.Expiry
 		}
-		v.cache.put(&h, &cacheEntry{info: info, key: key, until: until}, now)
+		v.cache.put(&cacheEntry{info: info, key: key, until: until}, now)
 	}
-	return info.WithToken(token), nil
+	return info, nil
 }
 
 // looksLikeJOSE reports whether seg is base64url for a JSON object, the

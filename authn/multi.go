@@ -66,6 +66,19 @@ func (m *MultiVerifier) Issuers() []string {
 	return out
 }
 
+// Ready calls Ready on each verifier m routes to that has one (as a
+// [Verifier] does), and returns their failures joined: call it at start so
+// that a mistyped issuer fails the deployment.
+func (m *MultiVerifier) Ready(ctx context.Context) error {
+	var errs []error
+	for _, v := range m.Verifiers() {
+		if r, ok := v.(interface{ Ready(context.Context) error }); ok {
+			errs = append(errs, r.Ready(ctx))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Verifiers returns the verifiers m routes to, in the order of Issuers,
 // followed by the opaque verifier if there is one.
 func (m *MultiVerifier) Verifiers() []TokenVerifier {
