@@ -15,12 +15,12 @@ import (
 func newMcpauth(tb testing.TB, f *fixture, cacheSize int) verifyFunc {
 	tb.Helper()
 	v, err := authn.NewVerifier(authn.Config{
-		Issuer:     f.issuer,
-		Audience:   []string{audience},
-		JWKSURL:    f.srv.JWKSURL(),
-		HTTPClient: f.srv.Client(),
+		Issuer:         f.issuer,
+		Audience:       []string{audience},
+		JWKSURL:        f.srv.JWKSURL(),
+		HTTPClient:     f.srv.Client(),
 		TokenCacheSize: cacheSize,
-		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		tb.Fatal(err)
