@@ -11,9 +11,9 @@ import (
 // tokenCache remembers verified tokens so a repeated token costs a hash,
 // a map lookup and a comparison instead of a signature check.
 //
-// The map is keyed by a 64-bit keyed hash of the token (hash/maphash, with
-// a seed drawn per cache, so nobody outside the process can aim at a
-// bucket). A hash only picks the candidate: an entry answers a lookup only
+// The map is keyed by a 64-bit keyed hash of the token's tail (tailHash:
+// hash/maphash with a seed drawn per cache, so nobody outside the process
+// can aim at a slot). A hash only picks the candidate: an entry answers a lookup only
 // when its token equals the presented one in full, compared in constant
 // time (sameToken), so two tokens are never confused. Two tokens with the
 // same hash just share one slot, the later one replacing the earlier.
@@ -26,7 +26,7 @@ import (
 // sample, so a put costs the same however large the cache.
 type tokenCache struct {
 	seed maphash.Seed
-	hash func(seed maphash.Seed, token string) uint64 // maphash.String; replaced by tests to force collisions
+	hash func(seed maphash.Seed, token string) uint64 // tailHash; replaced by tests to force collisions
 	mu   sync.RWMutex
 	m    map[uint64]*cacheEntry
 	size int
@@ -41,7 +41,7 @@ type cacheEntry struct {
 func newTokenCache(size int) *tokenCache {
 	return &tokenCache{
 		seed: maphash.MakeSeed(),
-		hash: maphash.String,
+		hash: tailHash,
 		m:    make(map[uint64]*cacheEntry, min(size, 1024)),
 		size: size,
 	}
@@ -106,8 +106,8 @@ func (c *tokenCache) len() int {
 }
 
 // sameToken reports whether a == b, in time that depends only on their
-// lengths (like crypto/subtle.ConstantTimeCompare, but eight bytes at a
-// time: a token is about a kilobyte and this runs on every cache hit).
+// lengths (like crypto/subtle.ConstantTimeCompare, but 32 bytes per step:
+// a token is about a kilobyte and this runs on every cache hit).
 func sameToken(a, b string) bool {
 	if len(a) != len(b) {
 		return false
@@ -115,13 +115,31 @@ func sameToken(a, b string) bool {
 	n := len(a)
 	pa := unsafe.Slice(unsafe.StringData(a), n)
 	pb := unsafe.Slice(unsafe.StringData(b), n)
+	le := binary.LittleEndian
 	var diff uint64
 	i := 0
-	for ; i+8 <= n; i += 8 {
-		diff |= binary.LittleEndian.Uint64(pa[i:]) ^ binary.LittleEndian.Uint64(pb[i:])
+	for ; i+32 <= n; i += 32 {
+		x, y := pa[i:i+32], pb[i:i+32]
+		diff |= (le.Uint64(x) ^ le.Uint64(y)) | (le.Uint64(x[8:]) ^ le.Uint64(y[8:])) |
+			(le.Uint64(x[16:]) ^ le.Uint64(y[16:])) | (le.Uint64(x[24:]) ^ le.Uint64(y[24:]))
 	}
 	for ; i < n; i++ {
 		diff |= uint64(pa[i] ^ pb[i])
 	}
 	return diff == 0
+}
+
+// tailHash is the cache's lookup hash: a keyed hash (hash/maphash) of the
+// token's length and last 32 bytes, which lie in the signature. A hash
+// only picks a slot; sameToken decides, so tokens sharing a tail merely
+// share a slot. Hashing the whole token would add nothing but time.
+func tailHash(seed maphash.Seed, token string) uint64 {
+	tail := token
+	if len(tail) > 32 {
+		tail = tail[len(tail)-32:]
+	}
+	var buf [40]byte
+	binary.LittleEndian.PutUint64(buf[:], uint64(len(token)))
+	n := 8 + copy(buf[8:], tail)
+	return maphash.Bytes(seed, buf[:n])
 }
