@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
-	"reflect"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -13,6 +13,7 @@ import (
 	cedar "github.com/cedar-policy/cedar-go"
 
 	"github.com/mcpauth-go/mcpauth/authn"
+	"github.com/mcpauth-go/mcpauth/internal/lru"
 )
 
 // Default limits.
@@ -34,6 +35,19 @@ type Config struct {
 	// {"uid","parents","attrs"} objects) for group hierarchies, action groups
 	// and resource attributes. If nil, there are no static entities.
 	Entities []byte
+
+	// Issuers lists the token issuers (the exact iss values) whose callers
+	// reach this Authorizer; a token from any other issuer is denied. A
+	// subject is unique only within its issuer, so with several issuers (an
+	// authn.MultiVerifier) the principal id carries the issuer:
+	// Client::"<iss>#<sub>" (an issuer identifier has no fragment, so the
+	// first '#' ends it), and static entities and policies must name
+	// principals that way; a Client id without the issuer, or with an
+	// issuer not listed, is an error at New. With one issuer the id is
+	// Client::"<sub>", as in ToolHive. If empty, the first issuer seen is
+	// the only one trusted: a token from a second issuer is denied (list
+	// every issuer here when more than one is trusted).
+	Issuers []string
 
 	// GroupClaims lists the claims whose string or string-array values become
 	// the principal's group parents. If nil, "groups" then "roles" are used;
@@ -85,22 +99,35 @@ type Authorizer struct {
 	groupType   cedar.EntityType
 	groupClaims []string
 	policies    atomic.Pointer[policySet]
-	subjects    [subjectSlots]atomic.Pointer[subject]
 	annotations toolAnnotations
+
+	issuers     []string               // Config.Issuers
+	firstIssuer atomic.Pointer[string] // with no Config.Issuers, the one issuer trusted
+	subjects    *lru.Cache[*subject]   // by keyed token hash (see subjectFor)
+	seed        maphash.Seed
 }
 
 // New validates cfg, compiles its policies and entities, and returns an
 // Authorizer. Policy and entity errors name their line:column.
 func New(cfg Config) (*Authorizer, error) {
-	a := &Authorizer{cfg: cfg, entities: cedar.EntityMap{}}
-	if len(cfg.Entities) > 0 {
-		if err := a.entities.UnmarshalJSON(cfg.Entities); err != nil {
-			return nil, fmt.Errorf("authz: entities: %w", jsonErrorPosition(cfg.Entities, err))
+	a := &Authorizer{cfg: cfg, entities: cedar.EntityMap{}, subjects: lru.New[*subject](maxSubjects), seed: maphash.MakeSeed()}
+	for _, iss := range cfg.Issuers {
+		if !validIssuer(iss) {
+			return nil, fmt.Errorf("authz: Config.Issuers: %q is not an issuer identifier (empty, or has a '#' fragment)", iss)
 		}
+		if slices.Contains(a.issuers, iss) {
+			return nil, fmt.Errorf("authz: Config.Issuers: %q is listed twice", iss)
+		}
+		a.issuers = append(a.issuers, iss)
 	}
 	a.groupType = DefaultGroupEntityType
 	if cfg.GroupEntityType != "" {
 		a.groupType = cedar.EntityType(cfg.GroupEntityType)
+	}
+	if len(cfg.Entities) > 0 {
+		if err := a.loadEntities(cfg.Entities); err != nil {
+			return nil, err
+		}
 	}
 	a.groupClaims = cfg.GroupClaims
 	if a.groupClaims == nil {
@@ -123,7 +150,7 @@ func New(cfg Config) (*Authorizer, error) {
 		}
 		a.cfg.ToolScopes[tool] = slices.Clone(scopes)
 	}
-	ps, err := compilePolicies(cfg.Policies, a.entities)
+	ps, err := a.compilePolicies(cfg.Policies)
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +163,7 @@ func New(cfg Config) (*Authorizer, error) {
 // force. Requests already being evaluated finish with the set they started
 // with.
 func (a *Authorizer) Reload(policies string) error {
-	ps, err := compilePolicies(policies, a.entities)
+	ps, err := a.compilePolicies(policies)
 	if err != nil {
 		return err
 	}
@@ -155,39 +182,9 @@ func validScope(s string) bool {
 	return s != ""
 }
 
-// jsonErrorPosition prefixes a JSON decoding error with the line:column of
-// the byte offset it reports (the ByteOffset field of the JSON errors cedar-go
-// returns, or encoding/json's Offset), when it reports one.
-func jsonErrorPosition(doc []byte, err error) error {
-	off := int64(-1)
-	for e := err; e != nil && off < 0; e = errors.Unwrap(e) {
-		v := reflect.ValueOf(e)
-		for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
-			v = v.Elem()
-		}
-		if v.Kind() != reflect.Struct {
-			continue
-		}
-		for _, name := range []string{"ByteOffset", "Offset"} {
-			if f := v.FieldByName(name); f.IsValid() && f.CanInt() && f.Int() > 0 {
-				off = f.Int()
-				break
-			}
-		}
-	}
-	if off < 0 || off > int64(len(doc)) {
-		return err
-	}
-	line, col := 1, 1
-	for _, c := range doc[:off] {
-		if c == '\n' {
-			line, col = line+1, 1
-		} else {
-			col++
-		}
-	}
-	return fmt.Errorf("%d:%d: %w", line, col, err)
-}
+// reasonIssuer is the Decision.Reason of a token from an issuer not trusted
+// (see Config.Issuers).
+const reasonIssuer = "issuer not trusted"
 
 // Decision is the outcome of authorizing one MCP request.
 type Decision struct {
@@ -230,109 +227,11 @@ func (a *Authorizer) Authorize(ctx context.Context, body []byte) (Decision, erro
 	if err != nil {
 		return Decision{Reason: "bad request"}, err
 	}
-	return a.decide(a.policies.Load(), a.subjectFor(info), req)
-}
-
-// decide maps a parsed request to Cedar and evaluates it.
-func (a *Authorizer) decide(ps *policySet, sub *subject, req *rpcRequest) (Decision, error) {
-	if req.isResponse {
-		return Decision{Allowed: true, Reason: "json-rpc response"}, nil
+	sub := a.subjectFor(info)
+	if sub == nil {
+		return Decision{Reason: reasonIssuer}, nil
 	}
-	m, known := mcpMethods[req.method]
-	if !known {
-		return Decision{Reason: "unknown method"}, nil
-	}
-	switch m.kind {
-	case kindProtocol:
-		return Decision{Allowed: true, Reason: "protocol method"}, nil
-	case kindList:
-		if !a.cfg.AuthorizeLists {
-			return Decision{Allowed: true, Reason: "list (filtered)"}, nil
-		}
-	case kindListen:
-		// The 2026-07-28 replacement of resources/subscribe: every URI
-		// must be readable.
-		uris, err := req.listenURIs()
-		if err != nil {
-			return Decision{Reason: "bad request"}, err
-		}
-		d := Decision{Allowed: true, Reason: "protocol method"}
-		for i := range uris {
-			op := a.namedOp(kindResource, uris[i].val.str)
-			if d = a.evaluate(ps, sub, &op); !d.Allowed {
-				break
-			}
-		}
-		return d, nil
-	}
-	op, err := a.operation(req, m)
-	switch {
-	case errors.Is(err, errUnrepresentable):
-		return Decision{Action: op.action, Resource: op.resource, Reason: "argument without exact Cedar value"}, nil
-	case err != nil:
-		return Decision{Reason: "bad request"}, err
-	}
-	return a.evaluate(ps, sub, &op), nil
-}
-
-// toolScopes returns the scopes Config.ToolScopes requires for tool, or nil.
-func (a *Authorizer) toolScopes(tool string) []string {
-	if s, ok := a.cfg.ToolScopes[tool]; ok {
-		return s
-	}
-	return a.cfg.ToolScopes["*"]
-}
-
-// evaluate decides one operation: the scopes it requires (Config.ToolScopes)
-// first, then the indexed policies. Deny by default; any evaluation error in
-// a policy that applies is a deny, whatever the other policies say.
-func (a *Authorizer) evaluate(ps *policySet, sub *subject, op *operation) Decision {
-	for _, s := range op.scopes {
-		if !slices.Contains(sub.scopes, s) {
-			return Decision{Action: op.action, Resource: op.resource, Scopes: op.scopes, Reason: "missing scope"}
-		}
-	}
-	sel := ps.lookup(op.action, op.resource)
-	req, ents := sub.request(a, op, sel)
-	dec, diag := cedar.Authorize(sel.pols, ents, req)
-	d := Decision{Action: op.action, Resource: op.resource}
-	switch {
-	case len(diag.Errors) > 0:
-		d.Reason = "evaluation error"
-		for _, e := range diag.Errors {
-			d.Policies = append(d.Policies, e.PolicyID)
-		}
-	case dec == cedar.Allow:
-		d.Allowed = true
-		d.Reason = "permitted"
-		for _, r := range diag.Reasons {
-			d.Policies = append(d.Policies, r.PolicyID)
-		}
-	case len(diag.Reasons) > 0:
-		d.Reason = "forbidden"
-		scoped := true
-		var scopes []string
-		for _, r := range diag.Reasons {
-			d.Policies = append(d.Policies, r.PolicyID)
-			e := ps.entry(r.PolicyID)
-			if e == nil || len(e.scopes) == 0 {
-				scoped = false
-				continue
-			}
-			for _, s := range e.scopes {
-				if !slices.Contains(scopes, s) {
-					scopes = append(scopes, s)
-				}
-			}
-		}
-		if scoped {
-			d.Scopes = scopes
-			d.Reason = "missing scope"
-		}
-	default:
-		d.Reason = "no permit"
-	}
-	return d
+	return a.decide(a.policies.Load(), sub, req)
 }
 
 // log writes the audit record for one decision.

@@ -28,8 +28,10 @@ func benchPolicies(n int) string {
 	return b.String()
 }
 
+// benchIdentity is a verified identity as authn hands it over: with the
+// bearer token the subject cache is keyed on.
 func benchIdentity() *authn.TokenInfo {
-	return &authn.TokenInfo{
+	return (&authn.TokenInfo{
 		Issuer: "https://idp.example", Subject: "user-1234", ClientID: "client-1",
 		Audience: []string{"https://mcp.example"}, Scopes: []string{"mcp", "tools"},
 		Claims: map[string]any{
@@ -37,8 +39,12 @@ func benchIdentity() *authn.TokenInfo {
 			"exp": float64(1893456000), "iat": float64(1893452400), "scope": "mcp tools",
 			"groups": []any{"g5", "eng"}, "email": "u@example.com",
 		},
-	}
+	}).WithToken(benchToken)
 }
+
+// benchToken stands in for a bearer token of a typical size (a signed JWT
+// of some 800 bytes).
+var benchToken = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0." + strings.Repeat("x", 600) + "." + strings.Repeat("s", 342)
 
 // benchBody is a 2026-07-28 tools/call as a client sends it.
 const benchBody = `{"jsonrpc":"2.0","id":17,"method":"tools/call","params":{"name":"tool5",` +
@@ -142,7 +148,7 @@ func BenchmarkFilterToolsList(b *testing.B) {
 	resp.WriteString(`],"ttlMs":60000,"cacheScope":"private"}}`)
 	list := []byte(resp.String())
 	ps := a.policies.Load()
-	sub := newSubject(a, benchIdentity())
+	sub := a.newSubject(benchIdentity(), "")
 	b.SetBytes(int64(len(list)))
 	b.ReportAllocs()
 	for b.Loop() {

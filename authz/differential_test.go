@@ -32,7 +32,8 @@ const diffEntities = `[
  {"uid":{"type":"Action","id":"call_tool"},"parents":[{"type":"Action","id":"tool_ops"}],"attrs":{}},
  {"uid":{"type":"Action","id":"get_prompt"},"parents":[{"type":"Action","id":"tool_ops"}],"attrs":{}},
  {"uid":{"type":"Tool","id":"delete_repo"},"parents":[{"type":"ToolGroup","id":"dangerous"}],"attrs":{"owner":"alice"}},
- {"uid":{"type":"Client","id":"bob"},"parents":[{"type":"THVGroup","id":"admins"}],"attrs":{"clearance":3}}
+ {"uid":{"type":"Client","id":"bob"},"parents":[{"type":"THVGroup","id":"admins"}],"attrs":{"clearance":3}},
+ {"uid":{"type":"Resource","id":"file:///home/a/x"},"parents":[{"type":"Folder","id":"x"}],"attrs":{}}
 ]`
 
 var (
@@ -264,7 +265,7 @@ func TestDifferentialCedar(t *testing.T) {
 			req, err := parseRPC([]byte(body))
 			require.NoError(t, err, body)
 			m := mcpMethods[req.method]
-			sub := newSubject(a, info)
+			sub := a.newSubject(info, "")
 			op, err := a.operation(req, m)
 			if err != nil {
 				require.ErrorIs(t, err, errUnrepresentable, body)

@@ -57,12 +57,15 @@
 // an event stream, events that carry no list are copied as they are, except
 // that event ids are removed (the response is sent complete, and a
 // 2025-11-25 server keeping its events would replay the unfiltered list to a
-// GET with that Last-Event-ID). A
-// successful list response that cannot be filtered (a content type other than
-// JSON or SSE, a Content-Encoding such as gzip, malformed or ambiguous JSON,
-// more than Config.MaxResponseBytes)
-// is replaced by HTTP 500 with JSON-RPC -32603: a list is never passed on
-// unfiltered. Methods carrying no resource pass:
+// GET with that Last-Event-ID). A list result is filtered whatever the HTTP
+// status it comes with. A filtered result is the caller's own: its
+// cacheScope (MCP 2026-07-28 CacheableResult) becomes "private" (and is
+// added when absent), and the response's Cache-Control leads with private,
+// without public or s-maxage. A list response that cannot be filtered (a
+// content type other than JSON or SSE, a Content-Encoding such as gzip,
+// malformed or ambiguous JSON, more than Config.MaxResponseBytes) is
+// replaced by a JSON-RPC -32603 error, with HTTP 500 (or the handler's own
+// status when it is 400 or more): a list is never passed on unfiltered. Methods carrying no resource pass:
 // server/discover, tasks/get, tasks/update,
 // tasks/cancel and, from 2025-11-25, initialize, ping, logging/setLevel,
 // tasks/list, tasks/result and the client notifications initialized,
@@ -76,7 +79,8 @@
 // The mapping follows ToolHive's Cedar authorizer, so its policies carry
 // over:
 //
-//	principal  Client::"<sub>"
+//	principal  Client::"<sub>", or Client::"<iss>#<sub>" when Config.Issuers
+//	           lists several issuers (a sub is unique only within its issuer)
 //	           parents: <GroupEntityType>::"<g>" (default THVGroup) for every
 //	           string in the GroupClaims claims (default "groups", "roles")
 //	           attributes: claim_<name> for every claim
@@ -117,10 +121,14 @@
 // Set; objects to Record; members whose value is null are left out (Go
 // decodes a null member like an absent one). A JSON number with an integral
 // value is a Long, however it is spelt (1, 1.0, 1e0: a handler sees the same
-// number, so `== 1` must match all three), when it fits in 64 bits (and, for
-// a spelling with fraction or exponent, in decimal's range); any other
-// number is a decimal when its value is exact with at most four fractional
-// digits (1.5, 0.25e1; decimal's range); a number that is neither, or a null
+// number, so `== 1` must match all three), when a float64 holds it exactly
+// (every integer up to 2^53 in magnitude; beyond, only those a double has:
+// 1e18 yes, 9007199254740993 no, since Go's any decoding and every
+// JavaScript SDK hand the handler 9007199254740992) and, for a spelling
+// with fraction or exponent, it is in decimal's range; any other number is
+// a decimal when its value is exact with at most four fractional digits
+// and the nearest float64 reads back as the same value (1.5, 0.25e1;
+// decimal's range); a number that is neither, or a null
 // inside an array, has no faithful Cedar value and the request is denied,
 // because leaving the argument out would silently skip policies that test
 // `context has arg_x`. Claims come from the verified token: they follow the
@@ -146,6 +154,11 @@
 //	unless { context.scopes.contains("repo:admin") };
 //
 // Policy ids are taken from @id annotations, else "policy<n>" by position.
+// Names are checked at load: a policy naming an action the mapping never
+// issues (Action::"call-tool"), or an entity type it never produces and
+// Config.Entities does not use (Tol::"x"), is an error naming the policy,
+// its line and column, rather than a policy that silently never matches;
+// so is, with several Config.Issuers, a Client id without a listed issuer.
 // Each decision is logged to Config.Logger with the ids of the policies that
 // determined it (never a token).
 //
@@ -165,11 +178,10 @@
 // same decision, determining policies and erroring policies.
 //
 // The Cedar form of a caller (principal entity, claim attributes) is cached
-// per verified token: authn gives every request that carries a cached token
-// a copy of one TokenInfo sharing its Claims map, and that map's identity
-// (with the subject, client id and scopes) is the cache key. TokenInfo values
-// must therefore not be modified once placed in a request context, which
-// authn never does.
+// per bearer token (authn.TokenInfo.Token), in a bounded LRU keyed by a
+// seeded hash of the token; a hit also compares the whole token, issuer,
+// subject, client id and scopes, so one token is never served another's
+// subject.
 //
 // [Authorizer.Reload] swaps the policy set atomically; a bad set is rejected
 // and the old one stays in force.

@@ -80,10 +80,10 @@ func ExampleAuthorizer_Authorize() {
 	// true protocol method []
 }
 
-// A policy error names its line and column.
+// A policy error names the policy, its line and column.
 func ExampleNew_policyError() {
 	_, err := authz.New(authz.Config{Policies: "permit (principal, action, resource)\nwhen { context.x > };"})
 	fmt.Println(err)
 	// Output:
-	// authz: policies: parser error: parse error at <input>:2:21 ";": invalid primary
+	// authz: policies: policy 0 (policy0 unless it has an @id), line 2, column 21: syntax error: invalid primary near ";"
 }

@@ -7,9 +7,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 
-	cedar "github.com/cedar-policy/cedar-go"
+	"github.com/mcpauth-go/mcpauth/internal/jsonread"
 )
 
 var errFilter = errors.New("authz: list response cannot be filtered")
@@ -30,9 +29,10 @@ func (a *Authorizer) serveFiltered(w http.ResponseWriter, r *http.Request, next 
 		status = http.StatusOK
 	}
 	out := bw.buf.Bytes()
-	// 1xx statuses other than 101 are not final (see bufferWriter.WriteHeader);
-	// a 101 or 2xx with a body is filtered or refused, never passed on.
-	if status < 300 && (len(out) > 0 || bw.overflow) {
+	// A list result is filtered whatever the status it comes with (a
+	// tools/list result sent with HTTP 500 is still a list); 1xx statuses
+	// other than 101 are not final (see bufferWriter.WriteHeader).
+	if len(out) > 0 || bw.overflow {
 		f := listFilter{a: a, ps: ps, sub: sub, m: m}
 		var err error
 		if bw.overflow || encoded(bw.header) {
@@ -41,11 +41,16 @@ func (a *Authorizer) serveFiltered(w http.ResponseWriter, r *http.Request, next 
 			out, err = f.filterBody(bw.header.Get("Content-Type"), out)
 		}
 		if err != nil {
-			a.log(r.Context(), sub.sub, "", Decision{Reason: "unfilterable list response"})
-			writeRPCError(w, http.StatusInternalServerError, nil, CodeInternalError, msgInternal)
+			a.log(r.Context(), sub.id, "", Decision{Reason: "unfilterable list response"})
+			if status < 400 {
+				status = http.StatusInternalServerError
+			}
+			writeRPCError(w, status, nil, CodeInternalError, msgInternal)
 			return
 		}
-		if f.removed > 0 || f.kept > 0 {
+		if f.lists > 0 {
+			// The result is this caller's: no shared cache may keep it.
+			bw.header.Set("Cache-Control", privateCacheControl(bw.header.Values("Cache-Control")))
 			a.logFilter(r, sub, m, f.kept, f.removed)
 		}
 	}
@@ -58,6 +63,25 @@ func (a *Authorizer) serveFiltered(w http.ResponseWriter, r *http.Request, next 
 	}
 	w.WriteHeader(status)
 	_, _ = w.Write(out)
+}
+
+// privateCacheControl returns the handler's Cache-Control directives
+// without those that allow or tune shared caching (public, s-maxage,
+// proxy-revalidate), led by private (RFC 9111 §5.2.2.7).
+func privateCacheControl(values []string) string {
+	out := "private"
+	for _, v := range values {
+		for _, d := range strings.Split(v, ",") {
+			d = strings.TrimSpace(d)
+			name, _, _ := strings.Cut(d, "=")
+			switch strings.ToLower(strings.TrimSpace(name)) {
+			case "", "public", "private", "s-maxage", "proxy-revalidate":
+				continue
+			}
+			out += ", " + d
+		}
+	}
+	return out
 }
 
 // encoded reports whether a response has a content coding other than
@@ -75,11 +99,11 @@ func encoded(h http.Header) bool {
 }
 
 func (a *Authorizer) logFilter(r *http.Request, sub *subject, m mcpMethod, kept, removed int) {
-	if a.cfg.Logger == nil {
+	if a.cfg.Logger == nil || kept+removed == 0 {
 		return
 	}
 	a.cfg.Logger.InfoContext(r.Context(), "authz list filtered",
-		"principal", sub.sub, "list", m.listKey, "kept", kept, "removed", removed)
+		"principal", sub.id, "list", m.listKey, "kept", kept, "removed", removed)
 }
 
 // bufferWriter collects a handler's response for filtering.
@@ -125,6 +149,7 @@ type listFilter struct {
 	ps            *policySet
 	sub           *subject
 	m             mcpMethod
+	lists         int // list results seen
 	kept, removed int
 }
 
@@ -150,67 +175,107 @@ func (f *listFilter) filterMessage(msg []byte) ([]byte, error) {
 	// schemas) are only checked.
 	// A case variant of "result" or of the list member would be the list to
 	// a case-insensitive client decoder (encoding/json) but not to get.
-	root, err := parseJSONOpts(msg, parseOpts{keepDepth: 5})
-	if err != nil || root.kind != jObject || root.caseVariant(resultMembers) {
+	root, err := jsonread.ParseWith(msg, jsonread.Options{KeepDepth: 5})
+	if err != nil || root.Kind != jsonread.Object || root.CaseVariant(resultMembers) {
 		return nil, errFilter
 	}
-	result, ok := root.get("result")
-	if !ok || result.kind != jObject {
+	result, ok := root.Get("result")
+	if !ok || result.Kind != jsonread.Object {
 		return msg, nil // an error response, or a message that is not the result
 	}
-	if result.caseVariant([]string{f.m.listKey}) {
+	// A case variant of the list or of cacheScope would be read as them by
+	// a case-insensitive client decoder, not by Get.
+	if result.CaseVariant([]string{f.m.listKey, "cacheScope"}) {
 		return nil, errFilter
 	}
-	list, ok := result.get(f.m.listKey)
+	list, ok := result.Get(f.m.listKey)
 	if !ok {
 		return msg, nil
 	}
-	if list.kind != jArray {
+	if list.Kind != jsonread.Array {
 		return nil, errFilter
 	}
+	f.lists++
 	if f.m.listKey == "tools" {
-		for i := range list.kids {
-			f.a.annotations.record(&list.kids[i].val)
+		for i := range list.Kids {
+			f.a.annotations.record(&list.Kids[i].Val)
 		}
 	}
-	keep := make([]bool, len(list.kids))
+	keep := make([]bool, len(list.Kids))
 	n := 0
-	for i := range list.kids {
-		keep[i] = f.allowed(&list.kids[i].val)
+	for i := range list.Kids {
+		keep[i] = f.allowed(&list.Kids[i].Val)
 		if keep[i] {
 			n++
 		}
 	}
 	f.kept += n
-	f.removed += len(list.kids) - n
-	if n == len(list.kids) {
+	f.removed += len(list.Kids) - n
+
+	// The result is rewritten in one pass: the list (when items go), and
+	// cacheScope (MCP 2026-07-28 CacheableResult), which becomes "private"
+	// whatever the handler said, added when absent.
+	const private = `"private"`
+	scope, hasScope := result.Get("cacheScope")
+	scopeOK := hasScope && scope.Kind == jsonread.String && scope.Text == "private"
+	if n == len(list.Kids) && scopeOK {
 		return msg, nil
 	}
-	out := make([]byte, 0, len(msg))
-	out = append(out, msg[:list.start]...)
-	out = append(out, '[')
-	first := true
-	for i := range list.kids {
-		if !keep[i] {
-			continue
-		}
-		if !first {
-			out = append(out, ',')
-		}
-		first = false
-		out = append(out, msg[list.kids[i].val.start:list.kids[i].val.end]...)
+	out := make([]byte, 0, len(msg)+len(`"cacheScope":"private",`))
+	pos := 0
+	if !hasScope {
+		at := int(result.Start) + 1 // just inside the result's '{'
+		out = append(out, msg[:at]...)
+		out = append(out, `"cacheScope":`+private+`,`...)
+		pos = at
 	}
-	out = append(out, ']')
-	out = append(out, msg[list.end:]...)
+	writeList := func() {
+		if n == len(list.Kids) {
+			out = append(out, msg[pos:list.End]...)
+			pos = int(list.End)
+			return
+		}
+		out = append(out, msg[pos:list.Start]...)
+		out = append(out, '[')
+		first := true
+		for i := range list.Kids {
+			if !keep[i] {
+				continue
+			}
+			if !first {
+				out = append(out, ',')
+			}
+			first = false
+			out = append(out, msg[list.Kids[i].Val.Start:list.Kids[i].Val.End]...)
+		}
+		out = append(out, ']')
+		pos = int(list.End)
+	}
+	writeScope := func() {
+		out = append(out, msg[pos:scope.Start]...)
+		out = append(out, private...)
+		pos = int(scope.End)
+	}
+	switch {
+	case !hasScope || scopeOK:
+		writeList()
+	case scope.Start < list.Start:
+		writeScope()
+		writeList()
+	default:
+		writeList()
+		writeScope()
+	}
+	out = append(out, msg[pos:]...)
 	return out, nil
 }
 
 // allowed decides one list item as the operation it lists: call_tool on the
 // tool, get_prompt on the prompt, read_resource on the resource URI (or the
 // URI template). Items without a name are removed.
-func (f *listFilter) allowed(item *jvalue) bool {
-	v, ok := item.get(f.m.itemKey)
-	if !ok || v.kind != jString || v.str == "" {
+func (f *listFilter) allowed(item *jsonread.Value) bool {
+	v, ok := item.Get(f.m.itemKey)
+	if !ok || v.Kind != jsonread.String || v.Text == "" {
 		return false
 	}
 	kind := kindResource
@@ -220,7 +285,7 @@ func (f *listFilter) allowed(item *jvalue) bool {
 	case "prompts":
 		kind = kindPrompt
 	}
-	op := f.a.namedOp(kind, v.str)
+	op := f.a.namedOp(kind, v.Text)
 	return f.a.evaluate(f.ps, f.sub, &op).Allowed
 }
 
@@ -369,59 +434,4 @@ func sseField(line []byte, name string) ([]byte, bool) {
 		rest = rest[1:]
 	}
 	return rest, true
-}
-
-// maxAnnotatedTools bounds the tool annotation cache.
-const maxAnnotatedTools = 10000
-
-// toolAnnotations remembers the behaviour hints (readOnlyHint,
-// destructiveHint, idempotentHint, openWorldHint) of each tool as the latest
-// tools/list response gave them, as ToolHive does, so that policies can say
-// "engineers may call any read-only tool". Safe for concurrent use.
-type toolAnnotations struct {
-	mu sync.RWMutex
-	m  map[string]cedar.RecordMap // read-only once stored
-}
-
-var annotationHints = []string{"readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"}
-
-// record stores the hints of one tools/list item (or forgets them when the
-// item has none any more).
-func (t *toolAnnotations) record(item *jvalue) {
-	name, ok := item.get("name")
-	if !ok || name.kind != jString || name.str == "" {
-		return
-	}
-	var hints cedar.RecordMap
-	if ann, ok := item.get("annotations"); ok && ann.kind == jObject {
-		for _, h := range annotationHints {
-			if v, ok := ann.get(h); ok && (v.kind == jTrue || v.kind == jFalse) {
-				if hints == nil {
-					hints = cedar.RecordMap{}
-				}
-				hints[cedar.String(h)] = cedar.Boolean(v.kind == jTrue)
-			}
-		}
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if hints == nil {
-		delete(t.m, name.str)
-		return
-	}
-	if t.m == nil {
-		t.m = map[string]cedar.RecordMap{}
-	}
-	if _, known := t.m[name.str]; known || len(t.m) < maxAnnotatedTools {
-		// Only a stored key is copied: name.str points into the response
-		// buffer.
-		t.m[strings.Clone(name.str)] = hints
-	}
-}
-
-// get returns the hints recorded for tool, or nil.
-func (t *toolAnnotations) get(tool string) cedar.RecordMap {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	return t.m[tool]
 }

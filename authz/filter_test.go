@@ -50,7 +50,7 @@ func TestFilterJSON(t *testing.T) {
 	a := newTestAuthorizer(t, nil)
 	resp, body := serveList(t, a, "tools/list", "application/json", toolsListResult, 200)
 	require.Equal(t, 200, resp.StatusCode)
-	want := `{"jsonrpc":"2.0","id":3,"result":{"tools":[` +
+	want := `{"jsonrpc":"2.0","id":3,"result":{"cacheScope":"private","tools":[` +
 		`{"name":"get_issue","description":"read","inputSchema":{"type":"object"}},` +
 		`{"name":"list_repos"}` +
 		`],"nextCursor":"abc","ttlMs":1000},"extra":{"keep":[1,2,3]}}`
@@ -65,13 +65,13 @@ func TestFilterOtherLists(t *testing.T) {
 	cases := []struct{ method, resp, want string }{
 		{"prompts/list",
 			`{"jsonrpc":"2.0","id":3,"result":{"prompts":[{"name":"greeting"},{"name":"secret"}]}}`,
-			`{"jsonrpc":"2.0","id":3,"result":{"prompts":[{"name":"greeting"}]}}`},
+			`{"jsonrpc":"2.0","id":3,"result":{"cacheScope":"private","prompts":[{"name":"greeting"}]}}`},
 		{"resources/list",
 			`{"jsonrpc":"2.0","id":3,"result":{"resources":[{"uri":"file:///etc/passwd","name":"p"},{"uri":"file:///home/a","name":"a"},{"uri":"https://x","name":"x"}]}}`,
-			`{"jsonrpc":"2.0","id":3,"result":{"resources":[{"uri":"file:///home/a","name":"a"}]}}`},
+			`{"jsonrpc":"2.0","id":3,"result":{"cacheScope":"private","resources":[{"uri":"file:///home/a","name":"a"}]}}`},
 		{"resources/templates/list",
 			`{"jsonrpc":"2.0","id":3,"result":{"resourceTemplates":[{"uriTemplate":"file:///etc/{name}"},{"uriTemplate":"file:///home/{name}"}]}}`,
-			`{"jsonrpc":"2.0","id":3,"result":{"resourceTemplates":[{"uriTemplate":"file:///home/{name}"}]}}`},
+			`{"jsonrpc":"2.0","id":3,"result":{"cacheScope":"private","resourceTemplates":[{"uriTemplate":"file:///home/{name}"}]}}`},
 		{"tools/list", // an error response passes untouched
 			`{"jsonrpc":"2.0","id":3,"error":{"code":-32603,"message":"x"}}`,
 			`{"jsonrpc":"2.0","id":3,"error":{"code":-32603,"message":"x"}}`},
@@ -98,7 +98,7 @@ func TestFilterSSE(t *testing.T) {
 	require.Equal(t, 200, resp.StatusCode)
 	require.True(t, strings.HasPrefix(body, progress+comment), "untouched events are copied byte for byte: %q", body)
 	rest := strings.TrimPrefix(body, progress+comment)
-	assert.Equal(t, "event: message\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":3,\ndata: \"result\":{\"tools\":[{\"name\":\"get_issue\"}]}}\nretry: 10\r\n\r\n", rest)
+	assert.Equal(t, "event: message\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":3,\ndata: \"result\":{\"cacheScope\":\"private\",\"tools\":[{\"name\":\"get_issue\"}]}}\nretry: 10\r\n\r\n", rest)
 
 	// What a client reassembles is valid JSON with only the allowed tool.
 	var data []string
@@ -140,10 +140,11 @@ func TestFilterFailsClosed(t *testing.T) {
 			assert.Equal(t, CodeInternalError, e.Error.Code)
 		})
 	}
-	// Non-2xx responses are not list results: passed on as they are.
+	// A non-2xx response is filtered too (issue 7 item 3): one that cannot
+	// be keeps its status and gets the JSON-RPC internal error.
 	resp, body := serveList(t, a, "tools/list", "text/plain", "upstream down", 503)
 	assert.Equal(t, 503, resp.StatusCode)
-	assert.Equal(t, "upstream down", body)
+	assert.NotContains(t, body, "upstream down")
 }
 
 func TestNonListResponsesStream(t *testing.T) {
@@ -199,7 +200,7 @@ when { resource has readOnlyHint && resource.readOnlyHint };`})
 		`{"name":"search","annotations":{"readOnlyHint":true,"title":"x"},"inputSchema":{"type":"object","properties":{"q":{"type":"string"}}}},`+
 		`{"name":"write_file","annotations":{"readOnlyHint":false,"destructiveHint":true}},`+
 		`{"name":"unannotated"}]}}`, 200)
-	assert.Equal(t, `{"jsonrpc":"2.0","id":3,"result":{"tools":[`+
+	assert.Equal(t, `{"jsonrpc":"2.0","id":3,"result":{"cacheScope":"private","tools":[`+
 		`{"name":"search","annotations":{"readOnlyHint":true,"title":"x"},"inputSchema":{"type":"object","properties":{"q":{"type":"string"}}}}]}}`, body)
 	assert.True(t, allowed("search"))
 	assert.False(t, allowed("write_file"))
@@ -256,7 +257,7 @@ func TestFilterInformationalStatus(t *testing.T) {
 		_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"delete_repo"},{"name":"get_issue"}]}}`)
 	})
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
-	assert.Equal(t, `{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"get_issue"}]}}`, body)
+	assert.Equal(t, `{"jsonrpc":"2.0","id":3,"result":{"cacheScope":"private","tools":[{"name":"get_issue"}]}}`, body)
 }
 
 // TestFilterSSEResumable covers a 2025-11-25 server with stream resumption
@@ -275,7 +276,7 @@ func TestFilterSSEResumable(t *testing.T) {
 	})
 	require.Equal(t, http.StatusOK, resp.StatusCode, body)
 	assert.Equal(t, "event: prime\ndata: \n\n"+
-		"event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{\"tools\":[{\"name\":\"get_issue\"}]}}\n\n", body)
+		"event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{\"cacheScope\":\"private\",\"tools\":[{\"name\":\"get_issue\"}]}}\n\n", body)
 }
 
 // TestFilterSSEByteOrderMark: an event stream may start with a BOM, which
@@ -290,4 +291,73 @@ func TestFilterSSEByteOrderMark(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode, body)
 	assert.NotContains(t, body, "delete_repo")
 	assert.Contains(t, body, "get_issue")
+}
+
+// Issue 7 item 2: a list filtered for one caller is that caller's: its
+// result says cacheScope "private" (MCP 2026-07-28 CacheableResult) and the
+// HTTP response is not shared-cacheable, even when nothing was removed.
+func TestFilteredListIsPrivate(t *testing.T) {
+	t.Parallel()
+	a := newTestAuthorizer(t, nil)
+	cases := map[string]string{
+		"some removed": `{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"get_issue"},{"name":"delete_repo"}],"ttlMs":1000,"cacheScope":"public"}}`,
+		"none removed": `{"jsonrpc":"2.0","id":3,"result":{"cacheScope":"public","tools":[{"name":"get_issue"}],"ttlMs":1000}}`,
+		"spaced":       `{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"get_issue"}],"cacheScope" : "public" }}`,
+	}
+	for name, list := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.Header().Set("Cache-Control", "public, max-age=60")
+				_, _ = io.WriteString(w, list)
+			})
+			resp, body := serveListWith(t, a, h)
+			require.Equal(t, 200, resp.StatusCode)
+			var msg struct {
+				Result struct {
+					Tools      []struct{ Name string } `json:"tools"`
+					CacheScope string                  `json:"cacheScope"`
+				} `json:"result"`
+			}
+			require.NoError(t, json.Unmarshal([]byte(body), &msg), body)
+			assert.Equal(t, "private", msg.Result.CacheScope, body)
+			assert.NotContains(t, body, "public")
+			cc := resp.Header.Get("Cache-Control")
+			assert.NotContains(t, cc, "public")
+			assert.Contains(t, cc, "private")
+		})
+	}
+	// In an event stream too.
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "data: "+cases["none removed"]+"\n\n")
+	})
+	resp, body := serveListWith(t, a, h)
+	assert.Contains(t, body, `"cacheScope":"private"`)
+	assert.NotContains(t, body, "public")
+	assert.Contains(t, resp.Header.Get("Cache-Control"), "private")
+}
+
+// Issue 7 item 3: a list result is filtered whatever the HTTP status it is
+// sent with, and one that cannot be filtered is refused.
+func TestListFilteredWhateverStatus(t *testing.T) {
+	t.Parallel()
+	a := newTestAuthorizer(t, nil)
+	for _, status := range []int{500, 400, 404, 302, 203} {
+		resp, body := serveList(t, a, "tools/list", "application/json", toolsListResult, status)
+		assert.Equal(t, status, resp.StatusCode)
+		assert.NotContains(t, body, "delete_repo", status)
+		assert.Contains(t, body, "get_issue", status)
+	}
+	// Unfilterable with an error status: refused, the status kept.
+	resp, body := serveList(t, a, "tools/list", "application/json", `{"jsonrpc":"2.0","id":3,"result":{"tools":[],"Tools":[{"name":"delete_repo"}]}}`, 500)
+	assert.Equal(t, 500, resp.StatusCode)
+	assert.NotContains(t, body, "delete_repo")
+	resp, body = serveList(t, a, "tools/list", "text/plain", `{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"delete_repo"}]}}`, 502)
+	assert.Equal(t, 502, resp.StatusCode)
+	assert.NotContains(t, body, "delete_repo")
+	var e rpcErr
+	require.NoError(t, json.Unmarshal([]byte(body), &e))
+	assert.Equal(t, CodeInternalError, e.Error.Code)
 }

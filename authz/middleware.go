@@ -2,6 +2,7 @@ package authz
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"io"
 	"net/http"
@@ -46,6 +47,19 @@ const (
 // no JSON-RPC request and are passed on once an identity is present; one
 // with a body is authorized like a POST.
 func (a *Authorizer) Middleware(next http.Handler) http.Handler {
+	return a.middleware(next, a.cfg.ResourceMetadataURL)
+}
+
+// MiddlewareWithResourceMetadata is Middleware whose step-up challenges
+// carry resourceMetadataURL as resource_metadata (RFC 9728 §5.1) when
+// Config.ResourceMetadataURL is empty (a configured one wins).
+// middleware.Protect calls it with the URL of the metadata document it
+// serves, so that challenges need no manual wiring.
+func (a *Authorizer) MiddlewareWithResourceMetadata(next http.Handler, resourceMetadataURL string) http.Handler {
+	return a.middleware(next, cmp.Or(a.cfg.ResourceMetadataURL, resourceMetadataURL))
+}
+
+func (a *Authorizer) middleware(next http.Handler, resourceMetadataURL string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		info, ok := authn.FromContext(r.Context())
 		if !ok || info == nil || info.Subject == "" {
@@ -96,22 +110,27 @@ func (a *Authorizer) Middleware(next http.Handler) http.Handler {
 			writeRPCError(w, http.StatusBadRequest, req.id, CodeHeaderMismatch, msgHeaderMismatch)
 			return
 		}
-		ps := a.policies.Load()
 		sub := a.subjectFor(info)
+		if sub == nil {
+			a.log(r.Context(), info.Subject, req.method, Decision{Reason: reasonIssuer})
+			writeRPCError(w, http.StatusForbidden, req.id, CodeForbidden, msgForbidden)
+			return
+		}
+		ps := a.policies.Load()
 		d, err := a.decide(ps, sub, req)
 		if err != nil {
-			a.log(r.Context(), info.Subject, req.method, Decision{Reason: err.Error()})
+			a.log(r.Context(), sub.id, req.method, Decision{Reason: err.Error()})
 			writeRPCError(w, http.StatusBadRequest, req.id, CodeInvalidParams, msgInvalidParams)
 			return
 		}
-		a.log(r.Context(), info.Subject, req.method, d)
+		a.log(r.Context(), sub.id, req.method, d)
 		if !d.Allowed {
 			if len(d.Scopes) > 0 {
 				w.Header().Set("WWW-Authenticate", authn.Challenge{
 					Error:            "insufficient_scope",
 					ErrorDescription: "The request requires higher privileges than provided by the access token.",
 					Scopes:           d.Scopes,
-					ResourceMetadata: a.cfg.ResourceMetadataURL,
+					ResourceMetadata: resourceMetadataURL,
 				}.String())
 			}
 			writeRPCError(w, http.StatusForbidden, req.id, CodeForbidden, msgForbidden)

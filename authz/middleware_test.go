@@ -366,12 +366,13 @@ func TestMiddlewareStepUp(t *testing.T) {
 func TestPolicyErrorsHavePositions(t *testing.T) {
 	t.Parallel()
 	cases := []struct{ name, policies, want string }{
-		{"syntax", "permit(principal, action, resource);\npermit(principal, action, resource) when { context.x + };", ":2:"},
-		{"duplicate id", "@id(\"a\")\npermit(principal, action, resource);\n@id(\"a\")\nforbid(principal, action, resource);", "3:1"},
-		{"scope on permit", "@scope(\"x\")\npermit(principal, action, resource);", "1:1"},
+		{"syntax", "permit(principal, action, resource);\npermit(principal, action, resource) when { context.x + };", "policy 1 (policy1 unless it has an @id), line 2, column 57: syntax error"},
+		{"syntax in a string", "permit(principal, action, resource) when { context.x == \";\" };\n// ;\npermit(principal, action, resource) when { context.x + };", "policy 1 (policy1 unless it has an @id), line 3, column"},
+		{"duplicate id", "@id(\"a\")\npermit(principal, action, resource);\n@id(\"a\")\nforbid(principal, action, resource);", `policy "a" (line 3, column 1): id already used at line 1, column 1`},
+		{"scope on permit", "@scope(\"x\")\npermit(principal, action, resource);", `policy "policy0" (line 1, column 1)`},
 		{"empty", "  ", "no policies"},
-		{"scope with a quote", "@scope(\"a\\\"b\")\nforbid(principal, action, resource);", "1:1"},
-		{"non-ASCII scope", "@scope(\"écrire\")\nforbid(principal, action, resource);", "1:1"},
+		{"scope with a quote", "@scope(\"a\\\"b\")\nforbid(principal, action, resource);", `policy "policy0" (line 1, column 1)`},
+		{"non-ASCII scope", "@scope(\"écrire\")\nforbid(principal, action, resource);", `policy "policy0" (line 1, column 1)`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -388,7 +389,69 @@ func TestPolicyErrorsHavePositions(t *testing.T) {
 	}
 	_, err := New(Config{Policies: "permit(principal, action, resource);", Entities: []byte("[\n {\"uid\": }]")})
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "authz: entities: 2:")
+	assert.Contains(t, err.Error(), "authz: Config.Entities: malformed JSON: line 2, column")
+}
+
+// TestUnknownNamesRefused (issue 7 item 11): a policy naming an action or
+// an entity type the MCP mapping never produces would silently never
+// match; it is an error at load, naming the policy and its position.
+func TestUnknownNamesRefused(t *testing.T) {
+	t.Parallel()
+	entities := []byte(`[
+ {"uid":{"type":"Action","id":"call_tool"},"parents":[{"type":"Action","id":"reads"}],"attrs":{}},
+ {"uid":{"type":"Tool","id":"get_issue"},"parents":[{"type":"ToolGroup","id":"safe"}],"attrs":{}}
+]`)
+	bad := map[string]string{
+		`permit (principal, action == Action::"call-tool", resource);`:                                              `Action::"call-tool" is not an action the MCP mapping issues`,
+		`permit (principal, action in [Action::"call_tool", Action::"callTool"], resource);`:                        `Action::"callTool"`,
+		`permit (principal, action, resource) when { action == Action::"read_resources" };`:                         `Action::"read_resources"`,
+		`permit (principal, action, resource == Tol::"x");`:                                                         `entity type "Tol" is never produced`,
+		`permit (principal in Group::"eng", action, resource);`:                                                     `entity type "Group"`,
+		`permit (principal, action, resource is Tools);`:                                                            `entity type "Tools"`,
+		`permit (principal, action, resource) when { resource in Folder::"x" };`:                                    `entity type "Folder"`,
+		"permit (principal, action, resource);\n@id(\"p\")\npermit (principal, action == Action::\"x\", resource);": `policy "p" (line 2, column 1): Action::"x"`,
+	}
+	for policy, want := range bad {
+		_, err := New(Config{Policies: policy, Entities: entities})
+		assert.ErrorContains(t, err, want, policy)
+		a := newTestAuthorizer(t, nil)
+		assert.ErrorContains(t, a.Reload(policy), want, "Reload: %s", policy)
+	}
+	good := []string{
+		`permit (principal, action in Action::"reads", resource in ToolGroup::"safe");`,
+		`permit (principal is Client in THVGroup::"eng", action in [Action::"list_tools", Action::"get_prompt"], resource is FeatureType);`,
+		`permit (principal, action, resource) when { resource is Resource && resource in Tool::"get_issue" };`,
+	}
+	for _, policy := range good {
+		_, err := New(Config{Policies: policy, Entities: entities})
+		assert.NoError(t, err, policy)
+	}
+	_, err := New(Config{Policies: `permit (principal in Team::"x", action, resource);`, GroupEntityType: "Team"})
+	assert.NoError(t, err, "the configured group type")
+}
+
+// TestEntitiesErrorsInOurTerms (issue 7 item 11): a malformed entities
+// document is reported as what is wrong with which entity, not as a Go
+// decoding error.
+func TestEntitiesErrorsInOurTerms(t *testing.T) {
+	t.Parallel()
+	cases := map[string]string{
+		`{}`:            "must be a JSON array of entities",
+		`[{"uid":"x"}]`: `entity 0 (line 1, column 2): "uid" must be {"type":"…","id":"…"}`,
+		"[\n{\"uid\":{\"type\":\"T\",\"id\":\"a\"}},\n 3]":                "entity 1 (line 3, column 2): must be an object",
+		`[{"uid":{"type":"T","id":"a"},"parents":{"type":"G","id":"g"}}]`: `"parents" must be an array`,
+		`[{"uid":{"type":"T","id":"a"},"parents":["g"]}]`:                 `parent 0 must be`,
+		`[{"uid":{"type":"T","id":"a"},"attrs":[]}]`:                      `"attrs" must be an object`,
+		`[{"uid":{"type":"T","id":"a"},"attributes":{}}]`:                 `unknown member "attributes"`,
+		`[{"parents":[]}]`: `"uid" is missing`,
+		`[{"uid":{"type":"T","id":"a"},"uid":{"type":"T","id":"b"}}]`: "duplicate",
+	}
+	for doc, want := range cases {
+		_, err := New(Config{Policies: `permit (principal, action, resource);`, Entities: []byte(doc)})
+		require.Error(t, err, doc)
+		assert.Contains(t, err.Error(), want, doc)
+		assert.NotContains(t, err.Error(), "types.", doc)
+	}
 }
 
 func TestReload(t *testing.T) {
@@ -609,5 +672,25 @@ forbid(principal, action == Action::"call_tool", resource == Tool::"transfer") w
 	resp, _ := post(t, srv, call("transfer", `{"account":2.0}`), nil)
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("account 2.0: status %d, want 200", resp.StatusCode)
+	}
+}
+
+// Issue 7 item 5: 9007199254740993 is an exact Long, but a handler reading
+// it as a float64 (Go's any, every JS SDK) sees 9007199254740992, the
+// forbidden value: such a number has no faithful Cedar value and is denied.
+func TestIntegerBeyondFloat64Denied(t *testing.T) {
+	t.Parallel()
+	a := newTestAuthorizer(t, func(c *Config) {
+		c.Policies = `permit(principal, action == Action::"call_tool", resource == Tool::"transfer");
+forbid(principal, action == Action::"call_tool", resource == Tool::"transfer") when { context has arg_account && context.arg_account == 9007199254740992 };`
+	})
+	ctx := authn.NewContext(context.Background(), engineer())
+	for n, want := range map[string]bool{
+		"9007199254740991": true, "9007199254740992": false, "9007199254740993": false,
+		"-9007199254740993": false, "9007199254740993.0": false, "1000000000000000000": true,
+	} {
+		d, err := a.Authorize(ctx, []byte(call("transfer", `{"account":`+n+`}`)))
+		require.NoError(t, err)
+		assert.Equal(t, want, d.Allowed, n)
 	}
 }

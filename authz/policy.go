@@ -51,18 +51,22 @@ type policyEntry struct {
 	ctxKeys []string // context attributes it reads or tests
 }
 
+// policyJSON returns a policy's JSON form (cedar-go's MarshalJSON) as
+// encoding/json values, which contextUse and checkPolicyNames walk.
+func policyJSON(p *cedar.Policy) (any, error) {
+	b, err := p.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	var doc any
+	err = json.Unmarshal(b, &doc)
+	return doc, err
+}
+
 // contextUse finds how a policy uses the context record, from its JSON form:
 // every {"Var":"context"} must be the left operand of "." or "has", whose
 // attribute is then recorded; any other use sets all.
-func contextUse(p *cedar.Policy) (keys []string, all bool) {
-	b, err := p.MarshalJSON()
-	if err != nil {
-		return nil, true
-	}
-	var doc any
-	if err := json.Unmarshal(b, &doc); err != nil {
-		return nil, true
-	}
+func contextUse(doc any) (keys []string, all bool) {
 	seen := map[string]bool{}
 	var walk func(n any)
 	walk = func(n any) {
@@ -183,10 +187,11 @@ func (ps *policySet) lookup(action, resource cedar.EntityUID) *selection {
 // compilePolicies parses Cedar policy text. Policy ids come from an @id("…")
 // annotation, else "policy<n>" with n the 0-based position in the text (the
 // official Cedar tooling's default naming). Errors carry line:column.
-func compilePolicies(text string, entities cedar.EntityMap) (*policySet, error) {
+func (a *Authorizer) compilePolicies(text string) (*policySet, error) {
+	entities := a.entities
 	list, err := cedar.NewPolicyListFromBytes("policies.cedar", []byte(text))
 	if err != nil {
-		return nil, fmt.Errorf("authz: policies: %w", err)
+		return nil, parseError(text, err)
 	}
 	if len(list) == 0 {
 		return nil, errNoPolicies
@@ -204,23 +209,30 @@ func compilePolicies(text string, entities cedar.EntityMap) (*policySet, error) 
 		}
 		pos := p.Position()
 		if prev, dup := seen[id]; dup {
-			return nil, fmt.Errorf("authz: policies: %d:%d: policy id %q already used at %d:%d",
-				pos.Line, pos.Column, id, prev.Line, prev.Column)
+			return nil, fmt.Errorf("authz: policies: policy %q (line %d, column %d): id already used at line %d, column %d",
+				id, pos.Line, pos.Column, prev.Line, prev.Column)
 		}
 		seen[id] = pos
 		e := &policyEntry{id: id, policy: p}
-		e.ctxKeys, e.ctxAll = contextUse(p)
+		doc, err := policyJSON(p)
+		if err != nil {
+			return nil, fmt.Errorf("authz: policies: policy %q (line %d, column %d): %w", id, pos.Line, pos.Column, err)
+		}
+		if err := a.checkPolicyNames(doc); err != nil {
+			return nil, fmt.Errorf("authz: policies: policy %q (line %d, column %d): %s", id, pos.Line, pos.Column, err)
+		}
+		e.ctxKeys, e.ctxAll = contextUse(doc)
 		if v, ok := ann[scopeAnnotation]; ok {
 			if p.Effect() != cedar.Forbid {
-				return nil, fmt.Errorf("authz: policies: %d:%d: @scope is only meaningful on forbid policies", pos.Line, pos.Column)
+				return nil, fmt.Errorf("authz: policies: policy %q (line %d, column %d): @scope is only meaningful on forbid policies", id, pos.Line, pos.Column)
 			}
 			e.scopes = strings.Fields(string(v))
 			if len(e.scopes) == 0 {
-				return nil, fmt.Errorf("authz: policies: %d:%d: empty @scope", pos.Line, pos.Column)
+				return nil, fmt.Errorf("authz: policies: policy %q (line %d, column %d): empty @scope", id, pos.Line, pos.Column)
 			}
 			for _, sc := range e.scopes {
 				if !validScope(sc) {
-					return nil, fmt.Errorf("authz: policies: %d:%d: invalid scope %q in @scope", pos.Line, pos.Column, sc)
+					return nil, fmt.Errorf("authz: policies: policy %q (line %d, column %d): invalid scope %q in @scope", id, pos.Line, pos.Column, sc)
 				}
 			}
 		}

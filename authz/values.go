@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	cedar "github.com/cedar-policy/cedar-go"
+
+	"github.com/mcpauth-go/mcpauth/internal/jsonread"
 )
 
 // errUnrepresentable marks a request argument that has no faithful Cedar
@@ -26,13 +28,13 @@ var errUnrepresentable = errors.New("authz: argument has no exact Cedar value")
 func numberValue(lit string) (cedar.Value, bool) {
 	if !strings.ContainsAny(lit, ".eE") {
 		n, err := strconv.ParseInt(lit, 10, 64)
-		if err != nil {
+		if err != nil || !floatExact(n) {
 			return nil, false
 		}
 		return cedar.Long(n), true
 	}
 	scaled, ok := decimalScaled(lit)
-	if !ok {
+	if !ok || !decimalFloatExact(lit, scaled) {
 		return nil, false
 	}
 	if scaled%10000 == 0 {
@@ -52,11 +54,41 @@ func numberValue(lit string) (cedar.Value, bool) {
 // allocating.
 func numberRepresentable(lit string) bool {
 	if !strings.ContainsAny(lit, ".eE") {
-		_, err := strconv.ParseInt(lit, 10, 64)
-		return err == nil
+		n, err := strconv.ParseInt(lit, 10, 64)
+		return err == nil && floatExact(n)
 	}
-	_, ok := decimalScaled(lit)
-	return ok
+	scaled, ok := decimalScaled(lit)
+	return ok && decimalFloatExact(lit, scaled)
+}
+
+// floatExact reports whether a float64 holds n exactly. Every JavaScript
+// MCP SDK, and Go code decoding into any, reads a JSON number as a float64:
+// 9007199254740993 reaches such a handler as 9007199254740992, so a policy
+// deciding on the exact Long could forbid the value the handler does not
+// see. Every integer up to 2^53 in magnitude passes, and larger ones only
+// when a float64 holds them (1e18 does, 2^53+1 does not).
+func floatExact(n int64) bool {
+	const limit = 1 << 53
+	if n >= -limit && n <= limit {
+		return true
+	}
+	f := float64(n)
+	// float64(n) rounds to at most 2^63, which int64 cannot hold.
+	return f < 1<<63 && int64(f) == n
+}
+
+// decimalFloatExact reports whether the float64 nearest to lit has the
+// value scaled/10^4, that is whether a handler that reads lit as a float64
+// (and prints it back) sees the same number as the policy
+// (922337203685477.5807 has no float64 and reads as …477.6).
+func decimalFloatExact(lit string, scaled int64) bool {
+	f, err := strconv.ParseFloat(lit, 64)
+	if err != nil {
+		return false
+	}
+	var buf [32]byte
+	back, ok := decimalScaled(string(strconv.AppendFloat(buf[:0], f, 'e', -1, 64)))
+	return ok && back == scaled
 }
 
 // decimalScaled returns the value of the JSON number literal lit multiplied by
@@ -110,43 +142,43 @@ func decimalScaled(lit string) (int64, bool) {
 // null are left out of records (a JSON null member decodes like an absent
 // one in Go); a null anywhere else, or an unrepresentable number anywhere, is
 // an error.
-func jsonToCedar(v *jvalue) (cedar.Value, error) {
-	switch v.kind {
-	case jString:
-		return cedar.String(v.str), nil
-	case jTrue:
+func jsonToCedar(v *jsonread.Value) (cedar.Value, error) {
+	switch v.Kind {
+	case jsonread.String:
+		return cedar.String(v.Text), nil
+	case jsonread.True:
 		return cedar.True, nil
-	case jFalse:
+	case jsonread.False:
 		return cedar.False, nil
-	case jNumber:
-		if cv, ok := numberValue(v.str); ok {
+	case jsonread.Number:
+		if cv, ok := numberValue(v.Text); ok {
 			return cv, nil
 		}
 		return nil, errUnrepresentable
-	case jArray:
-		vals := make([]cedar.Value, 0, len(v.kids))
-		for i := range v.kids {
-			if v.kids[i].val.kind == jNull {
+	case jsonread.Array:
+		vals := make([]cedar.Value, 0, len(v.Kids))
+		for i := range v.Kids {
+			if v.Kids[i].Val.Kind == jsonread.Null {
 				return nil, errUnrepresentable
 			}
-			cv, err := jsonToCedar(&v.kids[i].val)
+			cv, err := jsonToCedar(&v.Kids[i].Val)
 			if err != nil {
 				return nil, err
 			}
 			vals = append(vals, cv)
 		}
 		return cedar.NewSet(vals...), nil
-	case jObject:
-		m := make(cedar.RecordMap, len(v.kids))
-		for i := range v.kids {
-			if v.kids[i].val.kind == jNull {
+	case jsonread.Object:
+		m := make(cedar.RecordMap, len(v.Kids))
+		for i := range v.Kids {
+			if v.Kids[i].Val.Kind == jsonread.Null {
 				continue
 			}
-			cv, err := jsonToCedar(&v.kids[i].val)
+			cv, err := jsonToCedar(&v.Kids[i].Val)
 			if err != nil {
 				return nil, err
 			}
-			m[cedar.String(v.kids[i].key)] = cv
+			m[cedar.String(v.Kids[i].Key)] = cv
 		}
 		return cedar.NewRecord(m), nil
 	}
@@ -159,7 +191,7 @@ func jsonToCedar(v *jvalue) (cedar.Value, error) {
 // out (reported as ok == false) instead of failing the request; policies that
 // depend on it then error, which denies.
 func claimValue(v any, depth int) (cedar.Value, bool) {
-	if depth > maxJSONDepth {
+	if depth > jsonread.MaxDepth {
 		return nil, false
 	}
 	switch x := v.(type) {

@@ -62,6 +62,14 @@ type Authorizer interface {
 	Middleware(next http.Handler) http.Handler
 }
 
+// resourceMetadataAuthorizer is an Authorizer that answers challenges of
+// its own (authz's 403 insufficient_scope step-up) and so wants the URL of
+// the metadata document Protect serves; *authz.Authorizer implements it.
+// Protect calls MiddlewareWithResourceMetadata instead of Middleware.
+type resourceMetadataAuthorizer interface {
+	MiddlewareWithResourceMetadata(next http.Handler, resourceMetadataURL string) http.Handler
+}
+
 // Config configures [Protect]. Metadata and Verifier are required; every
 // other field's zero value is safe.
 type Config struct {
@@ -85,7 +93,11 @@ type Config struct {
 
 	// Authorizer, if non-nil, runs after authentication and before the MCP
 	// handler, e.g. an *authz.Authorizer. If nil, every authenticated
-	// request (with the scopes Authn requires) reaches the handler.
+	// request (with the scopes Authn requires) reaches the handler. If it
+	// also has a method MiddlewareWithResourceMetadata(next http.Handler,
+	// resourceMetadataURL string) http.Handler (as *authz.Authorizer does),
+	// Protect calls that one with the resource_metadata URL of its own
+	// challenges, so the authorizer's step-up challenges carry it too.
 	Authorizer Authorizer
 
 	// AllowedOrigins are the browser origins (scheme://host[:port]) allowed
@@ -139,7 +151,12 @@ func Protect(next http.Handler, cfg Config) (http.Handler, error) {
 	}
 
 	inner := next
-	if cfg.Authorizer != nil {
+	if rm, ok := cfg.Authorizer.(resourceMetadataAuthorizer); ok {
+		inner = rm.MiddlewareWithResourceMetadata(next, opts.ResourceMetadataURL)
+		if isNil(inner) {
+			return nil, fmt.Errorf("middleware: Config.Authorizer (%T) returned a nil handler", cfg.Authorizer)
+		}
+	} else if cfg.Authorizer != nil {
 		inner = cfg.Authorizer.Middleware(next)
 		if isNil(inner) {
 			return nil, fmt.Errorf("middleware: Config.Authorizer (%T) returned a nil handler", cfg.Authorizer)

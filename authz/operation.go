@@ -1,0 +1,359 @@
+package authz
+
+import (
+	"errors"
+	"maps"
+	"slices"
+	"strings"
+
+	cedar "github.com/cedar-policy/cedar-go"
+
+	"github.com/mcpauth-go/mcpauth/internal/jsonread"
+)
+
+// This file is the operation: what a request asks (its Cedar action,
+// resource and arguments), the Cedar request and entity view built for it,
+// and the decision.
+
+// decide maps a parsed request to Cedar and evaluates it.
+func (a *Authorizer) decide(ps *policySet, sub *subject, req *rpcRequest) (Decision, error) {
+	if req.isResponse {
+		return Decision{Allowed: true, Reason: "json-rpc response"}, nil
+	}
+	m, known := mcpMethods[req.method]
+	if !known {
+		return Decision{Reason: "unknown method"}, nil
+	}
+	switch m.kind {
+	case kindProtocol:
+		return Decision{Allowed: true, Reason: "protocol method"}, nil
+	case kindList:
+		if !a.cfg.AuthorizeLists {
+			return Decision{Allowed: true, Reason: "list (filtered)"}, nil
+		}
+	case kindListen:
+		// The 2026-07-28 replacement of resources/subscribe: every URI
+		// must be readable.
+		uris, err := req.listenURIs()
+		if err != nil {
+			return Decision{Reason: "bad request"}, err
+		}
+		d := Decision{Allowed: true, Reason: "protocol method"}
+		for i := range uris {
+			op := a.namedOp(kindResource, uris[i].Val.Text)
+			if d = a.evaluate(ps, sub, &op); !d.Allowed {
+				break
+			}
+		}
+		return d, nil
+	}
+	op, err := a.operation(req, m)
+	switch {
+	case errors.Is(err, errUnrepresentable):
+		return Decision{Action: op.action, Resource: op.resource, Reason: "argument without exact Cedar value"}, nil
+	case err != nil:
+		return Decision{Reason: "bad request"}, err
+	}
+	return a.evaluate(ps, sub, &op), nil
+}
+
+// toolScopes returns the scopes Config.ToolScopes requires for tool, or nil.
+func (a *Authorizer) toolScopes(tool string) []string {
+	if s, ok := a.cfg.ToolScopes[tool]; ok {
+		return s
+	}
+	return a.cfg.ToolScopes["*"]
+}
+
+// evaluate decides one operation: the scopes it requires (Config.ToolScopes)
+// first, then the indexed policies. Deny by default; any evaluation error in
+// a policy that applies is a deny, whatever the other policies say.
+func (a *Authorizer) evaluate(ps *policySet, sub *subject, op *operation) Decision {
+	for _, s := range op.scopes {
+		if !slices.Contains(sub.scopes, s) {
+			return Decision{Action: op.action, Resource: op.resource, Scopes: op.scopes, Reason: "missing scope"}
+		}
+	}
+	sel := ps.lookup(op.action, op.resource)
+	req, ents := sub.request(a, op, sel)
+	dec, diag := cedar.Authorize(sel.pols, ents, req)
+	d := Decision{Action: op.action, Resource: op.resource}
+	switch {
+	case len(diag.Errors) > 0:
+		d.Reason = "evaluation error"
+		for _, e := range diag.Errors {
+			d.Policies = append(d.Policies, e.PolicyID)
+		}
+	case dec == cedar.Allow:
+		d.Allowed = true
+		d.Reason = "permitted"
+		for _, r := range diag.Reasons {
+			d.Policies = append(d.Policies, r.PolicyID)
+		}
+	case len(diag.Reasons) > 0:
+		d.Reason = "forbidden"
+		scoped := true
+		var scopes []string
+		for _, r := range diag.Reasons {
+			d.Policies = append(d.Policies, r.PolicyID)
+			e := ps.entry(r.PolicyID)
+			if e == nil || len(e.scopes) == 0 {
+				scoped = false
+				continue
+			}
+			for _, s := range e.scopes {
+				if !slices.Contains(scopes, s) {
+					scopes = append(scopes, s)
+				}
+			}
+		}
+		if scoped {
+			d.Scopes = scopes
+			d.Reason = "missing scope"
+		}
+	default:
+		d.Reason = "no permit"
+	}
+	return d
+}
+
+// operation is the Cedar shape of one resource-bearing request.
+type operation struct {
+	action   cedar.EntityUID
+	resource cedar.EntityUID
+	feature  string          // "tool", "prompt", "resource"; its generated attributes are built lazily
+	list     bool            // a list action on FeatureType::"<feature>"
+	args     *jsonread.Value // the arguments object; nil when none
+	scopes   []string        // Config.ToolScopes of a tool, checked by evaluate before any policy
+}
+
+// operation maps a resource-bearing request. ErrInvalidParams for a request
+// MCP itself would reject; errUnrepresentable for arguments with no exact
+// Cedar value (checked here for every argument; they are converted only when
+// a policy reads them).
+func (a *Authorizer) operation(r *rpcRequest, m mcpMethod) (operation, error) {
+	switch m.kind {
+	case kindTool, kindPrompt:
+		if r.params != nil && r.params.CaseVariant(namedMembers) {
+			return operation{}, ErrInvalidParams
+		}
+		name, ok := r.stringParam("name")
+		if !ok {
+			return operation{}, ErrInvalidParams
+		}
+		op := a.namedOp(m.kind, name)
+		if args, ok := r.param("arguments"); ok && args.Kind != jsonread.Null {
+			if args.Kind != jsonread.Object {
+				return operation{}, ErrInvalidParams
+			}
+			if err := checkRepresentable(args); err != nil {
+				return op, err
+			}
+			if len(args.Kids) > 0 {
+				op.args = args
+			}
+		}
+		return op, nil
+	case kindResource:
+		if r.params != nil && r.params.CaseVariant(uriMembers) {
+			return operation{}, ErrInvalidParams
+		}
+		uri, ok := r.stringParam("uri")
+		if !ok {
+			return operation{}, ErrInvalidParams
+		}
+		return a.namedOp(kindResource, uri), nil
+	case kindCompletion:
+		if r.params != nil && r.params.CaseVariant(refMembers) {
+			return operation{}, ErrInvalidParams
+		}
+		ref, ok := r.param("ref")
+		if !ok || ref.Kind != jsonread.Object || ref.CaseVariant(refKeyMembers) {
+			return operation{}, ErrInvalidParams
+		}
+		t, _ := ref.Get("type")
+		key, kind := "name", kindPrompt
+		if t != nil && t.Kind == jsonread.String && t.Text == "ref/resource" {
+			key, kind = "uri", kindResource
+		} else if t == nil || t.Kind != jsonread.String || t.Text != "ref/prompt" {
+			return operation{}, ErrInvalidParams
+		}
+		v, ok := ref.Get(key)
+		if !ok || v.Kind != jsonread.String || v.Text == "" {
+			return operation{}, ErrInvalidParams
+		}
+		return a.namedOp(kind, v.Text), nil
+	case kindList:
+		return operation{action: m.action, resource: cedar.NewEntityUID(EntityTypeFeatureType, cedar.String(m.feature)), feature: m.feature, list: true}, nil
+	}
+	return operation{}, ErrInvalidRequest
+}
+
+// namedOp is the operation on one tool, prompt or resource, without
+// arguments; a tool's carries the scopes Config.ToolScopes requires for it.
+func (a *Authorizer) namedOp(kind methodKind, name string) operation {
+	switch kind {
+	case kindTool:
+		return operation{action: actionCallTool, resource: cedar.NewEntityUID(EntityTypeTool, cedar.String(name)), feature: "tool", scopes: a.toolScopes(name)}
+	case kindPrompt:
+		return operation{action: actionGetPrompt, resource: cedar.NewEntityUID(EntityTypePrompt, cedar.String(name)), feature: "prompt"}
+	}
+	return operation{action: actionReadResource, resource: cedar.NewEntityUID(EntityTypeResource, cedar.String(name)), feature: "resource"}
+}
+
+// generatedAttrs adds the attributes the mapping gives the resource entity.
+func (op *operation) generatedAttrs(m cedar.RecordMap) {
+	feature := cedar.String(op.feature)
+	m["feature"] = feature
+	if op.list {
+		m["type"] = feature
+		m["operation"] = cedar.String("list")
+		return
+	}
+	name := op.resource.ID
+	m["name"] = name
+	switch op.feature {
+	case "tool":
+		m["operation"] = cedar.String("call")
+	case "prompt":
+		m["operation"] = cedar.String("get")
+	default:
+		m["uri"] = name
+		m["operation"] = cedar.String("read")
+	}
+}
+
+// addArgs converts every argument into m as arg_<name>.
+func (op *operation) addArgs(m cedar.RecordMap) {
+	if op.args == nil {
+		return
+	}
+	for i := range op.args.Kids {
+		mem := &op.args.Kids[i]
+		if mem.Val.Kind == jsonread.Null {
+			continue
+		}
+		if cv, err := jsonToCedar(&mem.Val); err == nil { // checked by checkRepresentable
+			m[cedar.String("arg_"+mem.Key)] = cv
+		}
+	}
+}
+
+// arg returns the converted argument for the context key k ("arg_<name>").
+func (op *operation) arg(k cedar.String) (cedar.Value, bool) {
+	name, ok := strings.CutPrefix(string(k), "arg_")
+	if !ok || op.args == nil {
+		return nil, false
+	}
+	v, ok := op.args.Get(name)
+	if !ok || v.Kind == jsonread.Null {
+		return nil, false
+	}
+	cv, err := jsonToCedar(v)
+	return cv, err == nil
+}
+
+// checkRepresentable reports errUnrepresentable if any value in v has no
+// exact Cedar value (see jsonToCedar), without converting anything.
+func checkRepresentable(v *jsonread.Value) error {
+	switch v.Kind {
+	case jsonread.Number:
+		if !numberRepresentable(v.Text) {
+			return errUnrepresentable
+		}
+	case jsonread.Array:
+		for i := range v.Kids {
+			if v.Kids[i].Val.Kind == jsonread.Null {
+				return errUnrepresentable
+			}
+			if err := checkRepresentable(&v.Kids[i].Val); err != nil {
+				return err
+			}
+		}
+	case jsonread.Object:
+		for i := range v.Kids {
+			if err := checkRepresentable(&v.Kids[i].Val); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// request builds the Cedar request and its entity view.
+//
+// With sel nil the context is complete; otherwise it holds only the
+// attributes sel's policies can observe (see selection).
+func (s *subject) request(a *Authorizer, op *operation, sel *selection) (cedar.Request, *overlay) {
+	var ctx cedar.Record
+	switch {
+	case op.args == nil:
+		ctx = s.ctxRecord
+	case sel == nil || sel.ctxAll:
+		m := make(cedar.RecordMap, len(s.ctxBase)+len(op.args.Kids))
+		maps.Copy(m, s.ctxBase)
+		op.addArgs(m)
+		ctx = cedar.NewRecord(m)
+	case len(sel.ctxKeys) == 0:
+		ctx = cedar.Record{}
+	default:
+		m := make(cedar.RecordMap, len(sel.ctxKeys))
+		for _, k := range sel.ctxKeys {
+			if v, ok := op.arg(k); ok {
+				m[k] = v
+			} else if v, ok := s.ctxBase[k]; ok {
+				m[k] = v
+			}
+		}
+		ctx = cedar.NewRecord(m)
+	}
+	return cedar.Request{Principal: s.uid, Action: op.action, Resource: op.resource, Context: ctx},
+		&overlay{a: a, static: a.entities, sub: s, op: *op}
+}
+
+// overlay is the entity store of one request: the static entities with the
+// request's principal and resource entities on top. The resource entity is
+// built on first use, since many policies never look past its uid.
+type overlay struct {
+	a            *Authorizer
+	static       cedar.EntityMap
+	sub          *subject
+	op           operation // a copy, so that the caller's stays on its stack
+	resource     cedar.Entity
+	haveResource bool
+}
+
+// resourceEntity builds the resource entity: generated attributes, a tool's
+// annotation hints and the arguments, merged with a static entity of the
+// same uid (static attributes win; its parents are kept).
+func (o *overlay) resourceEntity() cedar.Entity {
+	if o.haveResource {
+		return o.resource
+	}
+	m := make(cedar.RecordMap, 8)
+	o.op.generatedAttrs(m)
+	if o.op.feature == "tool" && !o.op.list {
+		maps.Copy(m, o.a.annotations.get(string(o.op.resource.ID)))
+	}
+	o.op.addArgs(m)
+	res := cedar.Entity{UID: o.op.resource}
+	if st, ok := o.static[o.op.resource]; ok {
+		res.Parents = st.Parents
+		maps.Insert(m, st.Attributes.All())
+	}
+	res.Attributes = cedar.NewRecord(m)
+	o.resource, o.haveResource = res, true
+	return res
+}
+
+// Get implements cedar.EntityGetter.
+func (o *overlay) Get(uid cedar.EntityUID) (cedar.Entity, bool) {
+	switch uid {
+	case o.sub.uid:
+		return o.sub.principal, true
+	case o.op.resource:
+		return o.resourceEntity(), true
+	}
+	e, ok := o.static[uid]
+	return e, ok
+}

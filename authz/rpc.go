@@ -1,0 +1,236 @@
+package authz
+
+import (
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	cedar "github.com/cedar-policy/cedar-go"
+
+	"github.com/mcpauth-go/mcpauth/internal/jsonread"
+)
+
+type methodKind uint8
+
+const (
+	kindProtocol   methodKind = iota // carries no resource: passes
+	kindTool                         // params.name → Tool, params.arguments → arg_*
+	kindPrompt                       // params.name → Prompt, params.arguments → arg_*
+	kindResource                     // params.uri → Resource
+	kindCompletion                   // params.ref → Prompt or Resource
+	kindList                         // passes (or list_* when AuthorizeLists); response filtered
+	kindListen                       // params.notifications.resourceSubscriptions → Resource each
+)
+
+type mcpMethod struct {
+	kind    methodKind
+	action  cedar.EntityUID
+	feature string // lists: FeatureType id
+	listKey string // lists: result member holding the items
+	itemKey string // lists: item member naming the item
+	nameOf  string // Mcp-Name source member of params ("" when the header has no source)
+}
+
+// mcpMethods lists every client-to-server method of MCP 2026-07-28 and the
+// 2025-11-25 methods still accepted for backwards compatibility. A method not
+// listed here is denied.
+var mcpMethods = map[string]mcpMethod{
+	"tools/call":               {kind: kindTool, action: actionCallTool, nameOf: "name"},
+	"prompts/get":              {kind: kindPrompt, action: actionGetPrompt, nameOf: "name"},
+	"resources/read":           {kind: kindResource, action: actionReadResource, nameOf: "uri"},
+	"resources/subscribe":      {kind: kindResource, action: actionReadResource}, // 2025-11-25
+	"resources/unsubscribe":    {kind: kindResource, action: actionReadResource}, // 2025-11-25
+	"completion/complete":      {kind: kindCompletion},                           // authorized as the referenced prompt/resource
+	"tools/list":               {kind: kindList, action: actionListTools, feature: "tool", listKey: "tools", itemKey: "name"},
+	"prompts/list":             {kind: kindList, action: actionListPrompts, feature: "prompt", listKey: "prompts", itemKey: "name"},
+	"resources/list":           {kind: kindList, action: actionListResources, feature: "resource", listKey: "resources", itemKey: "uri"},
+	"resources/templates/list": {kind: kindList, action: actionListResources, feature: "resource", listKey: "resourceTemplates", itemKey: "uriTemplate"},
+
+	"server/discover":                  {kind: kindProtocol},
+	"subscriptions/listen":             {kind: kindListen},   // authorized as resources/subscribe, per URI
+	"tasks/get":                        {kind: kindProtocol}, // tasks extension; task ownership is the server's check
+	"tasks/update":                     {kind: kindProtocol},
+	"tasks/cancel":                     {kind: kindProtocol},
+	"tasks/result":                     {kind: kindProtocol}, // 2025-11-25
+	"tasks/list":                       {kind: kindProtocol}, // 2025-11-25
+	"initialize":                       {kind: kindProtocol}, // 2025-11-25
+	"ping":                             {kind: kindProtocol}, // 2025-11-25
+	"logging/setLevel":                 {kind: kindProtocol}, // 2025-11-25
+	"notifications/initialized":        {kind: kindProtocol}, // 2025-11-25
+	"notifications/cancelled":          {kind: kindProtocol},
+	"notifications/progress":           {kind: kindProtocol},
+	"notifications/roots/list_changed": {kind: kindProtocol}, // 2025-11-25
+}
+
+// maxRequestValues bounds the JSON values (scalars and containers) of a
+// request body. A parsed value costs about 72 bytes, plus the growth of the
+// parse stacks, so without a bound a 1 MiB body of [0,0,…] (half a million
+// values) cost some 300 MB of allocation; at this bound a body costs at most
+// a few tens of MB, while a tool call carrying an array of 100 000 numbers
+// still passes.
+const maxRequestValues = 1 << 17
+
+// rpcRequest is a parsed JSON-RPC message.
+type rpcRequest struct {
+	id         []byte // raw id literal; nil when absent
+	method     string
+	isResponse bool // a JSON-RPC response posted by a 2025-11-25 client
+	params     *jsonread.Value
+}
+
+// parseRPC parses and validates one JSON-RPC message.
+func parseRPC(body []byte) (*rpcRequest, error) {
+	// _meta (protocol version, client info and capabilities) is checked but
+	// not kept: nothing here reads it.
+	root, err := jsonread.ParseWith(body, jsonread.Options{SkipMeta: true, MaxValues: maxRequestValues})
+	switch {
+	case errors.Is(err, jsonread.ErrDuplicate):
+		return nil, ErrInvalidRequest
+	case err != nil:
+		return nil, ErrParse
+	case root.Kind != jsonread.Object: // a batch array, or not a message at all
+		return nil, ErrInvalidRequest
+	case root.CaseVariant(envelopeMembers):
+		return nil, ErrInvalidRequest
+	}
+	r := &rpcRequest{}
+	if v, ok := root.Get("id"); ok {
+		if v.Kind != jsonread.String && v.Kind != jsonread.Number && v.Kind != jsonread.Null {
+			return r, ErrInvalidRequest
+		}
+		r.id = body[v.Start:v.End]
+	}
+	if v, ok := root.Get("jsonrpc"); !ok || v.Kind != jsonread.String || v.Text != "2.0" {
+		return r, ErrInvalidRequest
+	}
+	if v, ok := root.Get("params"); ok {
+		if v.Kind != jsonread.Object && v.Kind != jsonread.Array {
+			return r, ErrInvalidRequest
+		}
+		r.params = v
+	}
+	v, ok := root.Get("method")
+	if !ok {
+		_, hasResult := root.Get("result")
+		_, hasError := root.Get("error")
+		if r.id == nil || hasResult == hasError {
+			return r, ErrInvalidRequest
+		}
+		r.isResponse = true
+		return r, nil
+	}
+	if v.Kind != jsonread.String {
+		return r, ErrInvalidRequest
+	}
+	r.method = v.Text
+	return r, nil
+}
+
+// Member names read by the mapping, per object: a case variant of one of
+// them is rejected (see caseVariant).
+var (
+	envelopeMembers = []string{"jsonrpc", "id", "method", "params", "result", "error"}
+	namedMembers    = []string{"name", "arguments"} // tools/call, prompts/get params
+	uriMembers      = []string{"uri"}               // resources/* params
+	refMembers      = []string{"ref"}               // completion/complete params
+	refKeyMembers   = []string{"type", "name", "uri"}
+	listenMembers   = []string{"notifications"}         // subscriptions/listen params
+	listenSubs      = []string{"resourceSubscriptions"} // its notifications
+)
+
+// param returns params.<key> when params is an object.
+func (r *rpcRequest) param(key string) (*jsonread.Value, bool) {
+	if r.params == nil || r.params.Kind != jsonread.Object {
+		return nil, false
+	}
+	return r.params.Get(key)
+}
+
+// stringParam returns the non-empty string params.<key>.
+func (r *rpcRequest) stringParam(key string) (string, bool) {
+	v, ok := r.param(key)
+	if !ok || v.Kind != jsonread.String || v.Text == "" {
+		return "", false
+	}
+	return v.Text, true
+}
+
+// listenURIs returns the resource URIs a subscriptions/listen request asks
+// updates for (params.notifications.resourceSubscriptions), ErrInvalidParams
+// for a request MCP itself would reject.
+func (r *rpcRequest) listenURIs() ([]jsonread.Member, error) {
+	if r.params != nil && r.params.CaseVariant(listenMembers) {
+		return nil, ErrInvalidParams
+	}
+	n, ok := r.param("notifications")
+	if !ok || n.Kind == jsonread.Null {
+		return nil, nil
+	}
+	if n.Kind != jsonread.Object || n.CaseVariant(listenSubs) {
+		return nil, ErrInvalidParams
+	}
+	subs, ok := n.Get("resourceSubscriptions")
+	if !ok || subs.Kind == jsonread.Null {
+		return nil, nil
+	}
+	if subs.Kind != jsonread.Array {
+		return nil, ErrInvalidParams
+	}
+	for i := range subs.Kids {
+		if v := &subs.Kids[i].Val; v.Kind != jsonread.String || v.Text == "" {
+			return nil, ErrInvalidParams
+		}
+	}
+	return subs.Kids, nil
+}
+
+// checkHeaders applies the MCP 2026-07-28 Streamable HTTP server validation
+// to the standard headers that are present: Mcp-Method must equal the body's
+// method and Mcp-Name (after decoding the =?base64?…?= form) the body's
+// params.name or params.uri. Headers are optional so that 2025-11-25 clients,
+// which do not send them, keep working; the decision is always made on the
+// body.
+func checkHeaders(h http.Header, r *rpcRequest) error {
+	if vals, ok := h["Mcp-Method"]; ok {
+		if len(vals) != 1 || r.isResponse || vals[0] != r.method {
+			return ErrHeaderMismatch
+		}
+	}
+	vals, ok := h["Mcp-Name"]
+	if !ok {
+		return nil
+	}
+	if len(vals) != 1 || r.isResponse {
+		return ErrHeaderMismatch
+	}
+	m := mcpMethods[r.method]
+	if m.nameOf == "" {
+		return ErrHeaderMismatch
+	}
+	body, ok := r.stringParam(m.nameOf)
+	if !ok {
+		return ErrHeaderMismatch
+	}
+	got, ok := decodeHeaderValue(vals[0])
+	if !ok || got != body {
+		return ErrHeaderMismatch
+	}
+	return nil
+}
+
+// decodeHeaderValue decodes the MCP Base64 sentinel form
+// "=?base64?<std base64 of UTF-8>?=" (markers case-sensitive); any other value
+// is taken literally.
+func decodeHeaderValue(v string) (string, bool) {
+	const prefix, suffix = "=?base64?", "?="
+	if !strings.HasPrefix(v, prefix) || !strings.HasSuffix(v, suffix) || len(v) < len(prefix)+len(suffix) {
+		return v, true
+	}
+	raw, err := base64.StdEncoding.Strict().DecodeString(v[len(prefix) : len(v)-len(suffix)])
+	if err != nil || !utf8.Valid(raw) {
+		return "", false
+	}
+	return string(raw), true
+}

@@ -1,0 +1,116 @@
+package authz
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	cedar "github.com/cedar-policy/cedar-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mcpauth-go/mcpauth/authn"
+)
+
+// TestSubjectCache: the subject is cached per bearer token (keyed hash,
+// whole token compared), never by the identity of a claims map.
+func TestSubjectCache(t *testing.T) {
+	t.Parallel()
+	a := newTestAuthorizer(t, nil)
+	claims := map[string]any{"groups": []any{"engineering"}}
+	base := &authn.TokenInfo{Subject: "alice", Claims: claims}
+	s1 := a.subjectFor(base.WithToken("t1"))
+	assert.Same(t, s1, a.subjectFor(base.WithToken("t1")), "copies of one token share the subject")
+
+	// Another token with the same claims map: its own subject.
+	assert.NotSame(t, s1, a.subjectFor(base.WithToken("t2")))
+
+	// The same token string with other claims (a custom verifier) is not
+	// served the cached subject when anything it carries differs.
+	mallory := *base.WithToken("t1")
+	mallory.Subject = "mallory"
+	assert.Equal(t, cedar.String("mallory"), a.subjectFor(&mallory).uid.ID)
+	scoped := *base.WithToken("t1")
+	scoped.Scopes = []string{"admin"}
+	assert.Equal(t, []string{"admin"}, a.subjectFor(&scoped).scopes)
+
+	// Without a token nothing is cached.
+	assert.NotSame(t, a.subjectFor(base), a.subjectFor(base))
+
+	// The cache is bounded.
+	for i := range maxSubjects + 10 {
+		a.subjectFor(base.WithToken(fmt.Sprint("tok", i)))
+	}
+	assert.LessOrEqual(t, a.subjects.Len(), maxSubjects)
+}
+
+// TestPrincipalsNamespacedByIssuer (issue 7 item 1): a sub is unique only
+// within its issuer. With several issuers trusted, user "u1" of issuer B
+// gets neither issuer A's "u1" static groups nor A's "u1" permits.
+func TestPrincipalsNamespacedByIssuer(t *testing.T) {
+	t.Parallel()
+	const issA, issB = "https://idp-a.example", "https://idp-b.example"
+	policies := `
+@id("a-u1") permit (principal == Client::"https://idp-a.example#u1", action == Action::"call_tool", resource == Tool::"mine");
+@id("admins") permit (principal in THVGroup::"admins", action == Action::"call_tool", resource == Tool::"admin_tool");`
+	entities := []byte(`[{"uid":{"type":"Client","id":"https://idp-a.example#u1"},"parents":[{"type":"THVGroup","id":"admins"}],"attrs":{}}]`)
+	a, err := New(Config{Policies: policies, Entities: entities, Issuers: []string{issA, issB}})
+	require.NoError(t, err)
+
+	tok := func(iss, sub string) context.Context {
+		info := &authn.TokenInfo{Issuer: iss, Subject: sub, Claims: map[string]any{"iss": iss, "sub": sub}}
+		return authn.NewContext(context.Background(), info.WithToken(iss+sub))
+	}
+	decide := func(ctx context.Context, tool string) Decision {
+		t.Helper()
+		d, err := a.Authorize(ctx, []byte(call(tool, "")))
+		require.NoError(t, err)
+		return d
+	}
+	for _, tool := range []string{"mine", "admin_tool"} {
+		assert.True(t, decide(tok(issA, "u1"), tool).Allowed, "A's u1: %s", tool)
+		assert.False(t, decide(tok(issB, "u1"), tool).Allowed, "B's u1 must not be A's u1: %s", tool)
+		d := decide(tok("https://idp-c.example", "u1"), tool)
+		assert.False(t, d.Allowed, "an issuer not listed: %s", tool)
+		assert.Equal(t, reasonIssuer, d.Reason)
+	}
+	assert.Equal(t, cedar.String(issB+"#u1"), a.subjectFor(&authn.TokenInfo{Issuer: issB, Subject: "u1"}).uid.ID)
+
+	// With several issuers, a principal named without its issuer, or with
+	// one not listed, matches nobody: an error at load.
+	for _, bad := range []string{
+		`permit (principal == Client::"u1", action, resource);`,
+		`permit (principal, action, resource) when { principal == Client::"https://idp-c.example#u1" };`,
+	} {
+		_, err := New(Config{Policies: bad, Issuers: []string{issA, issB}})
+		assert.ErrorContains(t, err, "issuer", bad)
+	}
+	_, err = New(Config{Policies: policies, Issuers: []string{issA, issB},
+		Entities: []byte(`[{"uid":{"type":"Client","id":"u1"},"parents":[{"type":"THVGroup","id":"admins"}],"attrs":{}}]`)})
+	assert.ErrorContains(t, err, "issuer")
+	for _, bad := range [][]string{{""}, {"https://a#x"}, {issA, issA}} {
+		_, err := New(Config{Policies: policies, Issuers: bad})
+		assert.Error(t, err, "%q", bad)
+	}
+
+	// One issuer keeps ToolHive's ids; a token from another is denied.
+	one, err := New(Config{Issuers: []string{issA}, Policies: `permit (principal == Client::"u1", action == Action::"call_tool", resource);`})
+	require.NoError(t, err)
+	d, err := one.Authorize(tok(issA, "u1"), []byte(call("x", "")))
+	require.NoError(t, err)
+	assert.True(t, d.Allowed)
+	d, err = one.Authorize(tok(issB, "u1"), []byte(call("x", "")))
+	require.NoError(t, err)
+	assert.False(t, d.Allowed)
+
+	// No Issuers: the first issuer seen is the only one.
+	pinned, err := New(Config{Policies: `permit (principal == Client::"u1", action == Action::"call_tool", resource);`})
+	require.NoError(t, err)
+	d, err = pinned.Authorize(tok(issA, "u1"), []byte(call("x", "")))
+	require.NoError(t, err)
+	assert.True(t, d.Allowed)
+	d, err = pinned.Authorize(tok(issB, "u1"), []byte(call("x", "")))
+	require.NoError(t, err)
+	assert.False(t, d.Allowed, "a second issuer is not trusted without Config.Issuers")
+	assert.Equal(t, reasonIssuer, d.Reason)
+}

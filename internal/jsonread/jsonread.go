@@ -1,0 +1,704 @@
+// Package jsonread is mcpauth's one JSON reader (RFC 8259). It parses a
+// document into a tree of [Value]s that keeps, for every value, its byte
+// span in the source and, for numbers, the literal text, and it refuses what
+// makes JSON ambiguous between two decoders:
+//
+//   - two member names in one object, at any depth, that are equal or equal
+//     under Unicode simple case folding ({"name":…,"Name":…}): encoding/json
+//     keeps the last duplicate and matches struct fields case-insensitively,
+//     case-sensitive decoders do not, so a request could be checked as one
+//     thing and executed as another ([ErrDuplicate]);
+//   - invalid UTF-8 anywhere (RFC 8259 §8.1) and any syntax error
+//     ([ErrSyntax]);
+//   - nesting deeper than [MaxDepth] ([ErrDepth]) and, when asked, more
+//     values than Options.MaxValues ([ErrTooManyValues]).
+//
+// Whatever it accepts, encoding/json accepts too and decodes to the same
+// value (a differential test and the FuzzParseJSON target keep it so).
+//
+// Two ways to read a document:
+//
+//   - [Parse] / [ParseWith] return the tree. Strings without escapes and
+//     number literals share the source's memory (no copy): the source must
+//     not be modified while the tree is in use. Walk it with [Value.Get] and
+//     the Kids slices; a value's source text is data[v.Start:v.End]. This is
+//     what authz uses (JSON-RPC requests, list responses rewritten in place)
+//     and what a reader that needs one member uses: Options.KeepDepth 1 keeps
+//     only the root's members (MultiVerifier's unverified "iss" peek is
+//     ParseWith(payload, Options{KeepDepth: 1}) then Get("iss")).
+//   - [ParseObject] decodes one JSON object into map[string]any with
+//     encoding/json's value types (string, float64, bool, nil, []any,
+//     map[string]any) for code that wants maps, such as a JWT's header and
+//     claims. It is as fast as a dedicated map decoder (it copies the source
+//     once and lets every string share that copy), and the maps it returns
+//     share no memory with data. [Value.Any] converts a subtree the same way.
+package jsonread
+
+import (
+	"errors"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode"
+	"unicode/utf16"
+	"unicode/utf8"
+	"unsafe"
+)
+
+// MaxDepth is the deepest nesting accepted: the root container counts as
+// one level.
+const MaxDepth = 64
+
+// Errors. Every error Parse, ParseWith and ParseObject return is one of
+// these (use errors.Is).
+var (
+	ErrSyntax        = errors.New("jsonread: malformed JSON")
+	ErrDuplicate     = errors.New("jsonread: duplicate or case-variant member name")
+	ErrDepth         = errors.New("jsonread: JSON nested too deeply")
+	ErrTooManyValues = errors.New("jsonread: too many JSON values")
+	ErrNotObject     = errors.New("jsonread: not a JSON object")
+	ErrRange         = errors.New("jsonread: number out of float64 range")
+)
+
+// Kind is the JSON type of a Value.
+type Kind uint8
+
+// The JSON types.
+const (
+	Null Kind = iota
+	False
+	True
+	Number
+	String
+	Array
+	Object
+)
+
+// Value is one parsed JSON value.
+type Value struct {
+	// Kind is its JSON type.
+	Kind Kind
+	// Text is the decoded text of a String and the literal of a Number
+	// (exactly as written, e.g. "1.50e3"); empty for other kinds.
+	Text string
+	// Kids holds the members of an Object in source order, or the elements
+	// of an Array (with empty keys). It is nil for an empty container and
+	// for a container that Options did not keep (its Start/End still hold).
+	Kids []Member
+	// Start and End delimit the value in the source: data[Start:End].
+	Start, End int32
+}
+
+// Member is one member of an object (or, with an empty Key, one element of
+// an array).
+type Member struct {
+	Key string
+	Val Value
+}
+
+// Get returns the member named key (exact match) of an object; ok is false
+// when v is not an object or has no such member.
+func (v *Value) Get(key string) (*Value, bool) {
+	if v.Kind != Object {
+		return nil, false
+	}
+	for i := range v.Kids {
+		if v.Kids[i].Key == key {
+			return &v.Kids[i].Val, true
+		}
+	}
+	return nil, false
+}
+
+// CaseVariant reports whether object v has a member whose name is not one
+// of names but equals one of them under Unicode simple case folding. A
+// reader that looks members up by exact name (Get) uses it to refuse a
+// member that a case-insensitive decoder (encoding/json's struct matching)
+// would take for one it reads.
+func (v *Value) CaseVariant(names []string) bool {
+	for i := range v.Kids {
+		k := v.Kids[i].Key
+		for _, n := range names {
+			if k != n && strings.EqualFold(k, n) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Options limits what a parse keeps and accepts. The zero value keeps every
+// container and sets no bound on the number of values.
+type Options struct {
+	// KeepDepth keeps the children of containers nested at most this deep
+	// (the root is 1). Deeper containers are fully checked (syntax, UTF-8,
+	// duplicate names, depth) but get Kids == nil. If zero, all are kept.
+	KeepDepth int
+	// SkipMeta does not keep the children of "_meta" members of the root
+	// or of its members (MCP's params._meta); they are still checked.
+	SkipMeta bool
+	// MaxValues rejects a document with more values (scalars and
+	// containers) than this with ErrTooManyValues. If zero, no limit.
+	MaxValues int
+}
+
+// Parse parses exactly one JSON value from data, surrounded by optional
+// whitespace, keeping every container. See the package documentation for
+// what it refuses and for the memory the result shares with data.
+func Parse(data []byte) (Value, error) { return ParseWith(data, Options{}) }
+
+// ParseWith is Parse with opts. data is limited to 2 GiB.
+func ParseWith(data []byte, opts Options) (Value, error) {
+	if len(data) > math.MaxInt32 {
+		return Value{}, ErrSyntax
+	}
+	p := parsers.Get().(*parser)
+	defer p.release()
+	p.out = make([]Member, 0, min(len(data)/40+4, 1024))
+	return p.parse(data, opts)
+}
+
+// ParseObject decodes data, which must hold exactly one JSON object, into a
+// map with encoding/json's value types: string, float64, bool, nil, []any
+// and map[string]any. A number outside float64's range is ErrRange (as
+// encoding/json refuses it). The result shares no memory with data.
+func ParseObject(data []byte) (map[string]any, error) {
+	if len(data) > math.MaxInt32 {
+		return nil, ErrSyntax
+	}
+	// Copy data once into an immutable string: every string of the tree,
+	// and so of the maps, can then share it without copying again.
+	s := string(data)
+	src := unsafe.Slice(unsafe.StringData(s), len(s))
+	i := 0
+	for i < len(src) && (src[i] == ' ' || src[i] == '\t' || src[i] == '\n' || src[i] == '\r') {
+		i++
+	}
+	if i >= len(src) || src[i] != '{' {
+		return nil, ErrNotObject
+	}
+	p := parsers.Get().(*parser)
+	defer p.release()
+	// The tree is dropped once converted: its arena is recycled too.
+	if p.arena == nil {
+		p.arena = make([]Member, 0, 64)
+	}
+	p.out = p.arena[:0]
+	v, err := p.parse(src, Options{})
+	var m map[string]any
+	if err == nil {
+		m, err = v.object()
+	}
+	clear(p.out) // drop references into s
+	p.arena = p.out[:0]
+	return m, err
+}
+
+// Any converts v to encoding/json's value types (see ParseObject). Strings
+// share the parse's source memory, as the tree does. A number outside
+// float64's range is ErrRange; a container that was not kept converts as
+// empty.
+func (v *Value) Any() (any, error) {
+	switch v.Kind {
+	case Null:
+		return nil, nil
+	case True:
+		return true, nil
+	case False:
+		return false, nil
+	case String:
+		return v.Text, nil
+	case Number:
+		f, err := strconv.ParseFloat(v.Text, 64)
+		if err != nil {
+			return nil, ErrRange
+		}
+		return f, nil
+	case Array:
+		out := make([]any, len(v.Kids))
+		for i := range v.Kids {
+			e, err := v.Kids[i].Val.Any()
+			if err != nil {
+				return nil, err
+			}
+			out[i] = e
+		}
+		return out, nil
+	}
+	return v.object()
+}
+
+func (v *Value) object() (map[string]any, error) {
+	m := make(map[string]any, len(v.Kids))
+	for i := range v.Kids {
+		e, err := v.Kids[i].Val.Any()
+		if err != nil {
+			return nil, err
+		}
+		m[v.Kids[i].Key] = e
+	}
+	return m, nil
+}
+
+// parse runs one parse on a recycled parser whose out is set.
+func (p *parser) parse(data []byte, opts Options) (Value, error) {
+	p.data, p.pos, p.opts, p.values = data, 0, opts, 0
+	p.ws()
+	v, err := p.value(0, true)
+	if err != nil {
+		return Value{}, err
+	}
+	p.ws()
+	if p.pos != len(data) {
+		return Value{}, ErrSyntax
+	}
+	return v, nil
+}
+
+// release clears what a parse left in p and returns it to the pool when
+// its stacks are small.
+func (p *parser) release() {
+	clear(p.members[:p.hiMembers]) // drop references into data
+	clear(p.elems[:p.hiElems])
+	p.data, p.members, p.elems, p.hiMembers, p.hiElems, p.out = nil, p.members[:0], p.elems[:0], 0, 0, nil
+	if cap(p.members) <= 1024 && cap(p.elems) <= 1024 && cap(p.arena) <= 1024 {
+		parsers.Put(p) // keep only small stacks around
+	}
+}
+
+// parsers recycles the member and element stacks.
+var parsers = sync.Pool{New: func() any {
+	return &parser{members: make([]Member, 0, 32), elems: make([]Member, 0, 32)}
+}}
+
+type parser struct {
+	data    []byte
+	pos     int
+	members []Member // stack of the members of the objects being parsed
+	elems   []Member // stack of the elements of the arrays being parsed
+	// out is the document's arena: finished containers' children are
+	// appended here and their kids slice into it, so a document costs a few
+	// allocations instead of one per container. When out grows, earlier
+	// kids keep pointing into the previous array, which is never written again.
+	out []Member
+	// high-water marks of the stacks, so a recycled parser clears only
+	// what it used
+	hiMembers, hiElems int
+	opts               Options
+	values             int      // values begun so far
+	arena              []Member // ParseObject's recycled arena
+}
+
+// emit copies a finished container's children to the arena.
+func (p *parser) emit(kids []Member) []Member {
+	if len(p.out)+len(kids) > cap(p.out) {
+		if len(kids) >= cap(p.out) {
+			// A container as large as the arena gets an array of its
+			// own: growing the arena to fit it would allocate twice its
+			// size again for the next small container.
+			own := append([]Member(nil), kids...)
+			return own[:len(own):len(own)]
+		}
+		p.out = make([]Member, 0, 2*cap(p.out))
+	}
+	i := len(p.out)
+	p.out = append(p.out, kids...)
+	return p.out[i:len(p.out):len(p.out)]
+}
+
+// keepChild reports whether a container nested at depth (its own depth), the
+// value of member key ("" for array elements), keeps its children.
+func (p *parser) keepChild(depth int, key string) bool {
+	if p.opts.KeepDepth > 0 && depth > p.opts.KeepDepth {
+		return false
+	}
+	return !(p.opts.SkipMeta && depth <= 3 && key == "_meta")
+}
+
+func (p *parser) ws() {
+	for p.pos < len(p.data) {
+		switch p.data[p.pos] {
+		case ' ', '\t', '\n', '\r':
+			p.pos++
+		default:
+			return
+		}
+	}
+}
+
+func (p *parser) lit(s string, k Kind) (Value, error) {
+	if !strings.HasPrefix(string(p.data[p.pos:min(len(p.data), p.pos+len(s))]), s) {
+		return Value{}, ErrSyntax
+	}
+	start := p.pos
+	p.pos += len(s)
+	return Value{Kind: k, Start: int32(start), End: int32(p.pos)}, nil
+}
+
+func (p *parser) value(depth int, keep bool) (Value, error) {
+	if p.pos >= len(p.data) {
+		return Value{}, ErrSyntax
+	}
+	if p.values++; p.opts.MaxValues > 0 && p.values > p.opts.MaxValues {
+		return Value{}, ErrTooManyValues
+	}
+	switch c := p.data[p.pos]; {
+	case c == '{':
+		return p.object(depth+1, keep)
+	case c == '[':
+		return p.array(depth+1, keep)
+	case c == '"':
+		start := p.pos
+		s, err := p.string()
+		return Value{Kind: String, Text: s, Start: int32(start), End: int32(p.pos)}, err
+	case c == 't':
+		return p.lit("true", True)
+	case c == 'f':
+		return p.lit("false", False)
+	case c == 'n':
+		return p.lit("null", Null)
+	case c == '-' || (c >= '0' && c <= '9'):
+		return p.number()
+	default:
+		return Value{}, ErrSyntax
+	}
+}
+
+func (p *parser) object(depth int, keep bool) (Value, error) {
+	if depth > MaxDepth {
+		return Value{}, ErrDepth
+	}
+	v := Value{Kind: Object, Start: int32(p.pos)}
+	var seen map[string]struct{} // folded names, once the object is large
+	p.pos++                      // '{'
+	p.ws()
+	if p.pos < len(p.data) && p.data[p.pos] == '}' {
+		p.pos++
+		v.End = int32(p.pos)
+		return v, nil
+	}
+	// Members collect on p.members and are copied out once, at their exact
+	// count, when the object ends.
+	base := len(p.members)
+	defer func() { p.members = p.members[:base] }()
+	for {
+		p.ws()
+		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
+			return Value{}, ErrSyntax
+		}
+		key, err := p.string()
+		if err != nil {
+			return Value{}, err
+		}
+		if seen != nil {
+			fk := foldKey(key)
+			if _, dup := seen[fk]; dup {
+				return Value{}, ErrDuplicate
+			}
+			seen[fk] = struct{}{}
+		} else {
+			cur := p.members[base:]
+			for i := range cur {
+				if sameName(cur[i].Key, key) {
+					return Value{}, ErrDuplicate
+				}
+			}
+			if len(cur) == smallObject {
+				// Switch to a map so large objects stay linear.
+				seen = make(map[string]struct{}, 2*smallObject)
+				for i := range cur {
+					seen[foldKey(cur[i].Key)] = struct{}{}
+				}
+				fk := foldKey(key)
+				if _, dup := seen[fk]; dup {
+					return Value{}, ErrDuplicate
+				}
+				seen[fk] = struct{}{}
+			}
+		}
+		p.ws()
+		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
+			return Value{}, ErrSyntax
+		}
+		p.pos++
+		p.ws()
+		val, err := p.value(depth, keep && p.keepChild(depth+1, key))
+		if err != nil {
+			return Value{}, err
+		}
+		p.members = append(grow(p.members), Member{Key: key, Val: val})
+		p.hiMembers = max(p.hiMembers, len(p.members))
+		p.ws()
+		if p.pos >= len(p.data) {
+			return Value{}, ErrSyntax
+		}
+		switch p.data[p.pos] {
+		case ',':
+			p.pos++
+		case '}':
+			p.pos++
+			v.End = int32(p.pos)
+			if keep {
+				v.Kids = p.emit(p.members[base:])
+			}
+			return v, nil
+		default:
+			return Value{}, ErrSyntax
+		}
+	}
+}
+
+func (p *parser) array(depth int, keep bool) (Value, error) {
+	if depth > MaxDepth {
+		return Value{}, ErrDepth
+	}
+	v := Value{Kind: Array, Start: int32(p.pos)}
+	p.pos++ // '['
+	p.ws()
+	if p.pos < len(p.data) && p.data[p.pos] == ']' {
+		p.pos++
+		v.End = int32(p.pos)
+		return v, nil
+	}
+	base := len(p.elems)
+	defer func() { p.elems = p.elems[:base] }()
+	for {
+		p.ws()
+		el, err := p.value(depth, keep && p.keepChild(depth+1, ""))
+		if err != nil {
+			return Value{}, err
+		}
+		p.elems = append(grow(p.elems), Member{Val: el})
+		p.hiElems = max(p.hiElems, len(p.elems))
+		p.ws()
+		if p.pos >= len(p.data) {
+			return Value{}, ErrSyntax
+		}
+		switch p.data[p.pos] {
+		case ',':
+			p.pos++
+		case ']':
+			p.pos++
+			v.End = int32(p.pos)
+			if keep {
+				v.Kids = p.emit(p.elems[base:])
+			}
+			return v, nil
+		default:
+			return Value{}, ErrSyntax
+		}
+	}
+}
+
+// grow doubles a full stack: append grows large slices by a quarter, which
+// for an array of many small values allocates five times its final size.
+func grow(s []Member) []Member {
+	if len(s) < cap(s) {
+		return s
+	}
+	g := make([]Member, len(s), max(2*cap(s), 32))
+	copy(g, s)
+	return g
+}
+
+// number scans a JSON number (RFC 8259 §6) and keeps its literal.
+func (p *parser) number() (Value, error) {
+	start := p.pos
+	d := p.data
+	if p.pos < len(d) && d[p.pos] == '-' {
+		p.pos++
+	}
+	switch {
+	case p.pos < len(d) && d[p.pos] == '0':
+		p.pos++
+	case p.pos < len(d) && d[p.pos] >= '1' && d[p.pos] <= '9':
+		for p.pos < len(d) && d[p.pos] >= '0' && d[p.pos] <= '9' {
+			p.pos++
+		}
+	default:
+		return Value{}, ErrSyntax
+	}
+	if p.pos < len(d) && d[p.pos] == '.' {
+		p.pos++
+		n := p.pos
+		for p.pos < len(d) && d[p.pos] >= '0' && d[p.pos] <= '9' {
+			p.pos++
+		}
+		if p.pos == n {
+			return Value{}, ErrSyntax
+		}
+	}
+	if p.pos < len(d) && (d[p.pos] == 'e' || d[p.pos] == 'E') {
+		p.pos++
+		if p.pos < len(d) && (d[p.pos] == '+' || d[p.pos] == '-') {
+			p.pos++
+		}
+		n := p.pos
+		for p.pos < len(d) && d[p.pos] >= '0' && d[p.pos] <= '9' {
+			p.pos++
+		}
+		if p.pos == n {
+			return Value{}, ErrSyntax
+		}
+	}
+	return Value{Kind: Number, Text: unsafe.String(&d[start], p.pos-start), Start: int32(start), End: int32(p.pos)}, nil
+}
+
+// string scans a JSON string starting at the opening quote and returns its
+// decoded value. Lone surrogate escapes decode to U+FFFD, as encoding/json does.
+func (p *parser) string() (string, error) {
+	d := p.data
+	p.pos++ // opening quote
+	start := p.pos
+	// Fast path: no escapes, ASCII only.
+	for p.pos < len(d) {
+		c := d[p.pos]
+		if c == '"' {
+			var s string
+			if p.pos > start {
+				// Zero-copy: the parsed tree lives no longer than the
+				// request, and nothing writes to data while it is alive
+				// (the handler reads a copy through a bytes.Reader).
+				s = unsafe.String(&d[start], p.pos-start)
+			}
+			p.pos++
+			return s, nil
+		}
+		if c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
+			break
+		}
+		p.pos++
+	}
+	var b strings.Builder
+	b.Write(d[start:p.pos])
+	for p.pos < len(d) {
+		c := d[p.pos]
+		switch {
+		case c == '"':
+			p.pos++
+			return b.String(), nil
+		case c < 0x20:
+			return "", ErrSyntax
+		case c == '\\':
+			if p.pos+1 >= len(d) {
+				return "", ErrSyntax
+			}
+			e := d[p.pos+1]
+			p.pos += 2
+			switch e {
+			case '"', '\\', '/':
+				b.WriteByte(e)
+			case 'b':
+				b.WriteByte('\b')
+			case 'f':
+				b.WriteByte('\f')
+			case 'n':
+				b.WriteByte('\n')
+			case 'r':
+				b.WriteByte('\r')
+			case 't':
+				b.WriteByte('\t')
+			case 'u':
+				r, ok := p.hex4()
+				if !ok {
+					return "", ErrSyntax
+				}
+				if utf16.IsSurrogate(r) {
+					r2 := rune(-1)
+					if p.pos+1 < len(d) && d[p.pos] == '\\' && d[p.pos+1] == 'u' {
+						save := p.pos
+						p.pos += 2
+						var ok2 bool
+						r2, ok2 = p.hex4()
+						if !ok2 {
+							return "", ErrSyntax
+						}
+						if dec := utf16.DecodeRune(r, r2); dec != unicode.ReplacementChar {
+							b.WriteRune(dec)
+							continue
+						}
+						p.pos = save
+					}
+					r = unicode.ReplacementChar
+				}
+				b.WriteRune(r)
+			default:
+				return "", ErrSyntax
+			}
+		case c < utf8.RuneSelf:
+			b.WriteByte(c)
+			p.pos++
+		default:
+			r, size := utf8.DecodeRune(d[p.pos:])
+			if r == utf8.RuneError && size <= 1 {
+				return "", ErrSyntax
+			}
+			b.Write(d[p.pos : p.pos+size])
+			p.pos += size
+		}
+	}
+	return "", ErrSyntax
+}
+
+func (p *parser) hex4() (rune, bool) {
+	if p.pos+4 > len(p.data) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range p.data[p.pos : p.pos+4] {
+		r <<= 4
+		switch {
+		case c >= '0' && c <= '9':
+			r |= rune(c - '0')
+		case c >= 'a' && c <= 'f':
+			r |= rune(c - 'a' + 10)
+		case c >= 'A' && c <= 'F':
+			r |= rune(c - 'A' + 10)
+		default:
+			return 0, false
+		}
+	}
+	p.pos += 4
+	return r, true
+}
+
+// sameName reports whether two member names would be treated as the same
+// field by a case-insensitive decoder (Unicode simple folding, which is what
+// strings.EqualFold implements and what encoding/json's field matching
+// approximates, including the Kelvin sign and long s).
+func sameName(a, b string) bool {
+	return a == b || strings.EqualFold(a, b)
+}
+
+// smallObject is the member count up to which duplicate names are found by
+// pairwise comparison; larger objects use a map of folded names.
+const smallObject = 16
+
+// foldKey maps s to a canonical form such that foldKey(a) == foldKey(b)
+// exactly when strings.EqualFold(a, b): every rune is replaced by the
+// smallest rune of its simple case-folding orbit.
+func foldKey(s string) string {
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		return strings.ToUpper(s) // for ASCII, the smallest rune of each orbit is the upper case
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for _, r := range s {
+		m := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			if f < m {
+				m = f
+			}
+		}
+		b.WriteRune(m)
+	}
+	return b.String()
+}

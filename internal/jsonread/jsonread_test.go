@@ -1,0 +1,303 @@
+package jsonread
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// seeds are documents both accepted and refused, shared by the tests and
+// the fuzz target.
+var seeds = []string{
+	`{}`, `[]`, `{"a":[1,-2.5e3,true,false,null,"x"]}`, ` {"a" : { "b" : [ ] } } `,
+	`{"s":"\u00e9\ud83d\ude00\n\t\"\\\/"}`, `{"lone":"\ud800x","pair":"\ud800\u0041"}`,
+	`"x"`, `0`, `-0.0e+1`,
+	`{"iss":"https://a","aud":["x","y"],"exp":1893456000,"n":-1.5e3,"b":true,"z":null,"o":{"a":[1,{"b":"c"}]}}`,
+	`{"a":1,"a":2}`, `{"A":1,"a":2}`, `{"a":01}`, `{"a":1.}`, `{"a":"x"`, `[1]`, `{"a":1e999}`,
+	"{\"a\":\"\xff\"}", `{"a":tru}`, `{"a":1}x`, `[{"k":"\u212a"},{"K":1}]`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}`,
+}
+
+func TestParse(t *testing.T) {
+	t.Parallel()
+	// Whatever both accept, encoding/json and Parse agree on.
+	valid := []string{
+		`{}`, `[]`, `{"a":[1,-2.5e3,true,false,null,"x"]}`, ` {"a" : { "b" : [ ] } } `,
+		`{"s":"\u00e9\ud83d\ude00\n\t\"\\\/"}`, `{"lone":"\ud800x","pair":"\ud800\u0041"}`,
+		`"x"`, `0`, `-0.0e+1`,
+	}
+	for _, s := range valid {
+		v, err := Parse([]byte(s))
+		require.NoError(t, err, s)
+		var std any
+		require.NoError(t, json.Unmarshal([]byte(s), &std), s)
+		got, err := v.Any()
+		require.NoError(t, err, s)
+		assert.Equal(t, std, got, s)
+	}
+	invalid := map[string]error{
+		`{"a":1,}`: ErrSyntax, `{"a":01}`: ErrSyntax, `{"a":1.}`: ErrSyntax, `[1 2]`: ErrSyntax,
+		`{"a":"\x"}`: ErrSyntax, "{\"a\":\"\x01\"}": ErrSyntax, `{"a":tru}`: ErrSyntax, `{} {}`: ErrSyntax,
+		"{\"a\":\"\xff\"}": ErrSyntax, `{"a":1,"a":2}`: ErrDuplicate, `{"x":{"a":1,"A":2}}`: ErrDuplicate,
+		`[{"ſ":1,"S":2}]`: ErrDuplicate, strings.Repeat("[", MaxDepth+1) + strings.Repeat("]", MaxDepth+1): ErrDepth,
+		``: ErrSyntax, `{"a":1`: ErrSyntax,
+	}
+	for s, want := range invalid {
+		_, err := Parse([]byte(s))
+		assert.ErrorIs(t, err, want, "%q", s)
+	}
+	_, err := Parse([]byte(strings.Repeat("[", MaxDepth) + strings.Repeat("]", MaxDepth)))
+	assert.NoError(t, err, "MaxDepth levels are accepted")
+
+	// Large objects switch to a map of folded names and still catch variants.
+	var b strings.Builder
+	b.WriteString("{")
+	for i := range 100 {
+		fmt.Fprintf(&b, `"key%d":%d,`, i, i)
+	}
+	ok := b.String() + `"last":1}`
+	_, err = Parse([]byte(ok))
+	require.NoError(t, err)
+	for _, dup := range []string{`"KEY7":1}`, `"key99":1}`, `"\u212aey1":1}`} {
+		_, err = Parse([]byte(b.String() + dup))
+		assert.ErrorIs(t, err, ErrDuplicate, dup)
+	}
+}
+
+func TestSpansAndLiterals(t *testing.T) {
+	t.Parallel()
+	data := []byte(` {"n": 1.50e3 , "s":"a\nb", "o":{"k":[1, 2]}} `)
+	v, err := Parse(data)
+	require.NoError(t, err)
+	n, ok := v.Get("n")
+	require.True(t, ok)
+	assert.Equal(t, Number, n.Kind)
+	assert.Equal(t, "1.50e3", n.Text, "a number keeps its literal")
+	s, _ := v.Get("s")
+	assert.Equal(t, "a\nb", s.Text)
+	assert.Equal(t, `"a\nb"`, string(data[s.Start:s.End]))
+	o, _ := v.Get("o")
+	assert.Equal(t, `{"k":[1, 2]}`, string(data[o.Start:o.End]))
+	_, ok = v.Get("N")
+	assert.False(t, ok, "Get matches exactly")
+	assert.True(t, v.CaseVariant([]string{"S"}))
+	assert.False(t, v.CaseVariant([]string{"s", "n", "o"}))
+}
+
+func TestOptions(t *testing.T) {
+	t.Parallel()
+	body := []byte(`{"_meta":{"x":{"y":1}},"params":{"_meta":{"clientInfo":{"name":"c"}},"arguments":{"_meta":{"a":1}}}}`)
+	v, err := ParseWith(body, Options{SkipMeta: true})
+	require.NoError(t, err)
+	meta, _ := v.Get("_meta")
+	assert.Nil(t, meta.Kids, "root _meta is checked, not kept")
+	params, _ := v.Get("params")
+	pmeta, _ := params.Get("_meta")
+	assert.Nil(t, pmeta.Kids)
+	assert.Equal(t, `{"clientInfo":{"name":"c"}}`, string(body[pmeta.Start:pmeta.End]))
+	args, _ := params.Get("arguments")
+	ameta, _ := args.Get("_meta")
+	assert.Len(t, ameta.Kids, 1, "an argument named _meta is kept")
+
+	// What is not kept is still checked.
+	for _, bad := range []string{`{"_meta":{"a":1,"A":2}}`, `{"params":{"_meta":{"x":[1,}}}`} {
+		_, err := ParseWith([]byte(bad), Options{SkipMeta: true})
+		assert.Error(t, err, bad)
+	}
+	_, err = ParseWith([]byte(`{"r":{"l":[{"n":"a","s":{"d":{"x":1,"X":2}}}]}}`), Options{KeepDepth: 4})
+	assert.ErrorIs(t, err, ErrDuplicate)
+	v, err = ParseWith([]byte(`{"r":{"l":[{"n":"a","s":{"d":1}}]}}`), Options{KeepDepth: 4})
+	require.NoError(t, err)
+	r, _ := v.Get("r")
+	l, _ := r.Get("l")
+	n, _ := l.Kids[0].Val.Get("n")
+	assert.Equal(t, "a", n.Text)
+	sch, _ := l.Kids[0].Val.Get("s")
+	assert.Nil(t, sch.Kids)
+
+	// An issuer peek keeps the root's members only.
+	v, err = ParseWith([]byte(`{"iss":"https://a","o":{"x":1}}`), Options{KeepDepth: 1})
+	require.NoError(t, err)
+	iss, _ := v.Get("iss")
+	assert.Equal(t, "https://a", iss.Text)
+
+	// MaxValues counts scalars and containers.
+	_, err = ParseWith([]byte(`[1,2,3]`), Options{MaxValues: 4})
+	assert.NoError(t, err)
+	_, err = ParseWith([]byte(`[1,2,3,4]`), Options{MaxValues: 4})
+	assert.ErrorIs(t, err, ErrTooManyValues)
+}
+
+func TestParseObject(t *testing.T) {
+	t.Parallel()
+	for _, s := range seeds {
+		compareObject(t, []byte(s))
+	}
+	for _, s := range []string{`{"a":1,"a":2}`, `{"o":{"k":1,"k":1}}`, `{"l":[{"k":1,"k":2}]}`, `{"A":1,"a":2}`} {
+		_, err := ParseObject([]byte(s))
+		assert.ErrorIs(t, err, ErrDuplicate, s)
+	}
+	for _, s := range []string{`[1]`, `"x"`, ``, `  `, `null`} {
+		_, err := ParseObject([]byte(s))
+		assert.ErrorIs(t, err, ErrNotObject, s)
+	}
+	_, err := ParseObject([]byte(`{"a":1e999}`))
+	assert.ErrorIs(t, err, ErrRange)
+
+	// The maps share no memory with the input.
+	data := []byte(`{"sub":"abc","l":["xyz"]}`)
+	m, err := ParseObject(data)
+	require.NoError(t, err)
+	copy(data, bytes.Repeat([]byte("#"), len(data)))
+	assert.Equal(t, map[string]any{"sub": "abc", "l": []any{"xyz"}}, m)
+}
+
+// compareObject asserts ParseObject agrees with encoding/json: the same
+// value when both accept; ParseObject may additionally reject only
+// duplicate or case-variant names, nesting past MaxDepth and invalid
+// UTF-8 (which encoding/json replaces by U+FFFD).
+func compareObject(t *testing.T, data []byte) {
+	t.Helper()
+	got, err := ParseObject(data)
+	var want map[string]any
+	werr := json.Unmarshal(data, &want)
+	if werr != nil || want == nil {
+		if err == nil {
+			t.Fatalf("ParseObject accepted %q that encoding/json rejects (%v)", data, werr)
+		}
+		return
+	}
+	if err != nil {
+		if errors.Is(err, ErrDuplicate) || errors.Is(err, ErrDepth) || !utf8.Valid(data) {
+			return // refused on purpose: ambiguous names, depth, invalid UTF-8
+		}
+		t.Fatalf("ParseObject(%q) = %v; encoding/json accepts it", data, err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("ParseObject(%q)\n got %#v\nwant %#v", data, got, want)
+	}
+}
+
+// FuzzParseJSON is the differential test against encoding/json: whatever
+// Parse accepts, encoding/json accepts too and decodes to the same value
+// (numbers compared as literals); Parse never accepts two member names
+// equal under case folding; and ParseObject agrees with json.Unmarshal into
+// a map.
+func FuzzParseJSON(f *testing.F) {
+	for _, s := range seeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		compareObject(t, data)
+		v, err := Parse(data)
+		if err != nil {
+			return
+		}
+		if !json.Valid(data) {
+			t.Fatalf("Parse accepted what encoding/json rejects: %q", data)
+		}
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.UseNumber()
+		var std any
+		if err := dec.Decode(&std); err != nil {
+			t.Fatalf("%q: %v", data, err)
+		}
+		if got := toAnyNumber(&v); !reflect.DeepEqual(std, got) {
+			t.Fatalf("%q: encoding/json %#v, Parse %#v", data, std, got)
+		}
+		var check func(v *Value)
+		check = func(v *Value) {
+			for i := range v.Kids {
+				if v.Kind == Object {
+					for j := range i {
+						if strings.EqualFold(v.Kids[i].Key, v.Kids[j].Key) {
+							t.Fatalf("%q: accepted names %q and %q", data, v.Kids[j].Key, v.Kids[i].Key)
+						}
+					}
+				}
+				check(&v.Kids[i].Val)
+			}
+		}
+		check(&v)
+	})
+}
+
+// toAnyNumber converts v with numbers as json.Number literals.
+func toAnyNumber(v *Value) any {
+	switch v.Kind {
+	case Number:
+		return json.Number(v.Text)
+	case Array:
+		out := []any{}
+		for i := range v.Kids {
+			out = append(out, toAnyNumber(&v.Kids[i].Val))
+		}
+		return out
+	case Object:
+		out := map[string]any{}
+		for i := range v.Kids {
+			out[v.Kids[i].Key] = toAnyNumber(&v.Kids[i].Val)
+		}
+		return out
+	case String:
+		return v.Text
+	case True:
+		return true
+	case False:
+		return false
+	}
+	return nil
+}
+
+var payload = []byte(`{"iss":"https://auth.example.com/tenant1","sub":"user-1234567890","aud":["https://mcp.example.com/mcp"],"exp":1893456000,"iat":1893452400,"nbf":1893452400,"jti":"b6a9c2d4-6f1e-4c3a-9b8e-1f2e3d4c5b6a","client_id":"mcp-client-abc","scope":"openid profile tools:read tools:write","groups":["engineering","admins"],"email":"user@example.com","name":"Example User"}`)
+
+// BenchmarkParseObject compares, in one run, a token payload decoded by
+// ParseObject, by encoding/json into the same map[string]any, and walked as
+// a tree (Parse), plus the issuer peek.
+func BenchmarkParseObject(b *testing.B) {
+	b.Run("jsonread", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := ParseObject(payload); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var m map[string]any
+			if err := json.Unmarshal(payload, &m); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("tree", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := Parse(payload); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("iss-peek", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			v, err := ParseWith(payload, Options{KeepDepth: 1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if iss, ok := v.Get("iss"); !ok || iss.Kind != String {
+				b.Fatal("no iss")
+			}
+		}
+	})
+}
