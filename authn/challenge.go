@@ -10,10 +10,10 @@ import (
 )
 
 // ErrInvalidRequest means the request presented its bearer token in a way
-// RFC 6750 forbids or that cannot be parsed: two Authorization headers (or
-// two credentials in one), an access_token query parameter, or a Bearer
-// credential that is not token68. [Middleware] answers it with 400
-// invalid_request.
+// RFC 6750 forbids: two Authorization headers (or two credentials in one)
+// or an access_token query parameter. [Middleware] answers it with 400
+// invalid_request. A single Bearer credential that is not token68 is a
+// malformed token instead (ErrInvalidToken, 401 invalid_token).
 var ErrInvalidRequest = errors.New("authn: invalid bearer token request")
 
 // Challenge is one RFC 6750 §3 Bearer challenge, with the RFC 9728 §5.1
@@ -124,11 +124,15 @@ func challengeScopes(scopes []string) string {
 //
 //   - ErrNoToken when there is no Authorization header, the scheme is not
 //     Bearer, or the Bearer credential is empty (401 without an error code);
-//   - ErrInvalidRequest when the header appears more than once, the Bearer
-//     credential is not a single token68 (which also catches two
-//     comma-combined credentials), or the URL has an access_token query
-//     parameter, with or without a header (RFC 6750 §2.3 is never
-//     accepted; a token in the URL leaks to logs and caches).
+//   - ErrInvalidRequest when the request presents more than one credential
+//     (the header appears more than once, or one header comma-combines a
+//     second credential) or the URL has an access_token query parameter,
+//     with or without a header (RFC 6750 §2.3 is never accepted; a token in
+//     the URL leaks to logs and caches);
+//   - an error matching ErrInvalidToken when the one Bearer credential is
+//     not token68: characters such as '?', '*', '%', NUL or non-ASCII, a JWS
+//     JSON serialization, bare JSON, a tab after the scheme (RFC 6750 §3.1
+//     lists a malformed token under invalid_token).
 //
 // The scheme is matched case-insensitively (RFC 9110 §11.1). The form-body
 // method (RFC 6750 §2.2) is never read or accepted.
@@ -166,14 +170,37 @@ func parseBearer(values []string, rawQuery string) (string, error) {
 	if rest == "" {
 		return "", ErrNoToken // "Bearer" with no credential
 	}
-	if rest[0] != ' ' {
-		return "", ErrInvalidRequest // "Bearer,…", "Bearer\t…"
+	if rest[0] == ',' {
+		return "", ErrInvalidRequest // "Bearer, Basic …": a second credential
 	}
 	tok := strings.TrimLeft(rest, " ")
-	if !httpauth.IsToken68(tok) {
-		return "", ErrInvalidRequest
+	if rest[0] == ' ' && httpauth.IsToken68(tok) {
+		return tok, nil
 	}
-	return tok, nil
+	// Not one token68 credential. A comma followed by something shaped like
+	// another credential ("a, Bearer b", "a,b") is two credentials; anything
+	// else (JSON, a JWS JSON serialization, characters outside token68, a
+	// tab separator) is one malformed token (RFC 6750 §3.1 invalid_token).
+	for _, part := range strings.Split(tok, ",")[1:] {
+		if credentialStart(strings.TrimLeft(part, " \t")) {
+			return "", ErrInvalidRequest
+		}
+	}
+	return "", errMalformedToken
+}
+
+// errMalformedToken is BearerToken's answer to a Bearer credential that is
+// not token68. It matches ErrInvalidToken.
+var errMalformedToken error = &tokenError{kind: ErrInvalidToken, cause: "the bearer credential is not token68"}
+
+// credentialStart reports whether s begins like an RFC 9110 credentials
+// production: an auth-scheme (1*tchar) followed by a space or the end.
+func credentialStart(s string) bool {
+	n := 0
+	for n < len(s) && isTChar(s[n]) {
+		n++
+	}
+	return n > 0 && (n == len(s) || s[n] == ' ')
 }
 
 // hasBearerScheme reports whether v starts with the Bearer scheme name,

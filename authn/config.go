@@ -18,8 +18,16 @@ type Config struct {
 	// A token's aud (string or array) must contain at least one. Required.
 	Audience []string
 
-	// JWKSURL is the issuer's JSON Web Key Set. If empty it is discovered.
+	// JWKSURL is the issuer's JSON Web Key Set. If empty it is discovered
+	// (unless KeySet is set).
 	JWKSURL string
+
+	// KeySet, if non-nil, supplies the signature verification keys instead
+	// of the issuer's JWKS: nothing is discovered or fetched for keys (a
+	// [StaticKeySet] for fixed keys, or the user's own key distribution).
+	// JWKSURL must then be empty, and RefreshInterval, MaxStaleness and the
+	// KeyCache TTLs do not apply. If nil, the JWKS is fetched.
+	KeySet KeySet
 
 	// Algorithms is the allow-list of JWS algorithms. If nil, RS256, RS384,
 	// RS512, PS256, PS384, PS512, ES256, ES384, ES512 and EdDSA are allowed.
@@ -48,24 +56,26 @@ type Config struct {
 	// successful fetch. If zero, 24 hours.
 	MaxStaleness time.Duration
 
-	// MinCacheTTL and MaxCacheTTL bound the background JWKS refresh period
-	// derived from the JWKS response's Cache-Control max-age. If zero,
+	// KeyCacheMinTTL and KeyCacheMaxTTL bound how long a fetched JWKS is
+	// used before a background refresh: the JWKS response's Cache-Control
+	// max-age, clamped to [KeyCacheMinTTL, KeyCacheMaxTTL]. If zero,
 	// 1 minute and 1 hour.
-	MinCacheTTL, MaxCacheTTL time.Duration
+	KeyCacheMinTTL, KeyCacheMaxTTL time.Duration
 
 	// FetchTimeout bounds each discovery, JWKS or introspection request.
 	// If zero, 10 seconds.
 	FetchTimeout time.Duration
 
-	// CacheSize is the number of verified tokens remembered so a repeated
-	// token is answered without signature checks (and, separately, the
-	// number of introspection results remembered). If zero, 10 000;
+	// TokenCacheSize is the number of verified tokens remembered so a
+	// repeated token is answered without signature checks (and, separately,
+	// the number of introspection results remembered). If zero, 10 000;
 	// negative disables both caches.
-	CacheSize int
+	TokenCacheSize int
 
-	// CacheMaxTTL caps how long a verified token stays cached (it never
-	// outlives its exp). If zero, 5 minutes.
-	CacheMaxTTL time.Duration
+	// TokenCacheMaxTTL caps how long a verified JWT stays in the token cache
+	// (it never outlives its exp; introspection results have
+	// IntrospectionConfig.CacheTTL). If zero, 5 minutes.
+	TokenCacheMaxTTL time.Duration
 
 	// Introspection, if non-nil, verifies tokens that are not JWS (opaque
 	// tokens) with RFC 7662. It is never used for a JWS that failed

@@ -43,15 +43,23 @@
 // # Keys, caches and outages
 //
 // NewVerifier contacts nobody: discovery and the first key fetch happen on
-// the first request and are retried, so a server may start before its IdP.
-// Readers use an immutable key snapshot without locks. The snapshot is
-// refreshed in the background when the JWKS response's Cache-Control max-age
-// (bounded by MinCacheTTL and MaxCacheTTL) runs out. A token with an unknown
-// kid triggers at most one refetch per RefreshInterval (5 min), shared by
-// every waiter, each of which can give up on its own context. During an
-// outage the last good keys are used up to MaxStaleness.
+// the first request and are retried, so a server may start before its IdP;
+// [Verifier.Ready] fetches them at start instead, so a mistyped issuer fails
+// the deployment. Discovery happens once per Verifier and serves both the
+// JWKS URL and the introspection endpoint. Readers use an immutable key
+// snapshot without locks. The snapshot is refreshed in the background when
+// the JWKS response's Cache-Control max-age (bounded by KeyCacheMinTTL and
+// KeyCacheMaxTTL) runs out. A token with an unknown kid triggers at most one
+// refetch per RefreshInterval (5 min), shared by every waiter, each of which
+// can give up on its own context. During an outage the last good keys are
+// used up to MaxStaleness. With fixed keys, Config.KeySet (a [StaticKeySet]
+// or the user's own [KeySet]) replaces the JWKS and nothing is fetched.
 //
-// A verified token is remembered, keyed by its SHA-256 (never the token
-// itself), until its exp or CacheMaxTTL, whichever is sooner, and forgotten
-// when its key leaves the JWKS: a repeated token costs about a microsecond.
+// A verified token is remembered until its exp or TokenCacheMaxTTL,
+// whichever is sooner, and forgotten when its key leaves the JWKS: a
+// repeated token costs a keyed 64-bit hash (hash/maphash, seeded per
+// Verifier), a map lookup and a constant-time comparison with the token the
+// entry was verified from, so no token is ever answered with another's
+// identity. The token is held only inside the cached [TokenInfo], which
+// never prints, logs or marshals it.
 package authn

@@ -104,7 +104,7 @@ func FuzzBearer(f *testing.F) {
 			if tok != "" {
 				t.Fatalf("token %q returned with error %v", tok, err)
 			}
-			if !errors.Is(err, ErrNoToken) && !errors.Is(err, ErrInvalidRequest) {
+			if !errors.Is(err, ErrNoToken) && !errors.Is(err, ErrInvalidRequest) && !errors.Is(err, ErrInvalidToken) {
 				t.Fatalf("unexpected error %v", err)
 			}
 			return

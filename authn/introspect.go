@@ -60,7 +60,7 @@ type introspector struct {
 // endpoint returns the configured or discovered introspection URL (it may
 // return an error matching ErrUnavailable).
 //
-// The cache holds cfg.CacheSize entries (10 000 if zero; a negative size
+// The cache holds cfg.TokenCacheSize entries (10 000 if zero; a negative size
 // disables caching, as it does for JWTs).
 func newIntrospector(cfg *Config, endpoint func(ctx context.Context) (string, error)) (*introspector, error) {
 	ic := cfg.Introspection
@@ -116,9 +116,9 @@ func newIntrospector(cfg *Config, endpoint func(ctx context.Context) (string, er
 	if in.maxResponse <= 0 {
 		in.maxResponse = introDefaultMaxResponse
 	}
-	size := cfg.CacheSize
+	size := cfg.TokenCacheSize
 	if size == 0 {
-		size = defaultCacheSize
+		size = defaultTokenCacheSize
 	}
 	if size > 0 {
 		in.cache = lru.New[introResult](size)
@@ -289,6 +289,23 @@ func (in *introspector) interpret(obj map[string]any) (*TokenInfo, error) {
 	if !active {
 		return nil, invalid("introspection: token is not active")
 	}
+	// RFC 7662 §2.2 token_type (RFC 6749 §7.1 names such as "Bearer"),
+	// which some servers fill with the kind of token instead
+	// ("access_token", "refresh_token"). Only an access token may be used
+	// here: a refresh token, an ID token or a DPoP-bound token (RFC 9449
+	// §7.1, never valid under the Bearer scheme) is refused. ORY Hydra's
+	// token_use carries the same information.
+	if v, present := obj["token_type"]; present {
+		tt, _ := v.(string)
+		if !accessTokenType(tt) {
+			return nil, invalid("introspection: token_type " + quoteShort(tt) + " is not an access token type")
+		}
+	}
+	if v, present := obj["token_use"]; present {
+		if tu, _ := v.(string); tu != "access_token" {
+			return nil, invalid("introspection: token_use " + quoteShort(tu) + " is not access_token")
+		}
+	}
 	now := in.now()
 	info := &TokenInfo{Claims: obj}
 
@@ -317,7 +334,7 @@ func (in *introspector) interpret(obj map[string]any) (*TokenInfo, error) {
 	if v, present := obj["iss"]; present {
 		iss, ok := v.(string)
 		if !ok || iss != in.issuer {
-			return nil, invalid("introspection: iss does not match the configured issuer")
+			return nil, invalid("introspection: iss " + quoteShort(iss) + " does not match the configured issuer " + strconv.Quote(in.issuer))
 		}
 	}
 
@@ -330,7 +347,7 @@ func (in *introspector) interpret(obj map[string]any) (*TokenInfo, error) {
 	}
 	info.Audience = aud
 	if !audienceContains(aud, in.audience) {
-		return nil, invalid("introspection: aud does not contain this resource")
+		return nil, invalid("introspection: aud " + quoteList(aud) + " does not contain this resource " + quoteConfigured(in.audience))
 	}
 
 	if v, present := obj["scope"]; present {
@@ -357,6 +374,16 @@ func (in *introspector) interpret(obj map[string]any) (*TokenInfo, error) {
 		}
 	}
 	return info, nil
+}
+
+// accessTokenType reports whether an introspection token_type names a
+// bearer access token.
+func accessTokenType(tt string) bool {
+	switch strings.ToLower(tt) {
+	case "bearer", "access_token", "urn:ietf:params:oauth:token-type:access_token":
+		return true
+	}
+	return false
 }
 
 // introNumericDate reads an optional NumericDate member.

@@ -188,6 +188,17 @@ func TestIntrospectResponses(t *testing.T) {
 		{"malformed exp", with(func(m map[string]any) { m["exp"] = "tomorrow" }), ErrInvalidToken},
 		{"malformed scope", with(func(m map[string]any) { m["scope"] = 7 }), ErrInvalidToken},
 		{"malformed sub", with(func(m map[string]any) { m["sub"] = []any{} }), ErrInvalidToken},
+		{"token_type Bearer", with(func(m map[string]any) { m["token_type"] = "Bearer" }), nil},
+		{"token_type access_token", with(func(m map[string]any) { m["token_type"] = "access_token" }), nil},
+		{"token_type access token URN", with(func(m map[string]any) { m["token_type"] = "urn:ietf:params:oauth:token-type:access_token" }), nil},
+		{"token_use access_token", with(func(m map[string]any) { m["token_use"] = "access_token" }), nil},
+		{"refresh token", with(func(m map[string]any) { m["token_type"] = "refresh_token" }), ErrInvalidToken},
+		{"refresh token URN", with(func(m map[string]any) { m["token_type"] = "urn:ietf:params:oauth:token-type:refresh_token" }), ErrInvalidToken},
+		{"ID token", with(func(m map[string]any) { m["token_type"] = "id_token" }), ErrInvalidToken},
+		{"DPoP-bound token", with(func(m map[string]any) { m["token_type"] = "DPoP" }), ErrInvalidToken},
+		{"empty token_type", with(func(m map[string]any) { m["token_type"] = "" }), ErrInvalidToken},
+		{"non-string token_type", with(func(m map[string]any) { m["token_type"] = 1 }), ErrInvalidToken},
+		{"token_use refresh_token", with(func(m map[string]any) { m["token_use"] = "refresh_token" }), ErrInvalidToken},
 		{"no active member", with(func(m map[string]any) { delete(m, "active") }), ErrUnavailable},
 		{"active as a string", with(func(m map[string]any) { m["active"] = "true" }), ErrUnavailable},
 	}
@@ -491,7 +502,7 @@ func TestIntrospectCache(t *testing.T) {
 	})
 	t.Run("cache disabled", func(t *testing.T) {
 		t.Parallel()
-		s := newIntroSetup(t, nil, func(c *Config) { c.CacheSize = -1 })
+		s := newIntroSetup(t, nil, func(c *Config) { c.TokenCacheSize = -1 })
 		s.fake.respond = introJSON(introActive(s.clock.Now()))
 		_, _ = s.in.verify(ctx, "tok")
 		_, _ = s.in.verify(ctx, "tok")
@@ -501,7 +512,7 @@ func TestIntrospectCache(t *testing.T) {
 	})
 	t.Run("bounded, oldest evicted", func(t *testing.T) {
 		t.Parallel()
-		s := newIntroSetup(t, nil, func(c *Config) { c.CacheSize = 2 })
+		s := newIntroSetup(t, nil, func(c *Config) { c.TokenCacheSize = 2 })
 		s.fake.respond = introJSON(introActive(s.clock.Now()))
 		for _, tok := range []string{"a", "b", "c"} {
 			_, _ = s.in.verify(ctx, tok)
@@ -539,7 +550,7 @@ func TestIntrospectSingleFlight(t *testing.T) {
 	s := newIntroSetup(t, func(w http.ResponseWriter, r *http.Request) {
 		<-release
 		introJSON(introActive(now))(w, r)
-	}, func(c *Config) { c.CacheSize = -1 }) // no cache: only the flight can dedupe
+	}, func(c *Config) { c.TokenCacheSize = -1 }) // no cache: only the flight can dedupe
 	const n = 20
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -761,5 +772,32 @@ func BenchmarkIntrospectCached(b *testing.B) {
 		if _, err := in.verify(ctx, tok); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestIntrospectRejectionNamesValues: the iss and aud an introspection
+// response carries are named beside the configured values (issue 7 item 9).
+func TestIntrospectRejectionNamesValues(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1_800_000_000, 0)
+	for name, tt := range map[string]struct {
+		edit func(m map[string]any)
+		want string
+	}{
+		"iss": {func(m map[string]any) { m["iss"] = "https://evil.example.com" },
+			`iss "https://evil.example.com" does not match the configured issuer "` + introIssuer + `"`},
+		"aud": {func(m map[string]any) { m["aud"] = []any{"https://rs2.example.com"} },
+			`aud ["https://rs2.example.com"] does not contain this resource ["https://other.example.com" "` + introResource + `"]`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			obj := introActive(now)
+			tt.edit(obj)
+			s := newIntroSetup(t, introJSON(obj), nil)
+			_, err := s.in.verify(context.Background(), "opaque-token-1")
+			if !errors.Is(err, ErrInvalidToken) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to contain %s", err, tt.want)
+			}
+		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"math"
 	"math/big"
+	"strconv"
 	"strings"
 	"time"
 	"unsafe"
@@ -45,6 +46,16 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*TokenInfo, error)
 	if len(token) > v.maxTokenSize {
 		return nil, invalid("token exceeds the size limit")
 	}
+	// The warm path: this very token (compared in full) verified before,
+	// has not expired, and its key is still published. Nothing about its
+	// shape needs checking again.
+	if v.cache != nil {
+		if e := v.cache.get(token); e != nil {
+			if now := v.now(); now.Before(e.until) && v.keys.stillValid(e.key, now) {
+				return e.info, nil
+			}
+		}
+	}
 	d1 := strings.IndexByte(token, '.')
 	if d1 < 0 {
 		return v.notJWS(ctx, token, token)
@@ -66,30 +77,19 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*TokenInfo, error)
 	}
 
 	now := v.now()
-	var h [32]byte
-	if v.cache != nil {
-		h = sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
-		if e := v.cache.get(&h); e != nil && now.Before(e.until) {
-			if set := v.keys.cur.Load(); set != nil && now.Sub(set.fetched) <= v.maxStale && set.has(e.key) {
-				if now.After(set.expires) {
-					v.keys.background(now)
-				}
-				return e.info.WithToken(token), nil
-			}
-		}
-	}
 	info, key, err := v.verifyJWS(ctx, token, d1, d2, now)
 	if err != nil {
 		return nil, err
 	}
+	info = info.WithToken(token)
 	if v.cache != nil {
-		until := now.Add(v.cacheMaxTTL)
+		until := now.Add(v.tokenCacheMaxTTL)
 		if info.Expiry.Before(until) {
 			until = info.Expiry
 		}
-		v.cache.put(&h, &cacheEntry{info: info, key: key, until: until}, now)
+		v.cache.put(&cacheEntry{info: info, key: key, until: until}, now)
 	}
-	return info.WithToken(token), nil
+	return info, nil
 }
 
 // looksLikeJOSE reports whether seg is base64url for a JSON object, the
@@ -223,14 +223,14 @@ func (v *Verifier) typAllowed(typ string) bool {
 func (v *Verifier) checkClaims(claims map[string]any, now time.Time) (*TokenInfo, error) {
 	iss, _ := claims["iss"].(string)
 	if iss != v.cfg.Issuer {
-		return nil, invalid("iss does not match the configured issuer")
+		return nil, invalid("iss " + quoteShort(iss) + " does not match the configured issuer " + strconv.Quote(v.cfg.Issuer))
 	}
 	aud, ok := stringOrList(claims["aud"])
 	if !ok {
 		return nil, invalid("aud is missing or not a string or array of strings")
 	}
 	if !v.audienceMatches(aud) {
-		return nil, invalid("aud does not contain this resource")
+		return nil, invalid("aud " + quoteList(aud) + " does not contain this resource " + quoteConfigured(v.cfg.Audience))
 	}
 	sub, _ := claims["sub"].(string)
 	if sub == "" {
@@ -377,13 +377,43 @@ func decodeSegment(dst []byte, seg string) ([]byte, error) {
 	return dst[:m], err
 }
 
-// quoteShort quotes s for an error message, truncated: header values are
-// attacker-controlled.
+// quoteShort quotes s for an error message or a log line, truncated to 32
+// bytes and with control and non-ASCII characters escaped: header and claim
+// values are attacker-controlled.
 func quoteShort(s string) string {
-	if len(s) > 32 {
-		s = s[:32] + "…"
+	if len(s) <= 32 {
+		return strconv.QuoteToASCII(s)
 	}
-	return "\"" + strings.ToValidUTF8(s, "?") + "\""
+	return strconv.QuoteToASCII(strings.ToValidUTF8(s[:32], "")) + "…"
+}
+
+// quoteList quotes the first few entries of an attacker-controlled list
+// with quoteShort.
+func quoteList(l []string) string {
+	const most = 4
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, s := range l {
+		if i == most {
+			b.WriteString(" …+" + strconv.Itoa(len(l)-most))
+			break
+		}
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(quoteShort(s))
+	}
+	b.WriteByte(']')
+	return b.String()
+}
+
+// quoteConfigured quotes configured values (trusted, shown in full).
+func quoteConfigured(l []string) string {
+	q := make([]string, len(l))
+	for i, s := range l {
+		q[i] = strconv.Quote(s)
+	}
+	return "[" + strings.Join(q, " ") + "]"
 }
 
 // verifySignature checks sig over signingInput with key, for alg.

@@ -10,17 +10,140 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"strconv"
-	"strings"
-	"sync"
-	"sync/atomic"
+	"io"
+	"log/slog"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
-
-	"github.com/mcpauth-go/mcpauth/internal/discovery"
 )
+
+// KeySet supplies the public keys that verify token signatures, in place
+// of the issuer's JWKS (Config.KeySet). It suits keys that are fixed or
+// distributed by other means; [StaticKeySet] is the ready-made one, and
+// [KeySetFunc] adapts a function.
+//
+// The Verifier still decides everything else: the alg allow-list, that the
+// key's type suits alg (an RSA key never verifies an ES256 token, whatever
+// the KeySet returns), the signature and the claims.
+type KeySet interface {
+	// PublicKeys returns the keys that may have signed a JWS whose header
+	// names kid ("" when it names none) and alg. Returning no key rejects
+	// the token as invalid; an error matching ErrUnavailable (or any error
+	// that is not ErrInvalidToken) means the keys cannot be known right now.
+	// Supported key types: *rsa.PublicKey (2048 bits or more),
+	// *ecdsa.PublicKey (P-256, P-384, P-521) and ed25519.PublicKey.
+	PublicKeys(ctx context.Context, kid, alg string) ([]crypto.PublicKey, error)
+}
+
+// KeySetFunc adapts a function to [KeySet].
+type KeySetFunc func(ctx context.Context, kid, alg string) ([]crypto.PublicKey, error)
+
+// PublicKeys calls f.
+func (f KeySetFunc) PublicKeys(ctx context.Context, kid, alg string) ([]crypto.PublicKey, error) {
+	return f(ctx, kid, alg)
+}
+
+// StaticKeySet is a fixed [KeySet]: keys given at construction, never
+// fetched. Built from a JWK Set document ([ParseJWKS]) it selects keys by
+// kid like the issuer's JWKS does; built from bare public keys
+// ([NewStaticKeySet]), which have no kid, every key is a candidate for
+// every token. It is safe for concurrent use.
+type StaticKeySet struct {
+	set *keySet
+}
+
+// NewStaticKeySet returns a StaticKeySet of keys, which must be
+// *rsa.PublicKey (2048 bits or more), *ecdsa.PublicKey (P-256, P-384,
+// P-521) or ed25519.PublicKey. At most 8 of them are tried for one token.
+func NewStaticKeySet(keys ...crypto.PublicKey) (*StaticKeySet, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("authn: NewStaticKeySet: no keys")
+	}
+	set := &keySet{byKid: map[string][]*pubKey{}, anyKid: true}
+	for i, k := range keys {
+		if err := checkPublicKey(k); err != nil {
+			return nil, fmt.Errorf("authn: NewStaticKeySet: key %d: %w", i, err)
+		}
+		set.all = append(set.all, &pubKey{key: k})
+	}
+	return &StaticKeySet{set: set}, nil
+}
+
+// ParseJWKS returns a StaticKeySet of the signature verification keys in
+// a JWK Set document (RFC 7517 §5). Keys that cannot verify signatures
+// (symmetric, private-use, "use" other than "sig", weak, unknown types) are
+// skipped as they are when fetched; a document with none left is an error.
+func ParseJWKS(doc []byte) (*StaticKeySet, error) {
+	set, err := parseJWKS(doc, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return nil, err
+	}
+	return &StaticKeySet{set: set}, nil
+}
+
+// PublicKeys implements [KeySet].
+func (s *StaticKeySet) PublicKeys(_ context.Context, kid, alg string) ([]crypto.PublicKey, error) {
+	keys := s.set.find(kid, alg)
+	out := make([]crypto.PublicKey, len(keys))
+	for i, k := range keys {
+		out[i] = k.key
+	}
+	return out, nil
+}
+
+func (s *StaticKeySet) lookup(_ context.Context, kid, alg string, _ time.Time) ([]*pubKey, error) {
+	if keys := s.set.find(kid, alg); len(keys) > 0 {
+		return keys, nil
+	}
+	return nil, invalid(causeNoKey)
+}
+
+func (s *StaticKeySet) stillValid(*pubKey, time.Time) bool { return true }
+func (s *StaticKeySet) ready(context.Context) error        { return nil }
+
+// keyProvider is what the Verifier needs of a key source: the issuer's
+// JWKS (jwksSource), a StaticKeySet, or a user's KeySet (customKeys).
+type keyProvider interface {
+	// lookup returns the candidate keys for (kid, alg), or an error
+	// matching ErrInvalidToken (no such key) or ErrUnavailable.
+	lookup(ctx context.Context, kid, alg string, now time.Time) ([]*pubKey, error)
+	// stillValid reports whether a token verified with k earlier may be
+	// answered from the cache: k is still published and fresh enough.
+	stillValid(k *pubKey, now time.Time) bool
+	// ready fetches what lookup needs, so a misconfiguration shows at once.
+	ready(ctx context.Context) error
+}
+
+// customKeys adapts a user's KeySet. Its answers are not remembered: a
+// cached token stays cached (until exp or TokenCacheMaxTTL) whatever the
+// KeySet answers later.
+type customKeys struct{ ks KeySet }
+
+func (c customKeys) lookup(ctx context.Context, kid, alg string, _ time.Time) ([]*pubKey, error) {
+	keys, err := c.ks.PublicKeys(ctx, kid, alg)
+	if err != nil {
+		if errors.Is(err, ErrInvalidToken) || errors.Is(err, ErrUnavailable) {
+			return nil, err
+		}
+		return nil, unavailable("KeySet failed", err)
+	}
+	var out []*pubKey
+	for _, k := range keys {
+		if checkPublicKey(k) != nil {
+			continue
+		}
+		if pk := (&pubKey{kid: kid, key: k}); pk.compatible(alg) {
+			out = append(out, pk)
+		}
+	}
+	if len(out) == 0 {
+		return nil, invalid(causeNoKey)
+	}
+	return out, nil
+}
+
+func (customKeys) stillValid(*pubKey, time.Time) bool { return true }
+func (customKeys) ready(context.Context) error        { return nil }
 
 // maxJWKSSize caps a JWKS response body.
 const maxJWKSSize = 1 << 20
@@ -28,8 +151,12 @@ const maxJWKSSize = 1 << 20
 // minRSABits is the smallest RSA modulus accepted in a JWKS (RFC 7518 §3.3).
 const minRSABits = 2048
 
-// pubKey is one verification key from the issuer's JWKS, already converted
-// to a crypto/* public key so the hot path does no JWK work.
+// causeNoKey is the cause of rejecting a token whose kid and alg match no
+// published key.
+const causeNoKey = "no key in the issuer's JWKS matches the token's kid and alg"
+
+// pubKey is one verification key, already converted to a crypto/* public
+// key so the hot path does no JWK work.
 type pubKey struct {
 	kid   string
 	alg   string // JWK "alg"; "" when the JWK does not name one
@@ -61,11 +188,41 @@ func (k *pubKey) compatible(alg string) bool {
 	return false
 }
 
-// keySet is an immutable snapshot of the issuer's keys. Readers load it
-// through an atomic pointer and never lock.
+// checkPublicKey accepts the key types and sizes a JWKS key may have.
+func checkPublicKey(k crypto.PublicKey) error {
+	switch key := k.(type) {
+	case *rsa.PublicKey:
+		if key == nil || key.N == nil {
+			return errors.New("nil RSA key")
+		}
+		if key.N.BitLen() < minRSABits {
+			return fmt.Errorf("RSA key of %d bits is below %d", key.N.BitLen(), minRSABits)
+		}
+	case *ecdsa.PublicKey:
+		if key == nil {
+			return errors.New("nil EC key")
+		}
+		switch key.Curve {
+		case elliptic.P256(), elliptic.P384(), elliptic.P521():
+		default:
+			return errors.New("unsupported EC curve")
+		}
+	case ed25519.PublicKey:
+		if len(key) != ed25519.PublicKeySize {
+			return errors.New("malformed Ed25519 key")
+		}
+	default:
+		return fmt.Errorf("%T is not a supported public key type", k)
+	}
+	return nil
+}
+
+// keySet is an immutable snapshot of keys. Readers load it through an
+// atomic pointer and never lock.
 type keySet struct {
 	byKid   map[string][]*pubKey
 	all     []*pubKey
+	anyKid  bool      // keys without kid are candidates for every kid (NewStaticKeySet)
 	fetched time.Time // when it was fetched successfully
 	expires time.Time // when a background refresh is due
 }
@@ -86,10 +243,12 @@ func (s *keySet) find(kid, alg string) []*pubKey {
 				out = append(out, k)
 			}
 		}
-		return out
+		if len(out) > 0 || !s.anyKid {
+			return out
+		}
 	}
 	for _, k := range s.all {
-		if k.compatible(alg) {
+		if (kid == "" || k.kid == "") && k.compatible(alg) {
 			out = append(out, k)
 			if len(out) == maxKidlessCandidates {
 				break
@@ -117,192 +276,22 @@ func (s *keySet) has(k *pubKey) bool {
 	return false
 }
 
-// fetchCall is one JWKS fetch shared by every waiter.
-type fetchCall struct {
-	done chan struct{}
-	set  *keySet
-	err  error
-}
-
-// keySource serves the issuer's keys: lock-free reads of the current
-// snapshot, lazy first fetch, background refresh by Cache-Control, rate
-// limited refetch on unknown kid, and last-good keys during an outage.
-type keySource struct {
-	v   *Verifier
-	cur atomic.Pointer[keySet]
-
-	mu       sync.Mutex
-	call     *fetchCall
-	lastMiss time.Time // start of the last kid-miss refetch
-	lastFail time.Time // end of the last failed fetch
-	fetches  atomic.Int64
-}
-
-// retryBackoff is the pause after a failed fetch before a request may
-// trigger another one, so an outage does not become a fetch per request.
-const retryBackoff = 2 * time.Second
-
-// causeNoKey is the cause of rejecting a token whose kid and alg match no
-// published key.
-const causeNoKey = "no key in the issuer's JWKS matches the token's kid and alg"
-
-// lookup returns the candidate keys for (kid, alg), at now.
-func (s *keySource) lookup(ctx context.Context, kid, alg string, now time.Time) ([]*pubKey, error) {
-	set := s.cur.Load()
-	if set != nil && now.Sub(set.fetched) <= s.v.maxStale {
-		if now.After(set.expires) {
-			s.background(now)
-		}
-		if keys := set.find(kid, alg); len(keys) > 0 {
-			return keys, nil
-		}
-		// Unknown kid: refetch at most once per RefreshInterval.
-		s.mu.Lock()
-		c := s.call
-		if c == nil {
-			if !s.lastMiss.IsZero() && now.Sub(s.lastMiss) < s.v.refreshInterval {
-				s.mu.Unlock()
-				return nil, invalid(causeNoKey)
-			}
-			s.lastMiss = now
-			c = s.start()
-		}
-		s.mu.Unlock()
-		newSet, err := s.wait(ctx, c)
-		if err != nil {
-			return nil, err
-		}
-		if keys := newSet.find(kid, alg); len(keys) > 0 {
-			return keys, nil
-		}
-		return nil, invalid(causeNoKey)
-	}
-
-	// No usable snapshot: never fetched yet, or older than MaxStaleness.
-	s.mu.Lock()
-	c := s.call
-	if c == nil {
-		if !s.lastFail.IsZero() && now.Sub(s.lastFail) < retryBackoff {
-			s.mu.Unlock()
-			return nil, unavailable("issuer keys unavailable; retrying shortly", nil)
-		}
-		c = s.start()
-	}
-	s.mu.Unlock()
-	newSet, err := s.wait(ctx, c)
-	if err != nil {
-		return nil, err
-	}
-	if keys := newSet.find(kid, alg); len(keys) > 0 {
-		return keys, nil
-	}
-	return nil, invalid(causeNoKey)
-}
-
-// background starts a refresh without waiting for it, unless one is running
-// or a fetch failed moments ago.
-func (s *keySource) background(now time.Time) {
-	s.mu.Lock()
-	if s.call == nil && (s.lastFail.IsZero() || now.Sub(s.lastFail) >= retryBackoff) {
-		s.start()
-	}
-	s.mu.Unlock()
-}
-
-// start begins a fetch; s.mu must be held. The fetch runs on the Verifier's
-// lifetime context, not a request's, so a waiter that gives up does not
-// cancel it for the others.
-func (s *keySource) start() *fetchCall {
-	c := &fetchCall{done: make(chan struct{})}
-	s.call = c
-	s.fetches.Add(1)
-	go func() {
-		set, err := s.fetch(s.v.life)
-		s.mu.Lock()
-		if err == nil {
-			s.cur.Store(set)
-			s.lastFail = time.Time{}
-		} else {
-			s.lastFail = s.v.now()
-		}
-		s.call = nil
-		s.mu.Unlock()
-		c.set, c.err = set, err
-		close(c.done)
-	}()
-	return c
-}
-
-func (s *keySource) wait(ctx context.Context, c *fetchCall) (*keySet, error) {
-	select {
-	case <-c.done:
-		if c.err != nil {
-			return nil, unavailable("fetching the issuer's JWKS failed", c.err)
-		}
-		return c.set, nil
-	case <-ctx.Done():
-		return nil, unavailable("gave up waiting for the issuer's JWKS", ctx.Err())
-	}
-}
-
-// fetch downloads and parses the JWKS.
-func (s *keySource) fetch(ctx context.Context) (*keySet, error) {
-	v := s.v
-	u, err := v.jwksURL(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, v.fetchTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, fmt.Errorf("authn: JWKS request: %w", err)
-	}
-	req.Header.Set("Accept", "application/jwk-set+json, application/json")
-	resp, err := v.client.Do(req)
-	if err != nil {
-		v.log.Warn("authn: JWKS fetch failed", "url", u, "error", err)
-		return nil, fmt.Errorf("authn: GET %s: %w", u, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		v.log.Warn("authn: JWKS fetch failed", "url", u, "status", resp.StatusCode)
-		return nil, fmt.Errorf("authn: GET %s: status %d", u, resp.StatusCode)
-	}
-	body, err := discovery.ReadLimited(resp.Body, maxJWKSSize)
-	if err != nil {
-		v.log.Warn("authn: JWKS fetch failed", "url", u, "error", err)
-		return nil, fmt.Errorf("authn: GET %s: %w", u, err)
-	}
-	now := v.now()
-	set, err := s.parse(body)
-	if err != nil {
-		v.log.Warn("authn: JWKS rejected", "url", u, "error", err)
-		return nil, err
-	}
-	set.fetched = now
-	set.expires = now.Add(v.cacheTTL(resp.Header))
-	v.log.Debug("authn: JWKS fetched", "url", u, "keys", len(set.all), "refresh_in", set.expires.Sub(now))
-	return set, nil
-}
-
-// parse converts a JWKS document into a snapshot, skipping keys that cannot
-// verify signatures (private-only, symmetric, weak, unknown types), and
-// reusing unchanged keys of the previous snapshot so cached tokens keep
+// parseJWKS converts a JWKS document into a snapshot, skipping keys that
+// cannot verify signatures (private-only, symmetric, weak, unknown types),
+// and reusing the unchanged keys of prev (if any) so cached tokens keep
 // their key identity.
-func (s *keySource) parse(body []byte) (*keySet, error) {
+func parseJWKS(body []byte, prev *keySet, log *slog.Logger) (*keySet, error) {
 	var doc struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
 	if err := json.Unmarshal(body, &doc); err != nil {
 		return nil, fmt.Errorf("authn: JWKS is not valid JSON: %w", err)
 	}
-	prev := s.cur.Load()
 	set := &keySet{byKid: make(map[string][]*pubKey, len(doc.Keys))}
 	for i, raw := range doc.Keys {
 		k, err := parseJWK(raw)
 		if err != nil {
-			s.v.log.Warn("authn: skipping JWKS key", "index", i, "reason", err.Error())
+			log.Warn("authn: skipping JWKS key", "index", i, "reason", err.Error())
 			continue
 		}
 		if prev != nil {
@@ -369,15 +358,8 @@ func parseJWK(raw []byte) (*pubKey, error) {
 	default:
 		return nil, fmt.Errorf("kty %q is not a supported signature key type", meta.Kty)
 	}
-	if rk, ok := pub.(*rsa.PublicKey); ok && rk.N.BitLen() < minRSABits {
-		return nil, fmt.Errorf("RSA key of %d bits is below %d", rk.N.BitLen(), minRSABits)
-	}
-	if ek, ok := pub.(*ecdsa.PublicKey); ok {
-		switch ek.Curve {
-		case elliptic.P256(), elliptic.P384(), elliptic.P521():
-		default:
-			return nil, errors.New("unsupported EC curve")
-		}
+	if err := checkPublicKey(pub); err != nil {
+		return nil, err
 	}
 	thumb, err := key.Thumbprint(crypto.SHA256)
 	if err != nil {
@@ -393,67 +375,4 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// cacheTTL derives the background refresh period from Cache-Control
-// max-age, clamped to [MinCacheTTL, MaxCacheTTL].
-func (v *Verifier) cacheTTL(h http.Header) time.Duration {
-	ttl := 5 * time.Minute
-	for _, part := range strings.Split(h.Get("Cache-Control"), ",") {
-		name, val, _ := strings.Cut(strings.TrimSpace(part), "=")
-		switch strings.ToLower(name) {
-		case "max-age":
-			if n, err := strconv.Atoi(strings.Trim(val, `"`)); err == nil && n >= 0 {
-				ttl = time.Duration(n) * time.Second
-			}
-		case "no-cache", "no-store":
-			ttl = 0
-		}
-	}
-	return min(max(ttl, v.minCacheTTL), v.maxCacheTTL)
-}
-
-// jwksURL returns the configured or discovered JWKS URL.
-func (v *Verifier) jwksURL(ctx context.Context) (string, error) {
-	if v.cfg.JWKSURL != "" {
-		return v.cfg.JWKSURL, nil
-	}
-	md, err := v.metadata(ctx)
-	if err != nil {
-		return "", err
-	}
-	if md.JWKSURI == "" {
-		return "", fmt.Errorf("authn: issuer metadata of %q has no jwks_uri", v.cfg.Issuer)
-	}
-	if err := checkFetchURL(md.JWKSURI); err != nil {
-		return "", fmt.Errorf("authn: discovered jwks_uri: %w", err)
-	}
-	return md.JWKSURI, nil
-}
-
-// metadata discovers the issuer's metadata once (RFC 8414, then OIDC) and
-// remembers it after the first success. A failure is remembered for
-// retryBackoff, so that during an outage requests (one introspection per
-// opaque token) do not each start a discovery round.
-func (v *Verifier) metadata(ctx context.Context) (*discovery.Metadata, error) {
-	v.mdMu.Lock()
-	defer v.mdMu.Unlock()
-	if v.md != nil {
-		return v.md, nil
-	}
-	if v.mdErr != nil && v.now().Sub(v.mdFail) < retryBackoff {
-		return nil, v.mdErr
-	}
-	fctx, cancel := context.WithTimeout(ctx, v.fetchTimeout)
-	defer cancel()
-	md, err := discovery.Fetch(fctx, v.client, v.cfg.Issuer)
-	if err != nil {
-		v.log.Warn("authn: issuer discovery failed", "issuer", v.cfg.Issuer, "error", err)
-		if ctx.Err() == nil { // not the caller's own cancellation
-			v.mdErr, v.mdFail = err, v.now()
-		}
-		return nil, err
-	}
-	v.md, v.mdErr = md, nil
-	return md, nil
 }

@@ -61,14 +61,13 @@ func smallRSA(t *testing.T) string {
 func TestJWKSSkipsUnusableKeys(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, idptest.Config{Algorithms: []string{"ES256"}}, nil)
-	s := &f.v.keys
 	body := `{"keys":[
 		{"kty":"oct","k":"c2VjcmV0","kid":"hmac"},
 		` + smallRSA(t) + `,
 		{"kty":"EC","crv":"P-256","kid":"enc","use":"enc","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"},
 		{"kty":"EC","crv":"P-256","kid":"good","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}
 	]}`
-	set, err := s.parse([]byte(body))
+	set, err := parseJWKS([]byte(body), nil, f.v.log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,10 +61,10 @@ const (
 //   - no token, or another scheme: 401, WWW-Authenticate: Bearer
 //     resource_metadata="…" (and scope="…" when scopes are required), no
 //     error parameter;
-//   - two Authorization headers, two credentials in one, a credential that
-//     is not token68, or an access_token query parameter: 400
-//     error="invalid_request";
-//   - a token v rejects ([ErrInvalidToken], [ErrExpired]): 401
+//   - two Authorization headers, two credentials in one, or an
+//     access_token query parameter: 400 error="invalid_request";
+//   - a Bearer credential that is not token68 (see [BearerToken]), or a
+//     token v rejects ([ErrInvalidToken], [ErrExpired]): 401
 //     error="invalid_token" with one fixed description for every cause;
 //   - a valid token missing a required scope: 403
 //     error="insufficient_scope", scope= every scope the request needs
@@ -160,10 +160,17 @@ func (m *bearerMiddleware) serve(w http.ResponseWriter, r *http.Request, next ht
 	ctx := r.Context()
 	tok, err := BearerToken(r)
 	if err != nil {
-		if errors.Is(err, ErrInvalidRequest) {
+		switch {
+		case errors.Is(err, ErrInvalidRequest):
 			m.log.LogAttrs(ctx, slog.LevelInfo, "authn: malformed bearer token request",
 				slog.String("method", r.Method), slog.String("path", r.URL.Path))
 			m.write(w, m.badRequest)
+			return
+		case errors.Is(err, ErrInvalidToken):
+			m.log.LogAttrs(ctx, slog.LevelInfo, "authn: invalid token",
+				slog.String("cause", err.Error()),
+				slog.String("method", r.Method), slog.String("path", r.URL.Path))
+			m.write(w, m.badToken)
 			return
 		}
 		m.write(w, m.withScopes(r, m.noToken, http.StatusUnauthorized, "", descNoToken))

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"unsafe"
 )
@@ -23,6 +24,7 @@ import (
 // anyone. It is safe for concurrent use.
 type MultiVerifier struct {
 	byIssuer map[string]TokenVerifier
+	issuers  []string // the keys of byIssuer, sorted
 	opaque   TokenVerifier
 }
 
@@ -45,8 +47,49 @@ func NewMultiVerifier(verifiers map[string]TokenVerifier, opaque TokenVerifier) 
 			return nil, errors.New("authn: NewMultiVerifier: nil verifier for issuer " + iss)
 		}
 		m.byIssuer[iss] = v
+		m.issuers = append(m.issuers, iss)
 	}
+	slices.Sort(m.issuers)
 	return m, nil
+}
+
+// Issuers returns the issuers whose tokens m accepts, sorted: those it
+// routes JWTs to, and the opaque verifier's when it reports its own (as a
+// [Verifier] does with Issuer). middleware.Protect compares them with the
+// Protected Resource Metadata's authorization_servers.
+func (m *MultiVerifier) Issuers() []string {
+	out := slices.Clone(m.issuers)
+	if iv, ok := m.opaque.(interface{ Issuer() string }); ok && !slices.Contains(out, iv.Issuer()) {
+		out = append(out, iv.Issuer())
+		slices.Sort(out)
+	}
+	return out
+}
+
+// Ready calls Ready on each verifier m routes to that has one (as a
+// [Verifier] does), and returns their failures joined: call it at start so
+// that a mistyped issuer fails the deployment.
+func (m *MultiVerifier) Ready(ctx context.Context) error {
+	var errs []error
+	for _, v := range m.Verifiers() {
+		if r, ok := v.(interface{ Ready(context.Context) error }); ok {
+			errs = append(errs, r.Ready(ctx))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Verifiers returns the verifiers m routes to, in the order of Issuers,
+// followed by the opaque verifier if there is one.
+func (m *MultiVerifier) Verifiers() []TokenVerifier {
+	out := make([]TokenVerifier, 0, len(m.issuers)+1)
+	for _, iss := range m.issuers {
+		out = append(out, m.byIssuer[iss])
+	}
+	if m.opaque != nil {
+		out = append(out, m.opaque)
+	}
+	return out
 }
 
 // Verify routes token to the verifier of its issuer (or to the opaque
@@ -122,9 +165,9 @@ func (m *MultiVerifier) route(payload string) (TokenVerifier, error) {
 	}
 	v, found := m.byIssuer[string(iss)] // no allocation for the conversion
 	if !found {
-		// The unverified iss is attacker-controlled: keep it out of the
-		// error (and so out of logs).
-		return nil, invalid("token names an issuer that is not trusted")
+		// The unverified iss is attacker-controlled: it reaches the error
+		// (and so the log) only truncated and escaped.
+		return nil, invalid("iss " + quoteShort(string(iss)) + " is not among the trusted issuers " + quoteConfigured(m.issuers))
 	}
 	return v, nil
 }

@@ -125,8 +125,8 @@ func TestMultiVerifierRouting(t *testing.T) {
 				if tt.token != "" && strings.Contains(err.Error(), tt.token) {
 					t.Errorf("token in error")
 				}
-				if strings.Contains(err.Error(), "evil") {
-					t.Errorf("unverified iss in error %q", err)
+				if strings.Contains(err.Error(), "evil") && !strings.Contains(err.Error(), `iss "https://evil.example.com" is not among the trusted issuers ["`+issA+`" "`+issB+`"]`) {
+					t.Errorf("error %q does not name the unverified iss quoted beside the trusted ones", err)
 				}
 			} else if err != nil || info.Issuer != tt.wantRoute {
 				t.Fatalf("routed to %v (err %v), want %s", info, err, tt.wantRoute)
@@ -300,5 +300,25 @@ func BenchmarkMultiVerifierRoute(b *testing.B) {
 		if _, err := m.Verify(ctx, tok); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestMultiVerifierUnknownIssuerIsSanitized: the unverified iss of a token
+// routed nowhere is named in the error only truncated and escaped.
+func TestMultiVerifierUnknownIssuerIsSanitized(t *testing.T) {
+	t.Parallel()
+	m, err := NewMultiVerifier(map[string]TokenVerifier{"https://a.example.com": &multiRecorder{name: "a"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss := "https://evil.example.com/\nlevel=ERROR msg=forged" + strings.Repeat("x", 100)
+	_, err = m.Verify(context.Background(), multiJWS(`{"iss":"https://evil.example.com/\nlevel=ERROR msg=forged`+strings.Repeat("x", 100)+`"}`))
+	if !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("err = %v", err)
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, `iss "https://evil.example.com/\nlevel="… is not among the trusted issuers ["https://a.example.com"]`) ||
+		strings.ContainsAny(msg, "\n\r") || strings.Contains(msg, iss[40:]) {
+		t.Errorf("error %q", msg)
 	}
 }

@@ -7,10 +7,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"sync"
+	"reflect"
+	"slices"
 	"time"
 
-	"github.com/mcpauth-go/mcpauth/internal/discovery"
 	"github.com/mcpauth-go/mcpauth/internal/netutil"
 )
 
@@ -25,51 +25,44 @@ var asymmetricAlgs = map[string]bool{
 }
 
 const (
-	defaultLeeway          = 60 * time.Second
-	maxLeeway              = 5 * time.Minute
-	defaultMaxTokenSize    = 16 << 10
-	defaultRefreshInterval = 5 * time.Minute
-	defaultMaxStaleness    = 24 * time.Hour
-	defaultMinCacheTTL     = time.Minute
-	defaultMaxCacheTTL     = time.Hour
-	defaultFetchTimeout    = 10 * time.Second
-	defaultCacheSize       = 10000
-	defaultCacheMaxTTL     = 5 * time.Minute
+	defaultLeeway           = 60 * time.Second
+	maxLeeway               = 5 * time.Minute
+	defaultMaxTokenSize     = 16 << 10
+	defaultRefreshInterval  = 5 * time.Minute
+	defaultMaxStaleness     = 24 * time.Hour
+	defaultKeyCacheMinTTL   = time.Minute
+	defaultKeyCacheMaxTTL   = time.Hour
+	defaultFetchTimeout     = 10 * time.Second
+	defaultTokenCacheSize   = 10000
+	defaultTokenCacheMaxTTL = 5 * time.Minute
 )
 
 // Verifier verifies access tokens of one issuer: JWTs against the issuer's
-// JWKS and, when configured, opaque tokens by RFC 7662 introspection.
+// JWKS (or Config.KeySet) and, when configured, opaque tokens by RFC 7662
+// introspection.
 //
 // NewVerifier does not contact the issuer: discovery and the first key fetch
 // happen on the first Verify and are retried, so a server may start before
-// its identity provider (requests meanwhile fail with ErrUnavailable).
+// its identity provider (requests meanwhile fail with ErrUnavailable). Call
+// [Verifier.Ready] at start to fetch them at once instead, so that a
+// mistyped issuer fails at deploy time.
 //
 // A Verifier is safe for concurrent use. Call Close when done with it to
 // stop background refreshes.
 type Verifier struct {
 	cfg Config
 
-	allowed         map[string]bool
-	leeway          time.Duration
-	maxTokenSize    int
-	refreshInterval time.Duration
-	maxStale        time.Duration
-	minCacheTTL     time.Duration
-	maxCacheTTL     time.Duration
-	fetchTimeout    time.Duration
-	cacheMaxTTL     time.Duration
-	client          *http.Client
-	log             *slog.Logger
-	now             func() time.Time
+	allowed          map[string]bool
+	leeway           time.Duration
+	maxTokenSize     int
+	tokenCacheMaxTTL time.Duration
+	log              *slog.Logger
+	now              func() time.Time
 
-	keys  keySource
-	cache *tokenCache
-	intro opaqueVerifier
-
-	mdMu   sync.Mutex
-	md     *discovery.Metadata
-	mdErr  error     // the last discovery failure, answered again until mdFail+retryBackoff
-	mdFail time.Time // when discovery last failed
+	md    *metadataSource // the issuer's discovery document, fetched once
+	keys  keyProvider     // *jwksSource, *StaticKeySet or customKeys
+	cache *tokenCache     // nil when disabled
+	intro *introspector   // nil without Config.Introspection
 
 	life  context.Context
 	close context.CancelFunc
@@ -94,12 +87,18 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		}
 	}
 	if cfg.JWKSURL != "" {
+		if cfg.KeySet != nil {
+			return nil, errors.New("authn: Config.JWKSURL and Config.KeySet are both set; keep one")
+		}
 		if err := checkFetchURL(cfg.JWKSURL); err != nil {
 			return nil, fmt.Errorf("authn: Config.JWKSURL: %w", err)
 		}
 	}
+	if cfg.KeySet != nil && isNilValue(cfg.KeySet) {
+		return nil, errors.New("authn: Config.KeySet is a typed nil")
+	}
 	v := &Verifier{cfg: cfg}
-	v.cfg.Audience = append([]string(nil), cfg.Audience...)
+	v.cfg.Audience = slices.Clone(cfg.Audience)
 	v.allowed = make(map[string]bool, len(asymmetricAlgs))
 	if cfg.Algorithms == nil {
 		for a := range asymmetricAlgs {
@@ -127,24 +126,30 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		v.leeway = cfg.Leeway
 	}
 	v.maxTokenSize = orDefault(cfg.MaxTokenSize, defaultMaxTokenSize)
-	v.refreshInterval = orDefault(cfg.RefreshInterval, defaultRefreshInterval)
-	v.maxStale = orDefault(cfg.MaxStaleness, defaultMaxStaleness)
-	v.minCacheTTL = orDefault(cfg.MinCacheTTL, defaultMinCacheTTL)
-	v.maxCacheTTL = orDefault(cfg.MaxCacheTTL, defaultMaxCacheTTL)
-	if v.maxCacheTTL < v.minCacheTTL {
-		return nil, errors.New("authn: Config.MaxCacheTTL is below MinCacheTTL")
+	js := jwksSettings{
+		refreshInterval: orDefault(cfg.RefreshInterval, defaultRefreshInterval),
+		maxStale:        orDefault(cfg.MaxStaleness, defaultMaxStaleness),
+		minTTL:          orDefault(cfg.KeyCacheMinTTL, defaultKeyCacheMinTTL),
+		maxTTL:          orDefault(cfg.KeyCacheMaxTTL, defaultKeyCacheMaxTTL),
+		fetchTimeout:    orDefault(cfg.FetchTimeout, defaultFetchTimeout),
 	}
-	v.fetchTimeout = orDefault(cfg.FetchTimeout, defaultFetchTimeout)
-	v.cacheMaxTTL = orDefault(cfg.CacheMaxTTL, defaultCacheMaxTTL)
-	for name, d := range map[string]time.Duration{"MaxTokenSize": time.Duration(v.maxTokenSize), "RefreshInterval": v.refreshInterval,
-		"MaxStaleness": v.maxStale, "MinCacheTTL": v.minCacheTTL, "FetchTimeout": v.fetchTimeout, "CacheMaxTTL": v.cacheMaxTTL} {
-		if d < 0 {
-			return nil, fmt.Errorf("authn: Config.%s is negative", name)
+	if js.maxTTL < js.minTTL {
+		return nil, errors.New("authn: Config.KeyCacheMaxTTL is below KeyCacheMinTTL")
+	}
+	v.tokenCacheMaxTTL = orDefault(cfg.TokenCacheMaxTTL, defaultTokenCacheMaxTTL)
+	for _, d := range []struct {
+		name string
+		d    time.Duration
+	}{{"MaxTokenSize", time.Duration(v.maxTokenSize)}, {"RefreshInterval", js.refreshInterval},
+		{"MaxStaleness", js.maxStale}, {"KeyCacheMinTTL", js.minTTL}, {"FetchTimeout", js.fetchTimeout},
+		{"TokenCacheMaxTTL", v.tokenCacheMaxTTL}} {
+		if d.d < 0 {
+			return nil, fmt.Errorf("authn: Config.%s is negative", d.name)
 		}
 	}
-	v.client = cfg.HTTPClient
-	if v.client == nil {
-		v.client = &http.Client{Timeout: v.fetchTimeout}
+	js.client = cfg.HTTPClient
+	if js.client == nil {
+		js.client = &http.Client{Timeout: js.fetchTimeout}
 	}
 	v.log = cfg.Logger
 	if v.log == nil {
@@ -154,14 +159,37 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	if v.now == nil {
 		v.now = time.Now
 	}
-	if size := orDefault(cfg.CacheSize, defaultCacheSize); size > 0 {
+	if size := orDefault(cfg.TokenCacheSize, defaultTokenCacheSize); size > 0 {
 		v.cache = newTokenCache(size)
 	}
-	v.keys.v = v
 	v.life, v.close = context.WithCancel(context.Background())
-	if err := v.setupIntrospection(); err != nil {
-		v.close()
-		return nil, err
+	v.md = &metadataSource{issuer: cfg.Issuer, client: js.client, timeout: js.fetchTimeout, log: v.log, now: v.now}
+
+	switch ks := cfg.KeySet.(type) {
+	case nil:
+		js.log, js.now, js.life = v.log, v.now, v.life
+		js.url = v.md.jwksURL
+		if cfg.JWKSURL != "" {
+			js.url = func(context.Context) (string, error) { return cfg.JWKSURL, nil }
+		}
+		v.keys = &jwksSource{cfg: js}
+	case *StaticKeySet:
+		v.keys = ks
+	default:
+		v.keys = customKeys{ks}
+	}
+
+	if cfg.Introspection != nil {
+		endpoint := v.md.introspectionEndpoint
+		if u := cfg.Introspection.URL; u != "" {
+			endpoint = func(context.Context) (string, error) { return u, nil }
+		}
+		in, err := newIntrospector(&v.cfg, endpoint)
+		if err != nil {
+			v.close()
+			return nil, err
+		}
+		v.intro = in
 	}
 	return v, nil
 }
@@ -183,23 +211,28 @@ func (v *Verifier) Close() error {
 // Issuer returns the configured issuer.
 func (v *Verifier) Issuer() string { return v.cfg.Issuer }
 
-// introspectionEndpoint returns the configured or discovered RFC 7662
-// endpoint.
-func (v *Verifier) introspectionEndpoint(ctx context.Context) (string, error) {
-	if v.cfg.Introspection.URL != "" {
-		return v.cfg.Introspection.URL, nil
+// Audience returns a copy of the configured audiences (Config.Audience).
+// middleware.Protect checks that the Protected Resource Metadata's
+// resource is among them.
+func (v *Verifier) Audience() []string { return slices.Clone(v.cfg.Audience) }
+
+// Ready fetches now what verification needs from the issuer — its
+// metadata when something is discovered, its JWKS (unless Config.KeySet is
+// set), and the introspection endpoint when it is discovered — and returns
+// the first failure, which names the issuer and the URLs tried. Call it at
+// start so that a mistyped issuer or an unreachable identity provider fails
+// the deployment instead of the first request. Ready is optional: without
+// it, the same fetches happen on the first Verify.
+func (v *Verifier) Ready(ctx context.Context) error {
+	if err := v.keys.ready(ctx); err != nil {
+		return fmt.Errorf("authn: issuer %q is not ready: %w", v.cfg.Issuer, err)
 	}
-	md, err := v.metadata(ctx)
-	if err != nil {
-		return "", unavailable("issuer discovery failed", err)
+	if v.intro != nil && v.cfg.Introspection.URL == "" {
+		if _, err := v.md.introspectionEndpoint(ctx); err != nil {
+			return fmt.Errorf("authn: issuer %q is not ready: %w", v.cfg.Issuer, err)
+		}
 	}
-	if md.IntrospectionEndpoint == "" {
-		return "", unavailable("issuer metadata has no introspection_endpoint", nil)
-	}
-	if err := checkFetchURL(md.IntrospectionEndpoint); err != nil {
-		return "", unavailable("discovered introspection_endpoint rejected", err)
-	}
-	return md.IntrospectionEndpoint, nil
+	return nil
 }
 
 // checkFetchURL accepts absolute https URLs, and http only for loopback
@@ -218,7 +251,12 @@ func checkFetchURL(raw string) error {
 	return nil
 }
 
-// opaqueVerifier verifies tokens that are not JWS (RFC 7662 introspection).
-type opaqueVerifier interface {
-	verify(ctx context.Context, token string) (*TokenInfo, error)
+// isNilValue reports whether x holds a nil pointer, map, func, channel or
+// slice.
+func isNilValue(x any) bool {
+	switch rv := reflect.ValueOf(x); rv.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Func, reflect.Chan, reflect.Slice, reflect.Interface:
+		return rv.IsNil()
+	}
+	return false
 }

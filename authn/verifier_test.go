@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -307,7 +308,7 @@ func TestConfigValidation(t *testing.T) {
 		"leeway above 5m":       func(c *Config) { c.Leeway = 6 * time.Minute },
 		"negative leeway":       func(c *Config) { c.Leeway = -time.Second },
 		"http JWKS URL":         func(c *Config) { c.JWKSURL = "http://idp.example/jwks" },
-		"max TTL below min TTL": func(c *Config) { c.MinCacheTTL = time.Hour; c.MaxCacheTTL = time.Minute },
+		"max TTL below min TTL": func(c *Config) { c.KeyCacheMinTTL = time.Hour; c.KeyCacheMaxTTL = time.Minute },
 	}
 	for name, mutate := range cases {
 		c := base
@@ -476,7 +477,7 @@ func TestDiscoveredJWKSAndIssuerPath(t *testing.T) {
 
 func TestOutageServesLastGoodKeysWithinStaleness(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, idptest.Config{}, func(c *Config) { c.MaxStaleness = time.Hour; c.CacheSize = -1 })
+	f := newFixture(t, idptest.Config{}, func(c *Config) { c.MaxStaleness = time.Hour; c.TokenCacheSize = -1 })
 	ctx := context.Background()
 	if _, err := f.v.Verify(ctx, f.idp.Token(nil)); err != nil {
 		t.Fatal(err)
@@ -539,7 +540,7 @@ func TestCacheTTLBounds(t *testing.T) {
 		if cc != "" {
 			h.Set("Cache-Control", cc)
 		}
-		if got := v.cacheTTL(h); got != want {
+		if got := v.keys.(*jwksSource).cacheTTL(h); got != want {
 			t.Errorf("Cache-Control %q: ttl %v, want %v", cc, got, want)
 		}
 	}
@@ -570,7 +571,7 @@ func TestVerifiedTokenCache(t *testing.T) {
 
 func TestCacheEntryDiesWithItsKey(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, idptest.Config{}, func(c *Config) { c.MinCacheTTL = time.Minute })
+	f := newFixture(t, idptest.Config{}, func(c *Config) { c.KeyCacheMinTTL = time.Minute })
 	f.idp.SetJWKSCacheControl("max-age=60")
 	ctx := context.Background()
 	old := f.idp.Token(nil)
@@ -582,7 +583,7 @@ func TestCacheEntryDiesWithItsKey(t *testing.T) {
 	f.clock.Advance(61 * time.Second)
 	_, _ = f.v.Verify(ctx, old) // triggers the background refresh
 	waitFor(t, func() bool { return f.idp.Requests(idptest.EndpointJWKS) == 2 })
-	waitFor(t, func() bool { s := f.v.keys.cur.Load(); return s != nil && s.fetched.Equal(f.clock.Now()) })
+	waitFor(t, func() bool { s := f.v.keys.(*jwksSource).cur.Load(); return s != nil && s.fetched.Equal(f.clock.Now()) })
 	if _, err := f.v.Verify(ctx, old); !errors.Is(err, ErrInvalidToken) {
 		t.Fatalf("token of a key that left the JWKS still accepted from cache: %v", err)
 	}
@@ -590,7 +591,7 @@ func TestCacheEntryDiesWithItsKey(t *testing.T) {
 
 func TestCacheIsBounded(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, idptest.Config{Algorithms: []string{"ES256"}}, func(c *Config) { c.CacheSize = 8 })
+	f := newFixture(t, idptest.Config{Algorithms: []string{"ES256"}}, func(c *Config) { c.TokenCacheSize = 8 })
 	for i := range 40 {
 		if _, err := f.v.Verify(context.Background(), f.idp.Token(map[string]any{"n": i})); err != nil {
 			t.Fatal(err)
@@ -610,17 +611,19 @@ func TestCachePutWhenFullIsBounded(t *testing.T) {
 	const size, puts = 200_000, 5000
 	now := time.Now()
 	c := newTokenCache(size)
-	live := &cacheEntry{until: now.Add(time.Hour)}
-	var h [32]byte
-	for i := range size {
-		h[0], h[1], h[2] = byte(i), byte(i>>8), byte(i>>16)
-		c.put(&h, live, now)
+	entry := func(i int) *cacheEntry {
+		return &cacheEntry{info: (&TokenInfo{}).WithToken(strconv.Itoa(i)), until: now.Add(time.Hour)}
 	}
-	h[3] = 1
+	for i := range size {
+		c.put(entry(i), now)
+	}
+	more := make([]*cacheEntry, puts)
+	for i := range more {
+		more[i] = entry(size + i)
+	}
 	start := time.Now()
-	for i := range puts {
-		h[0], h[1] = byte(i), byte(i>>8)
-		c.put(&h, live, now)
+	for _, e := range more {
+		c.put(e, now)
 	}
 	// Unbounded: about 8 s here (puts x size map iterations); bounded: well
 	// under 100 ms even with -race on a busy machine.
@@ -632,18 +635,26 @@ func TestCachePutWhenFullIsBounded(t *testing.T) {
 	}
 }
 
-func TestCacheKeyIsNotTheToken(t *testing.T) {
+// TestCacheNeverPrintsToken: the cache keeps the token only inside the
+// cached TokenInfo, whose printing and logging methods redact it; an entry
+// printed or logged whole shows no token material.
+func TestCacheNeverPrintsToken(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, idptest.Config{}, nil)
 	tok := f.idp.Token(nil)
 	if _, err := f.v.Verify(context.Background(), tok); err != nil {
 		t.Fatal(err)
 	}
+	sig := tok[strings.LastIndexByte(tok, '.')+1:]
 	f.v.cache.mu.RLock()
 	defer f.v.cache.mu.RUnlock()
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
 	for k, e := range f.v.cache.m {
-		if strings.Contains(string(k[:]), tok[:16]) || e.info.Token() != "" {
-			t.Fatal("the cache stores token material")
+		log.Info("entry", "key", k, "entry", e, "value", *e)
+		out := fmt.Sprintf("%v %+v %#v %v %+v %s", e, e, e, *e, *e, buf.String())
+		if strings.Contains(out, sig) || strings.Contains(out, tok[:40]) {
+			t.Fatalf("a cache entry prints token material: %s", out)
 		}
 	}
 }
@@ -726,5 +737,56 @@ func TestAudienceSchemeAndHostCaseInsensitive(t *testing.T) {
 		if got := audienceContains([]string{tc.aud}, []string{testResource}); got != tc.want {
 			t.Errorf("aud %q: match = %v, want %v", tc.aud, got, tc.want)
 		}
+	}
+}
+
+// TestRejectionNamesValues: a rejected iss or aud is named beside the
+// configured value (issue 7 item 9), quoted, truncated and escaped, and
+// never with token material.
+func TestRejectionNamesValues(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, idptest.Config{}, nil)
+	long := "https://elsewhere.example.com/" + strings.Repeat("x", 200) + "\n" + "level=ERROR msg=forged"
+	for _, tt := range []struct {
+		name   string
+		claims map[string]any
+		want   string
+	}{
+		{"aud", map[string]any{"aud": "https://elsewhere"},
+			`aud ["https://elsewhere"] does not contain this resource ["` + testResource + `"]`},
+		{"aud list", map[string]any{"aud": []string{"a", "b"}},
+			`aud ["a" "b"] does not contain this resource ["` + testResource + `"]`},
+		{"iss", map[string]any{"iss": "https://evil.example"},
+			`iss "https://evil.example" does not match the configured issuer "` + f.idp.Issuer() + `"`},
+		{"long aud with a line break", map[string]any{"aud": long},
+			`aud ["https://elsewhere.example.com/xx"… ] does not contain this resource`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tok := f.idp.Token(tt.claims)
+			_, err := f.v.Verify(context.Background(), tok)
+			if !errors.Is(err, ErrInvalidToken) {
+				t.Fatalf("err = %v", err)
+			}
+			msg := strings.ReplaceAll(err.Error(), "…]", "… ]")
+			if !strings.Contains(msg, tt.want) {
+				t.Errorf("error %q\ndoes not contain %q", err, tt.want)
+			}
+			if strings.ContainsAny(err.Error(), "\n\r") || strings.Contains(err.Error(), "forged") {
+				t.Errorf("attacker text reached the error unescaped or untruncated: %q", err)
+			}
+			if sig := tok[strings.LastIndexByte(tok, '.')+1:]; strings.Contains(err.Error(), sig) {
+				t.Error("token material in the error")
+			}
+		})
+	}
+	// Through the middleware, the cause reaches the log.
+	log, logs := edgeLogger()
+	h := Middleware(f.v, Options{ResourceMetadataURL: "https://mcp.example.com/.well-known/oauth-protected-resource", Logger: log})(
+		http.HandlerFunc(func(http.ResponseWriter, *http.Request) { t.Error("next reached") }))
+	r := httptest.NewRequest(http.MethodGet, testResource, nil)
+	r.Header.Set("Authorization", "Bearer "+f.idp.Token(map[string]any{"aud": "https://elsewhere"}))
+	h.ServeHTTP(httptest.NewRecorder(), r)
+	if want := `aud [\"https://elsewhere\"] does not contain this resource [\"` + testResource + `\"]`; !strings.Contains(logs.String(), want) {
+		t.Errorf("log %q does not name the audiences (%s)", logs.String(), want)
 	}
 }

@@ -118,8 +118,12 @@ type Config struct {
 //
 // Protect validates everything at construction and returns an error,
 // prefixed "middleware: ", for a nil next, a missing (or typed-nil)
-// Verifier or Authorizer, or invalid Metadata (which also matches
-// prm.ErrInvalidMetadata). The returned handler is safe for concurrent use.
+// Verifier or Authorizer, invalid Metadata (which also matches
+// prm.ErrInvalidMetadata), or Metadata the Verifier disagrees with
+// ([ErrMisconfigured]: the resource is not among the verifier's audiences,
+// or a verifier's issuer is not in authorization_servers; checked for
+// verifiers that expose them, as *authn.Verifier and *authn.MultiVerifier
+// do). The returned handler is safe for concurrent use.
 func Protect(next http.Handler, cfg Config) (http.Handler, error) {
 	if isNil(next) {
 		return nil, errors.New("middleware: Protect: next handler is nil")
@@ -137,6 +141,9 @@ func Protect(next http.Handler, cfg Config) (http.Handler, error) {
 	path, err := prm.WellKnownPath(cfg.Metadata.Resource)
 	if err != nil {
 		return nil, fmt.Errorf("middleware: Config.Metadata: %w", err) // unreachable: validated above
+	}
+	if err := checkAgreement(cfg.Verifier, cfg.Metadata); err != nil {
+		return nil, err
 	}
 	opts, err := authnOptions(cfg)
 	if err != nil {

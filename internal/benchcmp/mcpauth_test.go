@@ -15,12 +15,12 @@ import (
 func newMcpauth(tb testing.TB, f *fixture, cacheSize int) verifyFunc {
 	tb.Helper()
 	v, err := authn.NewVerifier(authn.Config{
-		Issuer:     f.issuer,
-		Audience:   []string{audience},
-		JWKSURL:    f.srv.JWKSURL(),
-		HTTPClient: f.srv.Client(),
-		CacheSize:  cacheSize,
-		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Issuer:         f.issuer,
+		Audience:       []string{audience},
+		JWKSURL:        f.srv.JWKSURL(),
+		HTTPClient:     f.srv.Client(),
+		TokenCacheSize: cacheSize,
+		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -38,7 +38,7 @@ func newMcpauth(tb testing.TB, f *fixture, cacheSize int) verifyFunc {
 	}
 }
 
-// setupMcpauthCold disables the verified-token cache (CacheSize -1): every
+// setupMcpauthCold disables the verified-token cache (TokenCacheSize -1): every
 // call parses, checks the signature and decodes the claims.
 func setupMcpauthCold(tb testing.TB, f *fixture) verifyFunc { return newMcpauth(tb, f, -1) }
 
