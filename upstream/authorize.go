@@ -38,7 +38,7 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.Form
-	if err := uniqueParams(q); err != nil {
+	if err := uniqueParams(q, "resource"); err != nil {
 		s.showError(w, http.StatusBadRequest, "invalid_request", "A parameter is repeated or too long.")
 		return
 	}

@@ -45,8 +45,12 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 type clock struct {
 	mu sync.Mutex
@@ -324,3 +328,7 @@ func wantOAuthError(t *testing.T, what string, st int, m map[string]any, status 
 }
 
 var _ = context.Background
+
+func newSecondProvider(t *testing.T) *upstreamtest.Provider {
+	return upstreamtest.NewProvider(t, upstreamtest.Config{Subject: "bob", ClientID: "gh-client", ClientSecret: "gh-secret"})
+}

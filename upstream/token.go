@@ -46,7 +46,7 @@ func readForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 	if err := r.ParseForm(); err != nil {
 		return nil, errBad("invalid_request", "the body is malformed or too large")
 	}
-	if err := uniqueParams(r.PostForm); err != nil {
+	if err := uniqueParams(r.PostForm, "resource"); err != nil {
 		return nil, err
 	}
 	return r.PostForm, nil
