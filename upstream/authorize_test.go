@@ -198,7 +198,12 @@ func TestConsentPage(t *testing.T) {
 		f      func() url.Values
 		origin string
 	}{
-		{"missing csrf", b, func() url.Values { f := url.Values{}; f.Set("login", form.Get("login")); f.Set("action", "approve"); return f }, ""},
+		{"missing csrf", b, func() url.Values {
+			f := url.Values{}
+			f.Set("login", form.Get("login"))
+			f.Set("action", "approve")
+			return f
+		}, ""},
 		{"wrong csrf", b, func() url.Values {
 			f := url.Values{}
 			for k, v := range form {
