@@ -52,9 +52,11 @@
 //		if err := t.guard.Check(req, inbound); err != nil {
 //			return outbound.Refuse(req, err) // closes the body
 //		}
+//		// The user's token; an error without a verified identity: the
+//		// request is never sent anonymously.
 //		tok, err := t.tokenFor(req.Context())
 //		if err != nil {
-//			return outbound.Refuse(req, fmt.Errorf("upstream: %w", err))
+//			return outbound.Refuse(req, outbound.Wrap("upstream", "token", err))
 //		}
 //		// A clone of req with Authorization replaced, sent through base
 //		// (http.DefaultTransport if nil).
