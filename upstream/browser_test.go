@@ -198,25 +198,24 @@ func startChromium(ctx context.Context, t *testing.T, bin string) *cdpConn {
 		t.Fatal("chromium did not start its DevTools endpoint")
 	}
 	// The page target of the initial tab.
-	var targets []struct {
-		Type string `json:"type"`
-		WS   string `json:"webSocketDebuggerUrl"`
-	}
-	for range 50 {
+	var ws string
+	for i := 0; ws == "" && i < 100; i++ {
+		var targets []struct {
+			Type string `json:"type"`
+			WS   string `json:"webSocketDebuggerUrl"`
+		}
 		resp, err := http.Get("http://127.0.0.1:" + p + "/json/list")
 		if err == nil {
 			_ = json.NewDecoder(resp.Body).Decode(&targets)
 			resp.Body.Close()
 		}
-		if len(targets) > 0 {
-			break
+		for _, tg := range targets {
+			if tg.Type == "page" && tg.WS != "" {
+				ws = tg.WS
+			}
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	var ws string
-	for _, tg := range targets {
-		if tg.Type == "page" {
-			ws = tg.WS
+		if ws == "" {
+			time.Sleep(100 * time.Millisecond)
 		}
 	}
 	if ws == "" {
