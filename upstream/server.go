@@ -162,6 +162,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h(w, r)
 }
 
+// Close stops the background key refreshes of the upstream ID token
+// verifiers and closes idle connections. The Server keeps answering, but
+// should not be used for new logins afterwards.
+func (s *Server) Close() error {
+	for _, p := range s.ups {
+		p.mu.Lock()
+		if p.verifier != nil {
+			_ = p.verifier.Close()
+		}
+		p.mu.Unlock()
+	}
+	if t, ok := s.cimd.client.Transport.(*http.Transport); ok {
+		t.CloseIdleConnections()
+	}
+	return nil
+}
+
 // Issuer returns the issuer identifier.
 func (s *Server) Issuer() string { return s.cfg.Issuer }
 

@@ -179,9 +179,9 @@ type Pending struct {
 	UpstreamVerifier string `json:"upstream_verifier,omitempty"`
 	// Nonce is the OpenID Connect nonce sent upstream.
 	Nonce string `json:"nonce,omitempty"`
-	// ConsentKey is the hash of the browser's consent cookie bound to this
-	// request (CSRF protection of the consent form); empty until the
-	// consent page has been shown.
+	// ConsentKey is the hash of the cookie of the browser that sent the
+	// authorization request: the consent form and the upstream callback are
+	// accepted only from that browser.
 	ConsentKey string `json:"consent_key,omitempty"`
 	// CreatedAt is when /authorize accepted the request.
 	CreatedAt time.Time `json:"created_at"`

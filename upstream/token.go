@@ -269,8 +269,10 @@ func (s *Server) codeGrant(ctx context.Context, client *Client, form url.Values)
 	switch {
 	case errors.Is(err, ErrConsumed):
 		// A replayed code: revoke everything the first redemption issued.
-		s.log.LogAttrs(ctx, slog.LevelWarn, "upstream: authorization code replayed; revoking its grant", slog.String("client_id", rec.ClientID))
-		s.revokeGrant(ctx, rec.FamilyID, rec.TSID)
+		if rec != nil {
+			s.log.LogAttrs(ctx, slog.LevelWarn, "upstream: authorization code replayed; revoking its grant", slog.String("client_id", rec.ClientID))
+			s.revokeGrant(ctx, rec.FamilyID, rec.TSID)
+		}
 		return nil, errInvalidGrant
 	case err != nil:
 		return nil, storeErr(err, errInvalidGrant)

@@ -162,6 +162,9 @@ func (a *app) close() {
 	if a.verifier != nil {
 		a.verifier.Close()
 	}
+	if a.as != nil {
+		a.as.Close()
+	}
 	if a.dev != nil {
 		a.dev.Close()
 	}
