@@ -131,27 +131,25 @@ func (m *clientMetadata) validate() *oauthError {
 	return nil
 }
 
-// validRedirectURI accepts https, http on a loopback host (RFC 8252 §7.3)
-// and private-use URI schemes (RFC 8252 §7.1), never a fragment or a
-// scheme a browser would run.
+// validRedirectURI accepts https, or http on a loopback host (RFC 8252
+// §7.3): MCP 2026-07-28 ("Communication Security") requires every redirect
+// URI to be localhost or https, so private-use schemes are refused too.
+// Never a fragment or credentials.
 func validRedirectURI(s string) bool {
 	if len(s) > 2000 || strings.Contains(s, "#") {
 		return false
 	}
 	u, err := url.Parse(s)
-	if err != nil || u.Scheme == "" || u.User != nil {
+	if err != nil || u.User != nil || u.Host == "" {
 		return false
 	}
-	switch strings.ToLower(u.Scheme) {
+	switch u.Scheme {
 	case "https":
-		return u.Host != ""
+		return true
 	case "http":
 		return netutil.IsLoopbackHost(u.Hostname())
-	case "javascript", "data", "file", "vbscript", "blob", "about", "ftp", "ws", "wss":
-		return false
 	}
-	// A private-use scheme is in reverse-domain form (com.example.app).
-	return strings.Contains(u.Scheme, ".")
+	return false
 }
 
 // serveRegister is RFC 7591 dynamic client registration. The MCP
@@ -269,6 +267,9 @@ func (s *Server) fetchClientMetadata(ctx context.Context, id string) (*Client, t
 	}
 	if m.ClientID != id {
 		return nil, 0, errors.New("upstream: client metadata document names another client_id")
+	}
+	if strings.TrimSpace(m.ClientName) == "" {
+		return nil, 0, errors.New("upstream: client metadata document has no client_name")
 	}
 	if m.ClientSecret != "" {
 		return nil, 0, errors.New("upstream: client metadata document carries a client_secret")

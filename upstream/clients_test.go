@@ -132,6 +132,14 @@ func TestClientIDMetadataDocument(t *testing.T) {
 			bad["token_endpoint_auth_method"] = "client_secret_basic"
 			d.serve(bad, "")
 		}, true},
+		{"no client_name", allow, func() {
+			bad := map[string]any{}
+			for k, v := range doc {
+				bad[k] = v
+			}
+			delete(bad, "client_name")
+			d.serve(bad, "")
+		}, true},
 		{"metadata documents disabled", func(e *env, c *upstream.Config) { allow(e, c); c.DisableClientMetadataDocuments = true },
 			func() { d.serve(doc, "") }, false},
 	} {
@@ -280,8 +288,12 @@ func TestDynamicRegistration(t *testing.T) {
 			wantOAuthError(t, tc.name, st, m, 400, tc.code)
 		})
 	}
-	t.Run("private-use scheme accepted", func(t *testing.T) {
-		st, _ := e.register(map[string]any{"redirect_uris": []string{"com.example.app:/oauth/cb"}, "token_endpoint_auth_method": "none"})
+	t.Run("private-use scheme refused (MCP: localhost or https only)", func(t *testing.T) {
+		st, m := e.register(map[string]any{"redirect_uris": []string{"com.example.app:/oauth/cb"}, "token_endpoint_auth_method": "none"})
+		wantOAuthError(t, "private-use scheme", st, m, 400, "invalid_redirect_uri")
+	})
+	t.Run("localhost accepted", func(t *testing.T) {
+		st, _ := e.register(map[string]any{"redirect_uris": []string{"http://localhost:3000/cb"}, "token_endpoint_auth_method": "none"})
 		if st != 201 {
 			t.Fatalf("%d", st)
 		}

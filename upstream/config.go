@@ -215,6 +215,10 @@ type ConsentRequest struct {
 	RedirectHost string
 	// RedirectURI is the full redirect URI.
 	RedirectURI string
+	// LoopbackRedirect is true when the redirect goes to this computer
+	// (localhost or a loopback address), which any local program can
+	// claim: the page should warn about it (MCP security considerations).
+	LoopbackRedirect bool
 	// Scopes are the requested scopes.
 	Scopes []string
 	// Resource is the MCP server the token will be for.
