@@ -201,6 +201,13 @@ func TestClientAuthentication(t *testing.T) {
 			t.Fatalf("%d %v", st, m)
 		}
 	})
+	t.Run("public client with an empty Basic password", func(t *testing.T) {
+		id := e.publicClient(redirect)
+		f, _ := codeFor(id)
+		if st, m, _ := e.token(f, id, ""); st != 200 {
+			t.Fatalf("%d %v", st, m)
+		}
+	})
 	t.Run("public client cannot pretend to have a secret", func(t *testing.T) {
 		id := e.publicClient(redirect)
 		f, _ := codeFor(id)

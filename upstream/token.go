@@ -97,6 +97,9 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form u
 	if registered == "" {
 		registered = "none"
 	}
+	if registered == "none" && method == "client_secret_basic" && secret == "" {
+		method = "none" // a public client sending "id:" in Basic (a common client quirk)
+	}
 	secretMethod := func(m string) bool { return m == "client_secret_basic" || m == "client_secret_post" }
 	if registered != method && !(secretMethod(registered) && secretMethod(method)) {
 		return nil, errInvalidClient
