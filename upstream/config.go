@@ -71,7 +71,10 @@ type Config struct {
 	// If zero, 30 days.
 	ConsentTTL time.Duration
 	// ClientTTL is how long a dynamically registered client is kept. If
-	// zero, forever (until the Store drops it).
+	// zero, forever (until the Store drops it). Registration is
+	// unauthenticated (RFC 7591 open registration): put a rate limit in
+	// front of Issuer+"/register", or set a TTL, so it cannot fill the
+	// Store.
 	ClientTTL time.Duration
 
 	// DisableDynamicRegistration turns off RFC 7591 registration (deprecated
