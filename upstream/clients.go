@@ -45,15 +45,30 @@ func (s *Server) client(ctx context.Context, id string) (*Client, error) {
 	if s.cfg.DisableClientMetadataDocuments || !isMetadataURL(id) {
 		return nil, errUnknownClient
 	}
-	c, ttl, err := s.fetchClientMetadata(ctx, id)
-	if err != nil {
-		s.log.LogAttrs(ctx, slog.LevelInfo, "upstream: client metadata document refused", slog.String("client_id", id), slog.Any("err", err))
-		return nil, fmt.Errorf("%w: %w", errUnknownClient, err)
+	// Concurrent first requests of one client share a single fetch; each
+	// caller still gives up on its own context.
+	ch := s.cimdFlight.DoChan(id, func() (any, error) {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cimd.cfg.Timeout)
+		defer cancel()
+		c, ttl, err := s.fetchClientMetadata(fctx, id)
+		if err != nil {
+			s.log.LogAttrs(fctx, slog.LevelInfo, "upstream: client metadata document refused", slog.String("client_id", id), slog.Any("err", err))
+			return nil, fmt.Errorf("%w: %w", errUnknownClient, err)
+		}
+		if err := s.store.PutClient(fctx, c, ttl); err != nil {
+			return nil, err
+		}
+		return c, nil
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return cloneClient(r.Val.(*Client)), nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("upstream: client metadata: %w: %w", ErrUnavailable, ctx.Err())
 	}
-	if err := s.store.PutClient(ctx, c, ttl); err != nil {
-		return nil, err
-	}
-	return c, nil
 }
 
 // isMetadataURL applies the CIMD client_id rules: an https URL with a path

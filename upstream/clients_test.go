@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -88,6 +89,39 @@ func TestClientIDMetadataDocument(t *testing.T) {
 		resp.Body.Close()
 		if n := d.requests.Load(); n != 2 {
 			t.Fatalf("after max-age passed the document was fetched %d times in all, want 2", n)
+		}
+	})
+
+	t.Run("concurrent first requests share one fetch", func(t *testing.T) {
+		d.handler.Store(func(w http.ResponseWriter, _ *http.Request) {
+			time.Sleep(200 * time.Millisecond)
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(doc)
+		})
+		d.requests.Store(0)
+		e := newEnv(t, allow)
+		_, challenge := pkce()
+		var wg sync.WaitGroup
+		codes := make([]int, 8)
+		for i := range codes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				resp, err := newBrowser().Get(e.authorizeURL(d.clientID(), redirect, challenge, nil))
+				if err == nil {
+					resp.Body.Close()
+					codes[i] = resp.StatusCode
+				}
+			}()
+		}
+		wg.Wait()
+		for _, c := range codes {
+			if c != http.StatusSeeOther {
+				t.Fatalf("statuses %v, want every request sent to the consent page", codes)
+			}
+		}
+		if n := d.requests.Load(); n != 1 {
+			t.Fatalf("%d fetches for 8 concurrent requests, want 1", n)
 		}
 	})
 

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 )
 
 // Input bounds.
@@ -45,7 +47,10 @@ type Server struct {
 	ups     map[string]*provider
 	upOrder []string
 	cimd    *metadataFetcher
-	jti     *jtiCache
+	// cimdFlight shares one metadata document fetch among concurrent
+	// requests for the same client.
+	cimdFlight singleflight.Group
+	jti        *jtiCache
 
 	accessTTL, refreshTTL, codeTTL, loginTTL, consentTTL time.Duration
 }
