@@ -157,12 +157,20 @@ func (s *Server) scope(req string) (string, *oauthError) {
 	}
 	var out []string
 	for _, sc := range strings.Fields(req) {
+		if (sc == "offline_access" || sc == "openid") && !slices.Contains(s.cfg.ScopesSupported, sc) {
+			// Clients add these by habit: refresh tokens are always issued
+			// and no ID token is, so they are dropped rather than refused.
+			continue
+		}
 		if !validScopeToken(sc) || (s.cfg.ScopesSupported != nil && !slices.Contains(s.cfg.ScopesSupported, sc)) {
 			return "", errBad("invalid_scope", "a requested scope is not supported")
 		}
 		if !slices.Contains(out, sc) {
 			out = append(out, sc)
 		}
+	}
+	if len(out) == 0 {
+		out = s.cfg.DefaultScopes
 	}
 	return strings.Join(out, " "), nil
 }

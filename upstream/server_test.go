@@ -16,7 +16,7 @@ func TestEndToEndOIDC(t *testing.T) {
 	redirect := "http://127.0.0.1:9999/callback"
 	clientID := e.publicClient(redirect)
 	verifier, challenge := pkce()
-	code := e.login(clientID, redirect, challenge, url.Values{"scope": {"mcp:tools files:read"}})
+	code := e.login(clientID, redirect, challenge, url.Values{"scope": {"offline_access mcp:tools files:read openid"}})
 	m := e.exchange(clientID, redirect, code, verifier)
 	if m["token_type"] != "Bearer" || m["scope"] != "mcp:tools files:read" || m["refresh_token"] == nil {
 		t.Fatalf("token response fields: %v", m["scope"])
