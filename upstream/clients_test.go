@@ -166,6 +166,17 @@ func TestClientIDMetadataDocument(t *testing.T) {
 			bad["token_endpoint_auth_method"] = "client_secret_basic"
 			d.serve(bad, "")
 		}, true},
+		{"slow document server", func(e *env, c *upstream.Config) {
+			allow(e, c)
+			c.ClientMetadata.Timeout = 100 * time.Millisecond
+		}, func() {
+			d.handler.Store(func(w http.ResponseWriter, r *http.Request) {
+				select {
+				case <-time.After(2 * time.Second):
+				case <-r.Context().Done():
+				}
+			})
+		}, true},
 		{"no client_name", allow, func() {
 			bad := map[string]any{}
 			for k, v := range doc {
