@@ -94,8 +94,10 @@ type Config struct {
 	Clients []Client
 
 	// ConsentPage, if non-nil, renders the consent page instead of the
-	// built-in one. It must render a form that POSTs the fields of
-	// ConsentRequest.Form to ConsentRequest.Action.
+	// built-in one. It must render a form that POSTs (from the issuer's
+	// origin) the fields of ConsentRequest.Form to ConsentRequest.Action,
+	// plus action=approve or action=deny and, when approving, upstream=<the
+	// chosen UpstreamChoice.Name>. If nil, the built-in page.
 	ConsentPage func(w http.ResponseWriter, r *http.Request, req ConsentRequest)
 
 	// HTTPClient calls the upstream providers (discovery, token, userinfo,
