@@ -53,7 +53,8 @@
 // (unless Config.AuthorizeLists) and their responses, JSON or
 // text/event-stream, are filtered: an item stays when the caller could call
 // the tool, get the prompt or read the resource (a template is checked as
-// read_resource on its uriTemplate). Only the removed items' bytes change; in
+// read_resource on its uriTemplate), or would be denied only for a missing
+// scope, so that calling it gets the step-up challenge (see Scope step-up). Only the removed items' bytes change; in
 // an event stream, events that carry no list are copied as they are, except
 // that event ids are removed (the response is sent complete, and a
 // 2025-11-25 server keeping its events would replay the unfiltered list to a

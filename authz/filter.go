@@ -272,7 +272,13 @@ func (f *listFilter) filterMessage(msg []byte) ([]byte, error) {
 
 // allowed decides one list item as the operation it lists: call_tool on the
 // tool, get_prompt on the prompt, read_resource on the resource URI (or the
-// URI template). Items without a name are removed.
+// URI template). Items without a name are removed. An item denied only for a
+// missing scope (Config.ToolScopes, or determining forbids that all carry
+// @scope) stays: calling it gets the insufficient_scope challenge that lets
+// the client step up, and a client that only calls what tools/list shows
+// (the MCP Inspector does) could never reach that challenge if the list hid
+// it. So an item is listed exactly when using it gets either a result or a
+// step-up challenge.
 func (f *listFilter) allowed(item *jsonread.Value) bool {
 	v, ok := item.Get(f.m.itemKey)
 	if !ok || v.Kind != jsonread.String || v.Text == "" {
@@ -286,7 +292,8 @@ func (f *listFilter) allowed(item *jsonread.Value) bool {
 		kind = kindPrompt
 	}
 	op := f.a.namedOp(kind, v.Text)
-	return f.a.evaluate(f.ps, f.sub, &op).Allowed
+	d := f.a.evaluate(f.ps, f.sub, &op)
+	return d.Allowed || len(d.Scopes) > 0
 }
 
 // filterSSE filters every event of a text/event-stream body whose data is a

@@ -361,3 +361,51 @@ func TestListFilteredWhateverStatus(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(body), &e))
 	assert.Equal(t, CodeInternalError, e.Error.Code)
 }
+
+// TestFilterKeepsStepUpItems: a tool the caller is denied only for a missing
+// scope (an @scope forbid, or Config.ToolScopes) stays in tools/list, since
+// calling it gets the insufficient_scope challenge a client steps up with; a
+// tool denied for any other reason is removed.
+func TestFilterKeepsStepUpItems(t *testing.T) {
+	t.Parallel()
+	a := newTestAuthorizer(t, func(c *Config) {
+		c.Policies = `
+permit (principal, action == Action::"call_tool", resource is Tool)
+when { resource in [Tool::"read", Tool::"write", Tool::"scoped"] };
+
+@scope("notes:write")
+forbid (principal, action == Action::"call_tool", resource == Tool::"write")
+unless { context.scopes.contains("notes:write") };
+
+forbid (principal, action == Action::"call_tool", resource == Tool::"read")
+when { context.scopes.contains("banned") };
+`
+		c.ToolScopes = map[string][]string{"scoped": {"extra"}}
+	})
+	list := `{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"read"},{"name":"write"},{"name":"scoped"},{"name":"admin"}]}}`
+	names := func(body string) []string {
+		var m struct {
+			Result struct{ Tools []struct{ Name string } }
+		}
+		require.NoError(t, json.Unmarshal([]byte(body), &m), body)
+		var out []string
+		for _, tool := range m.Result.Tools {
+			out = append(out, tool.Name)
+		}
+		return out
+	}
+	_, body := serveList(t, a, "tools/list", "application/json", list, 200)
+	assert.Equal(t, []string{"read", "write", "scoped"}, names(body), "write and scoped are one step-up away; admin has no permit")
+
+	// The same filter removes an item denied by a forbid without @scope.
+	banned := engineer()
+	banned.Scopes = []string{"banned"}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, list)
+	})
+	srv := httptest.NewServer(withIdentity(banned, a.Middleware(h)))
+	t.Cleanup(srv.Close)
+	_, b := post(t, srv, listRequest("tools/list"), nil)
+	assert.Equal(t, []string{"write", "scoped"}, names(string(b)))
+}

@@ -114,7 +114,10 @@ type Config struct {
 // the metadata's well-known path get the metadata document (see
 // prm.NewHandler); every other request goes through CheckOrigin (the
 // resource's own origin and cfg.AllowedOrigins), authn.Middleware, then
-// cfg.Authorizer (if any), then next.
+// cfg.Authorizer (if any), then next. A 403 insufficient_scope challenge
+// answered by the authorizer or next (a step-up) has the scopes Authn
+// requires of the request added to its scope parameter, so it names every
+// scope the operation needs.
 //
 // Protect validates everything at construction and returns an error,
 // prefixed "middleware: ", for a nil next, a missing (or typed-nil)
@@ -162,6 +165,9 @@ func Protect(next http.Handler, cfg Config) (http.Handler, error) {
 			return nil, fmt.Errorf("middleware: Config.Authorizer (%T) returned a nil handler", cfg.Authorizer)
 		}
 	}
+	// An insufficient_scope challenge from behind authentication also names
+	// the scopes authentication requires (see withStepUpScopes).
+	inner = withStepUpScopes(opts, inner)
 	own, err := resourceOrigin(cfg.Metadata.Resource)
 	if err != nil {
 		return nil, fmt.Errorf("middleware: Config.Metadata: %w", err) // unreachable: validated above

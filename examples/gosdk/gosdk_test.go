@@ -269,9 +269,11 @@ func TestEndToEnd(t *testing.T) {
 				t.Fatalf("metadata %+v, %v", md, err)
 			}
 
-			// The default user sees and calls the everyday tools only.
+			// The default user sees the everyday tools and write_note, which
+			// is one step-up away (calling it gets insufficient_scope), and
+			// calls the everyday tools; admin_reset is not listed.
 			alice, tt := connect(t, r.url, user)
-			if got, want := toolNames(t, alice), []string{"echo", "whoami"}; !slices.Equal(got, want) {
+			if got, want := toolNames(t, alice), []string{"echo", "whoami", "write_note"}; !slices.Equal(got, want) {
 				t.Errorf("dev-user's tools/list = %v, want %v", got, want)
 			}
 			if got := callText(t, alice, "whoami"); !strings.Contains(got, `"subject":"dev-user"`) ||

@@ -18,9 +18,10 @@
 // call whoami and echo, lets them call write_note once their token carries
 // the scope notes:write, and keeps admin_reset for members of the "admins"
 // group (a "groups" claim): an ordinary user does not even see it in
-// tools/list. authz filters out every tool the token cannot call now, so
-// write_note is listed only to a token with notes:write; a client calls it
-// anyway to be told which scope to ask for.
+// tools/list. write_note is listed to every user: authz keeps in a filtered
+// list a tool denied only for a missing scope, so a client that calls only
+// listed tools (the MCP Inspector does) can call it, get 403
+// insufficient_scope naming notes:write, and step up.
 //
 // By default the authorization server is a throwaway development IdP in the
 // same process (package authn/idptest), and development tokens are printed:
