@@ -156,7 +156,7 @@ func TestOIDCProviderIntrospection(t *testing.T) {
 	v := newVerifier(t, authn.Config{
 		Issuer:        p.Issuer,
 		Audience:      []string{opaqueResource},
-		CacheSize:     -1,
+		TokenCacheSize:     -1,
 		Introspection: &authn.IntrospectionConfig{ClientID: "rs", ClientSecret: "rs-secret-0123456789"},
 	})
 	tok := p.clientCredentials(t, "app", "app-secret-0123456789", opaqueResource, "tools:read")
