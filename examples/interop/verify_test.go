@@ -172,7 +172,7 @@ func TestOIDCProviderIntrospection(t *testing.T) {
 	}
 
 	// An opaque token for another audience is refused even though active.
-	jwtOnly := newVerifier(t, authn.Config{Issuer: p.Issuer, Audience: []string{jwtResource}, CacheSize: -1,
+	jwtOnly := newVerifier(t, authn.Config{Issuer: p.Issuer, Audience: []string{jwtResource}, TokenCacheSize: -1,
 		Introspection: &authn.IntrospectionConfig{ClientID: "rs", ClientSecret: "rs-secret-0123456789"}})
 	if _, err := jwtOnly.Verify(ctx, tok); !errors.Is(err, authn.ErrInvalidToken) {
 		t.Errorf("Verify(opaque token for another resource) = %v, want ErrInvalidToken", err)
