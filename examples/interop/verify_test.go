@@ -154,10 +154,10 @@ func TestOIDCProviderIntrospection(t *testing.T) {
 	ctx := context.Background()
 	// No cache: the revoked token must be asked about again.
 	v := newVerifier(t, authn.Config{
-		Issuer:        p.Issuer,
-		Audience:      []string{opaqueResource},
-		TokenCacheSize:     -1,
-		Introspection: &authn.IntrospectionConfig{ClientID: "rs", ClientSecret: "rs-secret-0123456789"},
+		Issuer:         p.Issuer,
+		Audience:       []string{opaqueResource},
+		TokenCacheSize: -1,
+		Introspection:  &authn.IntrospectionConfig{ClientID: "rs", ClientSecret: "rs-secret-0123456789"},
 	})
 	tok := p.clientCredentials(t, "app", "app-secret-0123456789", opaqueResource, "tools:read")
 	if strings.Count(tok, ".") == 2 {
