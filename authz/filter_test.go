@@ -361,3 +361,60 @@ func TestListFilteredWhateverStatus(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(body), &e))
 	assert.Equal(t, CodeInternalError, e.Error.Code)
 }
+
+// TestListDecisionCache (issue 13): list items are decided once per
+// (subject, item, policy set, annotations), and a cached decision is never
+// served after Reload, to another subject, or after the tool's hints
+// changed.
+func TestListDecisionCache(t *testing.T) {
+	t.Parallel()
+	a := newTestAuthorizer(t, func(c *Config) {
+		c.Policies = `@id("eng") permit (principal in THVGroup::"engineering", action == Action::"call_tool", resource == Tool::"get_issue");
+@id("ro") permit (principal, action == Action::"call_tool", resource == Tool::"search") when { resource has readOnlyHint && resource.readOnlyHint };`
+	})
+	list := func(info *authn.TokenInfo, resp string) string {
+		t.Helper()
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, resp)
+		})
+		srv := httptest.NewServer(withIdentity(info, a.Middleware(h)))
+		defer srv.Close()
+		_, body := post(t, srv, listRequest("tools/list"), nil)
+		return string(body)
+	}
+	tools := `{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"get_issue"},{"name":"delete_repo"}]}}`
+	alice := engineer().WithToken("alice-token")
+	assert.Contains(t, list(alice, tools), "get_issue")
+	assert.Equal(t, 2, a.policies.Load().decisions.len(), "one decision per item is cached")
+	assert.Contains(t, list(alice, tools), "get_issue")
+
+	// Another subject: alice's cached permit is not theirs.
+	bob := &authn.TokenInfo{Issuer: alice.Issuer, Subject: "bob", Claims: map[string]any{"groups": []any{"sales"}}}
+	assert.NotContains(t, list(bob.WithToken("bob-token"), tools), "get_issue")
+	// Not even with alice's subject id under another token.
+	mallory := *engineer()
+	mallory.Claims = map[string]any{"groups": []any{"sales"}}
+	assert.NotContains(t, list(mallory.WithToken("other-token"), tools), "get_issue")
+
+	// After Reload, alice's decisions are made again.
+	require.NoError(t, a.Reload(`@id("none") forbid (principal, action, resource == Tool::"get_issue");
+@id("rest") permit (principal, action, resource);`))
+	assert.NotContains(t, list(alice, tools), "get_issue")
+	assert.Contains(t, list(alice, tools), "delete_repo")
+
+	// A tool's hints changing invalidates decisions that may read them.
+	require.NoError(t, a.Reload(`@id("ro") permit (principal, action == Action::"call_tool", resource == Tool::"search") when { resource has readOnlyHint && resource.readOnlyHint };`))
+	ro := `{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"search","annotations":{"readOnlyHint":true}}]}}`
+	rw := `{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"search","annotations":{"readOnlyHint":false}}]}}`
+	assert.Contains(t, list(alice, ro), "search")
+	assert.NotContains(t, list(alice, rw), "search")
+	assert.Contains(t, list(alice, ro), "search")
+
+	// The cache is bounded.
+	ps := a.policies.Load()
+	for i := range maxCachedDecisions + 5 {
+		ps.decisions.put(decisionKey{name: fmt.Sprint(i)}, true)
+	}
+	assert.LessOrEqual(t, ps.decisions.len(), maxCachedDecisions)
+}

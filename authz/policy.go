@@ -162,6 +162,9 @@ type policySet struct {
 	all     *selection
 	index   map[cedar.EntityUID]*actionIndex
 	byID    map[cedar.PolicyID]*policyEntry
+	// decisions made under this set for list items; a Reload swaps the
+	// whole set, so no decision outlives the policies it was made with.
+	decisions decisionCache
 }
 
 // entry returns the policy with the given id, or nil.
