@@ -223,15 +223,22 @@ func (a *Authorizer) Authorize(ctx context.Context, body []byte) (Decision, erro
 	if !ok || info == nil || info.Subject == "" {
 		return Decision{Reason: "no identity"}, ErrNoIdentity
 	}
-	req, err := parseRPC(body)
-	if err != nil {
+	sc := scratches.Get().(*scratch)
+	defer sc.release()
+	if err := sc.req.parse(&sc.parser, body); err != nil {
 		return Decision{Reason: "bad request"}, err
 	}
 	sub := a.subjectFor(info)
 	if sub == nil {
 		return Decision{Reason: reasonIssuer}, nil
 	}
-	return a.decide(a.policies.Load(), sub, req)
+	d, err := a.decide(a.policies.Load(), sub, &sc.req, sc)
+	if len(d.Policies) > 0 {
+		d.Policies = slices.Clone(d.Policies) // sc's array goes back to the pool
+	} else {
+		d.Policies = nil
+	}
+	return d, err
 }
 
 // log writes the audit record for one decision.

@@ -152,6 +152,7 @@ type listFilter struct {
 	m             mcpMethod
 	lists         int // list results seen
 	kept, removed int
+	sc            scratch // the memory each item's evaluation reuses
 }
 
 func (f *listFilter) filterBody(contentType string, body []byte) ([]byte, error) {
@@ -304,7 +305,7 @@ func (f *listFilter) allowed(item *jsonread.Value) bool {
 		return allowed
 	}
 	op := f.a.namedOp(kind, v.Text)
-	allowed := f.a.evaluate(f.ps, f.sub, &op).Allowed
+	allowed := f.a.evaluate(f.ps, f.sub, &op, &f.sc).Allowed
 	f.ps.decisions.put(key, allowed)
 	return allowed
 }

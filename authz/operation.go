@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 
 	cedar "github.com/cedar-policy/cedar-go"
 
@@ -15,8 +16,10 @@ import (
 // resource and arguments), the Cedar request and entity view built for it,
 // and the decision.
 
-// decide maps a parsed request to Cedar and evaluates it.
-func (a *Authorizer) decide(ps *policySet, sub *subject, req *rpcRequest) (Decision, error) {
+// decide maps a parsed request to Cedar and evaluates it, with sc's memory
+// (nil: fresh memory). The Decision's Policies live in sc: use them before
+// sc is reused.
+func (a *Authorizer) decide(ps *policySet, sub *subject, req *rpcRequest, sc *scratch) (Decision, error) {
 	if req.isResponse {
 		return Decision{Allowed: true, Reason: "json-rpc response"}, nil
 	}
@@ -41,7 +44,7 @@ func (a *Authorizer) decide(ps *policySet, sub *subject, req *rpcRequest) (Decis
 		d := Decision{Allowed: true, Reason: "protocol method"}
 		for i := range uris {
 			op := a.namedOp(kindResource, uris[i].Val.Text)
-			if d = a.evaluate(ps, sub, &op); !d.Allowed {
+			if d = a.evaluate(ps, sub, &op, sc); !d.Allowed {
 				break
 			}
 		}
@@ -54,7 +57,7 @@ func (a *Authorizer) decide(ps *policySet, sub *subject, req *rpcRequest) (Decis
 	case err != nil:
 		return Decision{Reason: "bad request"}, err
 	}
-	return a.evaluate(ps, sub, &op), nil
+	return a.evaluate(ps, sub, &op, sc), nil
 }
 
 // toolScopes returns the scopes Config.ToolScopes requires for tool, or nil.
@@ -68,16 +71,23 @@ func (a *Authorizer) toolScopes(tool string) []string {
 // evaluate decides one operation: the scopes it requires (Config.ToolScopes)
 // first, then the indexed policies. Deny by default; any evaluation error in
 // a policy that applies is a deny, whatever the other policies say.
-func (a *Authorizer) evaluate(ps *policySet, sub *subject, op *operation) Decision {
+//
+// sc (nil: fresh memory) lends the entity view, the context's scratch map
+// and the Decision's Policies array.
+func (a *Authorizer) evaluate(ps *policySet, sub *subject, op *operation, sc *scratch) Decision {
 	for _, s := range op.scopes {
 		if !slices.Contains(sub.scopes, s) {
 			return Decision{Action: op.action, Resource: op.resource, Scopes: op.scopes, Reason: "missing scope"}
 		}
 	}
+	if sc == nil {
+		sc = new(scratch)
+	}
 	sel := ps.lookup(op.action, op.resource)
-	req, ents := sub.request(a, op, sel)
-	dec, diag := cedar.Authorize(sel.pols, ents, req)
-	d := Decision{Action: op.action, Resource: op.resource}
+	req := sub.requestInto(a, op, sel, &sc.ov, &sc.ctx)
+	dec, diag := cedar.Authorize(sel, &sc.ov, req)
+	sc.ov = overlay{} // drop the request's references
+	d := Decision{Action: op.action, Resource: op.resource, Policies: sc.pols[:0]}
 	switch {
 	case len(diag.Errors) > 0:
 		d.Reason = "evaluation error"
@@ -285,30 +295,65 @@ func checkRepresentable(v *jsonread.Value) error {
 // With sel nil the context is complete; otherwise it holds only the
 // attributes sel's policies can observe (see selection).
 func (s *subject) request(a *Authorizer, op *operation, sel *selection) (cedar.Request, *overlay) {
+	ov := new(overlay)
+	var m cedar.RecordMap
+	return s.requestInto(a, op, sel, ov, &m), ov
+}
+
+// requestInto is request with the entity view built in ov and *m (created
+// when nil) as scratch for the context (cedar.NewRecord copies it).
+func (s *subject) requestInto(a *Authorizer, op *operation, sel *selection, ov *overlay, m *cedar.RecordMap) cedar.Request {
 	var ctx cedar.Record
 	switch {
 	case op.args == nil:
 		ctx = s.ctxRecord
 	case sel == nil || sel.ctxAll:
-		m := make(cedar.RecordMap, len(s.ctxBase)+len(op.args.Kids))
-		maps.Copy(m, s.ctxBase)
-		op.addArgs(m)
-		ctx = cedar.NewRecord(m)
+		c := make(cedar.RecordMap, len(s.ctxBase)+len(op.args.Kids))
+		maps.Copy(c, s.ctxBase)
+		op.addArgs(c)
+		ctx = cedar.NewRecord(c)
 	case len(sel.ctxKeys) == 0:
 		ctx = cedar.Record{}
 	default:
-		m := make(cedar.RecordMap, len(sel.ctxKeys))
+		if *m == nil {
+			*m = make(cedar.RecordMap, 8)
+		}
 		for _, k := range sel.ctxKeys {
 			if v, ok := op.arg(k); ok {
-				m[k] = v
+				(*m)[k] = v
 			} else if v, ok := s.ctxBase[k]; ok {
-				m[k] = v
+				(*m)[k] = v
 			}
 		}
-		ctx = cedar.NewRecord(m)
+		ctx = cedar.NewRecord(*m)
+		clear(*m)
 	}
-	return cedar.Request{Principal: s.uid, Action: op.action, Resource: op.resource, Context: ctx},
-		&overlay{a: a, static: a.entities, sub: s, op: *op}
+	*ov = overlay{a: a, static: a.entities, sub: s, op: *op}
+	return cedar.Request{Principal: s.uid, Action: op.action, Resource: op.resource, Context: ctx}
+}
+
+// scratch is the memory one request's decision borrows from a pool
+// (scratches) and gives back once the decision is made and logged: nothing
+// in it may be used after that. It holds what would otherwise be allocated
+// per request: the parse tree, the parsed message, the entity view handed
+// to cedar, the context's scratch map, the Decision's Policies.
+type scratch struct {
+	parser jsonread.Parser
+	req    rpcRequest
+	ov     overlay
+	ctx    cedar.RecordMap
+	pols   [4]cedar.PolicyID
+}
+
+var scratches = sync.Pool{New: func() any { return new(scratch) }}
+
+// release gives sc back to the pool without references to the request.
+func (sc *scratch) release() {
+	sc.parser.Release()
+	sc.req = rpcRequest{}
+	sc.ov = overlay{}
+	clear(sc.pols[:])
+	scratches.Put(sc)
 }
 
 // overlay is the entity store of one request: the static entities with the

@@ -135,12 +135,13 @@ type actionIndex struct {
 // ctxAll is set and the full context is built.
 type selection struct {
 	pols    bucket
+	seq     iter.Seq2[cedar.PolicyID, *cedar.Policy] // pols.All()
 	ctxAll  bool
 	ctxKeys []cedar.String
 }
 
 func newSelection(b bucket) *selection {
-	sel := &selection{pols: b}
+	sel := &selection{pols: b, seq: b.All()}
 	seen := map[string]bool{}
 	for _, e := range b {
 		if e.ctxAll {
@@ -155,6 +156,10 @@ func newSelection(b bucket) *selection {
 	}
 	return sel
 }
+
+// All implements cedar.PolicyIterator without allocating: the sequence is
+// built once, with the selection.
+func (s *selection) All() iter.Seq2[cedar.PolicyID, *cedar.Policy] { return s.seq }
 
 // policySet is an immutable compiled policy set: what an atomic reload swaps.
 type policySet struct {
