@@ -185,11 +185,11 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 			return nil, err
 		}
 		// A body longer than declared is an error of its own in net/http;
-		// read one more byte so a lying client cannot pass the cap.
-		var one [1]byte
-		if m, _ := r.Body.Read(one[:]); m > 0 {
+		// read one more byte (into the spare capacity, so that nothing
+		// else is allocated) so a lying client cannot pass the cap.
+		if m, _ := r.Body.Read(buf[n : n+1]); m > 0 {
 			rest, err := io.ReadAll(io.LimitReader(r.Body, limit))
-			return append(append(buf, one[0]), rest...), err
+			return append(buf[:n+1], rest...), err
 		}
 		return buf, nil
 	}
