@@ -171,6 +171,14 @@ func (a *Authorizer) Reload(policies string) error {
 	return nil
 }
 
+// cloneOrNil returns a copy of s, or nil when s is empty.
+func cloneOrNil[S ~[]E, E any](s S) S {
+	if len(s) == 0 {
+		return nil
+	}
+	return slices.Clone(s)
+}
+
 // validScope reports whether s is an RFC 6749 §3.3 scope-token
 // (%x21 / %x23-5B / %x5D-7E), which a step-up challenge carries unchanged.
 func validScope(s string) bool {
@@ -233,11 +241,9 @@ func (a *Authorizer) Authorize(ctx context.Context, body []byte) (Decision, erro
 		return Decision{Reason: reasonIssuer}, nil
 	}
 	d, err := a.decide(a.policies.Load(), sub, &sc.req, sc)
-	if len(d.Policies) > 0 {
-		d.Policies = slices.Clone(d.Policies) // sc's array goes back to the pool
-	} else {
-		d.Policies = nil
-	}
+	// The caller owns what it gets: Policies may live in sc (which goes
+	// back to the pool) and a cached Decision is shared.
+	d.Policies, d.Scopes = cloneOrNil(d.Policies), cloneOrNil(d.Scopes)
 	return d, err
 }
 

@@ -1,55 +1,63 @@
 package authz
 
 import (
+	"slices"
 	"strings"
 	"sync"
+
+	cedar "github.com/cedar-policy/cedar-go"
 )
 
-// This file is the decision cache of list filtering: a tools/list (or
-// prompts/list, resources/list) response asks one decision per item, and
-// the same caller lists the same items again on every connect and every
-// list_changed notification.
+// This file is the decision cache. A tools/list (or prompts/list,
+// resources/list) response asks one decision per item, and the same caller
+// lists the same items again on every connect and every list_changed
+// notification, then calls some of them: whenever a decision cannot depend
+// on a request's arguments (see Authorizer.decideOp) it is made once per
+// caller, action, item, policy set and tool annotations version.
 
 // maxCachedDecisions bounds one policy set's decision cache; when full it
 // is emptied and starts again.
 const maxCachedDecisions = 1 << 16
 
-// decisionKey names one cached decision: the operation on one named item
-// (without arguments) for one subject, under the tool annotations of one
-// version. The *subject key keeps that subject alive while the entry
-// lives, so its address names it alone: a subject rebuilt for the same
-// token, or another caller's, never finds this entry.
+// decisionKey names one cached decision: the action on one named item
+// (tool, prompt or resource) for one subject, under the tool annotations
+// of one version. The *subject key keeps that subject alive while the
+// entry lives, so its address names it alone: a subject rebuilt for the
+// same token, or another caller's, never finds this entry.
 type decisionKey struct {
-	sub  *subject
-	kind methodKind
-	name string
-	ann  uint64 // toolAnnotations.version when decided
+	sub    *subject
+	action cedar.EntityUID
+	name   string // the resource id (action and type fix the entity type)
+	ann    uint64 // toolAnnotations.version when decided
 }
 
 // decisionCache holds decisions made under one policy set. It lives in the
 // policySet, so Reload starts an empty one. Safe for concurrent use.
 type decisionCache struct {
 	mu sync.RWMutex
-	m  map[decisionKey]bool
+	m  map[decisionKey]Decision
 }
 
 // get returns the cached decision for k.
-func (c *decisionCache) get(k decisionKey) (allowed, ok bool) {
+func (c *decisionCache) get(k decisionKey) (Decision, bool) {
 	c.mu.RLock()
-	allowed, ok = c.m[k]
+	d, ok := c.m[k]
 	c.mu.RUnlock()
-	return allowed, ok
+	return d, ok
 }
 
-// put stores a decision, copying the name (it points into a response).
-func (c *decisionCache) put(k decisionKey, allowed bool) {
+// put stores a copy of d: the name is copied (it points into a request or
+// a response), and so are the policy ids (they live in a scratch).
+func (c *decisionCache) put(k decisionKey, d Decision) {
 	k.name = strings.Clone(k.name)
+	d.Resource.ID = cedar.String(k.name)
+	d.Policies = slices.Clone(d.Policies)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil || len(c.m) >= maxCachedDecisions {
-		c.m = make(map[decisionKey]bool, 64)
+		c.m = make(map[decisionKey]Decision, 64)
 	}
-	c.m[k] = allowed
+	c.m[k] = d
 }
 
 // len returns the number of cached decisions.

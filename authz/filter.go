@@ -300,14 +300,8 @@ func (f *listFilter) allowed(item *jsonread.Value) bool {
 	case "prompts":
 		kind = kindPrompt
 	}
-	key := decisionKey{sub: f.sub, kind: kind, name: v.Text, ann: f.a.annotations.version.Load()}
-	if allowed, ok := f.ps.decisions.get(key); ok {
-		return allowed
-	}
 	op := f.a.namedOp(kind, v.Text)
-	allowed := f.a.evaluate(f.ps, f.sub, &op, &f.sc).Allowed
-	f.ps.decisions.put(key, allowed)
-	return allowed
+	return f.a.decideOp(f.ps, f.sub, &op, &f.sc).Allowed
 }
 
 // filterSSE filters every event of a text/event-stream body whose data is a

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	cedar "github.com/cedar-policy/cedar-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -414,7 +415,48 @@ func TestListDecisionCache(t *testing.T) {
 	// The cache is bounded.
 	ps := a.policies.Load()
 	for i := range maxCachedDecisions + 5 {
-		ps.decisions.put(decisionKey{name: fmt.Sprint(i)}, true)
+		ps.decisions.put(decisionKey{name: fmt.Sprint(i)}, Decision{Allowed: true})
 	}
 	assert.LessOrEqual(t, ps.decisions.len(), maxCachedDecisions)
+}
+
+// TestCallDecisionCache (issue 13): a tools/call whose policies cannot read
+// its arguments is decided once per caller and tool; one whose policies
+// can (through the context or the resource) is always evaluated.
+func TestCallDecisionCache(t *testing.T) {
+	t.Parallel()
+	a := newTestAuthorizer(t, func(c *Config) {
+		c.Policies = `@id("eng") permit (principal in THVGroup::"engineering", action == Action::"call_tool", resource == Tool::"get_issue");
+@id("res-arg") permit (principal, action == Action::"call_tool", resource == Tool::"t") when { resource has arg_x && resource.arg_x == 1 };
+@id("ctx-arg") permit (principal, action == Action::"call_tool", resource == Tool::"u") when { context has arg_x && context.arg_x == 1 };`
+	})
+	ctx := authn.NewContext(context.Background(), engineer().WithToken("alice-token"))
+	decide := func(body string) Decision {
+		t.Helper()
+		d, err := a.Authorize(ctx, []byte(body))
+		require.NoError(t, err)
+		return d
+	}
+	d := decide(call("get_issue", `{"x":1}`))
+	require.True(t, d.Allowed)
+	d.Policies[0] = "tampered" // the caller's copy
+	d = decide(call("get_issue", `{"x":2}`))
+	assert.True(t, d.Allowed)
+	assert.Equal(t, []cedar.PolicyID{"eng"}, d.Policies, "a cached decision names its policies")
+	assert.Equal(t, 1, a.policies.Load().decisions.len(), "arguments no policy reads do not split the cache")
+
+	for _, tool := range []string{"t", "u"} {
+		assert.False(t, decide(call(tool, "")).Allowed, tool)             // cached: no arguments
+		assert.True(t, decide(call(tool, `{"x":1}`)).Allowed, tool)       // evaluated
+		assert.False(t, decide(call(tool, `{"x":2}`)).Allowed, tool)      // evaluated
+		assert.True(t, decide(call(tool, `{"x":1,"y":0}`)).Allowed, tool) // evaluated
+	}
+
+	require.NoError(t, a.Reload(`@id("none") forbid (principal, action, resource == Tool::"get_issue");
+@id("rest") permit (principal, action, resource);`))
+	assert.False(t, decide(call("get_issue", `{"x":1}`)).Allowed, "no decision survives Reload")
+	other := authn.NewContext(context.Background(), (&authn.TokenInfo{Issuer: "https://idp.example", Subject: "bob"}).WithToken("bob-token"))
+	d, err := a.Authorize(other, []byte(call("delete_repo", "")))
+	require.NoError(t, err)
+	assert.True(t, d.Allowed)
 }

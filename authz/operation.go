@@ -44,7 +44,7 @@ func (a *Authorizer) decide(ps *policySet, sub *subject, req *rpcRequest, sc *sc
 		d := Decision{Allowed: true, Reason: "protocol method"}
 		for i := range uris {
 			op := a.namedOp(kindResource, uris[i].Val.Text)
-			if d = a.evaluate(ps, sub, &op, sc); !d.Allowed {
+			if d = a.decideOp(ps, sub, &op, sc); !d.Allowed {
 				break
 			}
 		}
@@ -57,7 +57,27 @@ func (a *Authorizer) decide(ps *policySet, sub *subject, req *rpcRequest, sc *sc
 	case err != nil:
 		return Decision{Reason: "bad request"}, err
 	}
-	return a.evaluate(ps, sub, &op, sc), nil
+	return a.decideOp(ps, sub, &op, sc), nil
+}
+
+// decideOp decides op through ps's decision cache when the decision cannot
+// depend on anything but the caller, the operation's action and resource,
+// and the tool annotations: an operation without arguments, or one whose
+// policies never read an argument (selection.argFree). Anything else is
+// evaluated. A cached Decision is shared: its slices must not be modified.
+func (a *Authorizer) decideOp(ps *policySet, sub *subject, op *operation, sc *scratch) Decision {
+	if op.list || (op.args != nil && !ps.lookup(op.action, op.resource).argFree) {
+		return a.evaluate(ps, sub, op, sc)
+	}
+	// The version is read before deciding: a decision made while hints
+	// change is filed under the old version, which is never asked again.
+	key := decisionKey{sub: sub, action: op.action, name: string(op.resource.ID), ann: a.annotations.version.Load()}
+	if d, ok := ps.decisions.get(key); ok {
+		return d
+	}
+	d := a.evaluate(ps, sub, op, sc)
+	ps.decisions.put(key, d)
+	return d
 }
 
 // operation is the Cedar shape of one resource-bearing request.

@@ -49,6 +49,40 @@ type policyEntry struct {
 	scopes  []string // from @scope, forbid policies only
 	ctxAll  bool     // uses the context record other than through attribute access
 	ctxKeys []string // context attributes it reads or tests
+	// readsArgs: it names an attribute "arg_…" (of the context, the
+	// resource or anything else) or uses the whole context, so a request's
+	// arguments can change what it says.
+	readsArgs bool
+}
+
+// namesArgAttribute reports whether a policy's JSON form reads or tests an
+// attribute whose name starts with "arg_", on any value. Cedar reaches an
+// attribute only by its literal name (`.attr`, `["attr"]`, `has attr`), so
+// a policy without one cannot observe the arguments, which are attributes
+// named arg_<name> of the context and of the resource entity.
+func namesArgAttribute(doc any) bool {
+	switch x := doc.(type) {
+	case []any:
+		for _, e := range x {
+			if namesArgAttribute(e) {
+				return true
+			}
+		}
+	case map[string]any:
+		for k, v := range x {
+			if k == "." || k == "has" {
+				if op, ok := v.(map[string]any); ok {
+					if attr, ok := op["attr"].(string); ok && strings.HasPrefix(attr, "arg_") {
+						return true
+					}
+				}
+			}
+			if namesArgAttribute(v) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // policyJSON returns a policy's JSON form (cedar-go's MarshalJSON) as
@@ -138,14 +172,21 @@ type selection struct {
 	seq     iter.Seq2[cedar.PolicyID, *cedar.Policy] // pols.All()
 	ctxAll  bool
 	ctxKeys []cedar.String
+	// argFree: no policy of the selection can observe a request's
+	// arguments, so its decision depends only on the caller, the action
+	// and the resource (see decisionCache).
+	argFree bool
 }
 
 func newSelection(b bucket) *selection {
-	sel := &selection{pols: b, seq: b.All()}
+	sel := &selection{pols: b, seq: b.All(), argFree: true}
 	seen := map[string]bool{}
 	for _, e := range b {
 		if e.ctxAll {
 			sel.ctxAll = true
+		}
+		if e.readsArgs {
+			sel.argFree = false
 		}
 		for _, k := range e.ctxKeys {
 			if !seen[k] {
@@ -230,6 +271,7 @@ func (a *Authorizer) compilePolicies(text string) (*policySet, error) {
 			return nil, fmt.Errorf("authz: policies: policy %q (line %d, column %d): %s", id, pos.Line, pos.Column, err)
 		}
 		e.ctxKeys, e.ctxAll = contextUse(doc)
+		e.readsArgs = e.ctxAll || namesArgAttribute(doc)
 		if v, ok := ann[scopeAnnotation]; ok {
 			if p.Effect() != cedar.Forbid {
 				return nil, fmt.Errorf("authz: policies: policy %q (line %d, column %d): @scope is only meaningful on forbid policies", id, pos.Line, pos.Column)
