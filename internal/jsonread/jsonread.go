@@ -706,7 +706,21 @@ func (p *parser) hex4() (rune, bool) {
 // strings.EqualFold implements and what encoding/json's field matching
 // approximates, including the Kelvin sign and long s).
 func sameName(a, b string) bool {
+	if len(a) > 0 && len(b) > 0 && a[0] < utf8.RuneSelf && b[0] < utf8.RuneSelf && lowerASCII(a[0]) != lowerASCII(b[0]) {
+		// Two ASCII first letters that differ ignoring case: the first
+		// runes do not fold together (an ASCII letter's other fold
+		// partners, the Kelvin sign and long s, are not ASCII).
+		return false
+	}
 	return a == b || strings.EqualFold(a, b)
+}
+
+// lowerASCII maps an ASCII upper-case letter to lower case.
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // smallObject is the member count up to which duplicate names are found by
