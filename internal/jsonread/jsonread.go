@@ -29,9 +29,12 @@
 //   - [ParseObject] decodes one JSON object into map[string]any with
 //     encoding/json's value types (string, float64, bool, nil, []any,
 //     map[string]any) for code that wants maps, such as a JWT's header and
-//     claims. It is as fast as a dedicated map decoder (it copies the source
-//     once and lets every string share that copy), and the maps it returns
-//     share no memory with data. [Value.Any] converts a subtree the same way.
+//     claims. It costs about what a dedicated map decoder does (it copies
+//     the source once and lets every string share that copy; on a 400-byte
+//     token payload within 10% of the jsonlite decoder it replaces, and half
+//     of encoding/json), and the maps it returns share no memory with data.
+//     [Value.Any] converts a subtree the same way. A [Parser] reuses its
+//     memory from one document to the next (no allocation once warm).
 package jsonread
 
 import (
