@@ -16,6 +16,10 @@ import (
 	"github.com/mcpauth-go/mcpauth/internal/lru"
 )
 
+// This file is the Authorizer: its Config, construction and Reload (the
+// loading itself is in load.go), the Authorize entry point, and the audit
+// record of each decision.
+
 // Default limits.
 const (
 	DefaultMaxBodyBytes     = 1 << 20 // 1 MiB

@@ -13,6 +13,10 @@ import (
 	"github.com/mcpauth-go/mcpauth/internal/jsonread"
 )
 
+// This file filters list responses: the handler's response is buffered,
+// each list result (JSON or event stream) rewritten without the items the
+// caller may not use and marked private, or refused when it cannot be.
+
 var errFilter = errors.New("authz: list response cannot be filtered")
 
 var resultMembers = []string{"result"}

@@ -11,6 +11,11 @@ import (
 	"github.com/mcpauth-go/mcpauth/authn"
 )
 
+// This file is the HTTP entry point; a tools/call reads top to bottom in
+// the handler below: identity, body, parse and headers (rpc.go), subject
+// (subject.go), decision (operation.go), audit (authorizer.go), then 403
+// or the handler with the same bytes (lists: filter.go).
+
 // JSON-RPC error codes used in responses.
 const (
 	CodeParseError     = -32700 // malformed JSON

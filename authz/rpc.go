@@ -12,6 +12,11 @@ import (
 	"github.com/mcpauth-go/mcpauth/internal/jsonread"
 )
 
+// This file is the JSON-RPC request and its header rules: the MCP method
+// table, the parse of one message (with the member-name rules that keep
+// the request authorized equal to the request the handler decodes), and
+// the Mcp-Method/Mcp-Name check.
+
 type methodKind uint8
 
 const (
