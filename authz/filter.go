@@ -5,11 +5,17 @@ import (
 	"errors"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/mcpauth-go/mcpauth/internal/jsonread"
 )
+
+// This file filters list responses: the handler's response is buffered,
+// each list result (JSON or event stream) rewritten without the items the
+// caller may not use and marked private, or refused when it cannot be.
 
 var errFilter = errors.New("authz: list response cannot be filtered")
 
@@ -22,7 +28,9 @@ var resultMembers = []string{"result"}
 // internal error: the list
 // is never passed on unfiltered.
 func (a *Authorizer) serveFiltered(w http.ResponseWriter, r *http.Request, next http.Handler, ps *policySet, sub *subject, m mcpMethod) {
-	bw := &bufferWriter{header: http.Header{}, max: a.cfg.MaxResponseBytes}
+	lb := listBufferPool.Get().(*listBuffers)
+	defer lb.release() // after the response is written: a Writer keeps nothing
+	bw := &bufferWriter{header: http.Header{}, max: a.cfg.MaxResponseBytes, buf: &lb.resp}
 	next.ServeHTTP(bw, r)
 	status := bw.status
 	if status == 0 {
@@ -33,13 +41,14 @@ func (a *Authorizer) serveFiltered(w http.ResponseWriter, r *http.Request, next 
 	// tools/list result sent with HTTP 500 is still a list); 1xx statuses
 	// other than 101 are not final (see bufferWriter.WriteHeader).
 	if len(out) > 0 || bw.overflow {
-		f := listFilter{a: a, ps: ps, sub: sub, m: m}
+		f := listFilter{a: a, ps: ps, sub: sub, m: m, msgBuf: lb.msg[:0], sseBuf: lb.sse[:0]}
 		var err error
 		if bw.overflow || encoded(bw.header) {
 			err = errFilter
 		} else {
 			out, err = f.filterBody(bw.header.Get("Content-Type"), out)
 		}
+		lb.msg, lb.sse = f.msgBuf, f.sseBuf // grown, for the next response
 		if err != nil {
 			a.log(r.Context(), sub.id, "", Decision{Reason: "unfilterable list response"})
 			if status < 400 {
@@ -106,11 +115,34 @@ func (a *Authorizer) logFilter(r *http.Request, sub *subject, m mcpMethod, kept,
 		"principal", sub.id, "list", m.listKey, "kept", kept, "removed", removed)
 }
 
+// listBuffers is the memory one filtered list response borrows from
+// listBufferPool: the handler's response as buffered and the rewritten
+// message and event stream. It goes back once the response is written
+// (io.Writer implementations must not keep what they are given); a
+// buffer grown past maxPooledListBuffer is left to the collector.
+type listBuffers struct {
+	resp     bytes.Buffer
+	msg, sse []byte
+}
+
+const maxPooledListBuffer = 1 << 20
+
+var listBufferPool = sync.Pool{New: func() any { return new(listBuffers) }}
+
+func (lb *listBuffers) release() {
+	if lb.resp.Cap() > maxPooledListBuffer || cap(lb.msg) > maxPooledListBuffer || cap(lb.sse) > maxPooledListBuffer {
+		return
+	}
+	lb.resp.Reset()
+	lb.msg, lb.sse = lb.msg[:0], lb.sse[:0]
+	listBufferPool.Put(lb)
+}
+
 // bufferWriter collects a handler's response for filtering.
 type bufferWriter struct {
 	header   http.Header
 	status   int
-	buf      bytes.Buffer
+	buf      *bytes.Buffer
 	max      int64
 	overflow bool
 }
@@ -151,6 +183,10 @@ type listFilter struct {
 	m             mcpMethod
 	lists         int // list results seen
 	kept, removed int
+	sc            scratch // the memory each item's evaluation reuses
+	// msgBuf and sseBuf are where filterMessage and filterSSE write (a
+	// message's rewrite is consumed before the next message is filtered).
+	msgBuf, sseBuf []byte
 }
 
 func (f *listFilter) filterBody(contentType string, body []byte) ([]byte, error) {
@@ -170,12 +206,16 @@ func (f *listFilter) filterBody(contentType string, body []byte) ([]byte, error)
 // filterMessage filters one JSON-RPC response message. Anything but the
 // removed array elements is copied byte for byte.
 func (f *listFilter) filterMessage(msg []byte) ([]byte, error) {
-	// Kept: the message, result, the list, each item's members and their
-	// members (a tool's annotations); deeper values (the insides of input
-	// schemas) are only checked.
+	// One pass over the bytes: every value is checked (syntax, UTF-8,
+	// duplicate and case-variant names), but only the message, result, the
+	// list and each item's members are kept; deeper values (annotations,
+	// the insides of input schemas) are known by their spans. The tree
+	// lives in a recycled parser's memory until the message is rewritten.
 	// A case variant of "result" or of the list member would be the list to
-	// a case-insensitive client decoder (encoding/json) but not to get.
-	root, err := jsonread.ParseWith(msg, jsonread.Options{KeepDepth: 5})
+	// a case-insensitive client decoder (encoding/json) but not to Get.
+	p := responseParsers.Get().(*jsonread.Parser)
+	defer putResponseParser(p)
+	root, err := p.Parse(msg, jsonread.Options{KeepDepth: 4})
 	if err != nil || root.Kind != jsonread.Object || root.CaseVariant(resultMembers) {
 		return nil, errFilter
 	}
@@ -198,7 +238,7 @@ func (f *listFilter) filterMessage(msg []byte) ([]byte, error) {
 	f.lists++
 	if f.m.listKey == "tools" {
 		for i := range list.Kids {
-			f.a.annotations.record(&list.Kids[i].Val)
+			f.a.annotations.record(msg, &list.Kids[i].Val)
 		}
 	}
 	keep := make([]bool, len(list.Kids))
@@ -221,7 +261,8 @@ func (f *listFilter) filterMessage(msg []byte) ([]byte, error) {
 	if n == len(list.Kids) && scopeOK {
 		return msg, nil
 	}
-	out := make([]byte, 0, len(msg)+len(`"cacheScope":"private",`))
+	out := slices.Grow(f.msgBuf[:0], len(msg)+len(`"cacheScope":"private",`))
+	defer func() { f.msgBuf = out[:0] }()
 	pos := 0
 	if !hasScope {
 		at := int(result.Start) + 1 // just inside the result's '{'
@@ -270,6 +311,15 @@ func (f *listFilter) filterMessage(msg []byte) ([]byte, error) {
 	return out, nil
 }
 
+// responseParsers recycles the parsers of list responses.
+var responseParsers = sync.Pool{New: func() any { return new(jsonread.Parser) }}
+
+// putResponseParser recycles p, without its references to the response.
+func putResponseParser(p *jsonread.Parser) {
+	p.Release()
+	responseParsers.Put(p)
+}
+
 // allowed decides one list item as the operation it lists: call_tool on the
 // tool, get_prompt on the prompt, read_resource on the resource URI (or the
 // URI template). Items without a name are removed. An item denied only for a
@@ -292,7 +342,7 @@ func (f *listFilter) allowed(item *jsonread.Value) bool {
 		kind = kindPrompt
 	}
 	op := f.a.namedOp(kind, v.Text)
-	d := f.a.evaluate(f.ps, f.sub, &op)
+	d := f.a.decideOp(f.ps, f.sub, &op, &f.sc)
 	return d.Allowed || len(d.Scopes) > 0
 }
 
@@ -306,11 +356,11 @@ func (f *listFilter) allowed(item *jsonread.Value) bool {
 // events would replay the unfiltered list to a GET carrying the id as
 // Last-Event-ID (a GET the middleware cannot filter).
 func (f *listFilter) filterSSE(body []byte) ([]byte, error) {
-	var out bytes.Buffer
-	out.Grow(len(body))
+	out := slices.Grow(f.sseBuf[:0], len(body))
+	defer func() { f.sseBuf = out[:0] }()
 	// SSE parsers strip one leading byte order mark (WHATWG HTML §9.2.5).
 	if bom := "\ufeff"; bytes.HasPrefix(body, []byte(bom)) {
-		out.WriteString(bom)
+		out = append(out, bom...)
 		body = body[len(bom):]
 	}
 	for len(body) > 0 {
@@ -320,9 +370,9 @@ func (f *listFilter) filterSSE(body []byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		out.Write(nev)
+		out = append(out, nev...)
 	}
-	return out.Bytes(), nil
+	return out, nil
 }
 
 // nextEvent splits off one event: lines up to and including the first empty

@@ -11,6 +11,11 @@ import (
 	"github.com/mcpauth-go/mcpauth/authn"
 )
 
+// This file is the HTTP entry point; a tools/call reads top to bottom in
+// the handler below: identity, body, parse and headers (rpc.go), subject
+// (subject.go), decision (operation.go), audit (authorizer.go), then 403
+// or the handler with the same bytes (lists: filter.go).
+
 // JSON-RPC error codes used in responses.
 const (
 	CodeParseError     = -32700 // malformed JSON
@@ -91,17 +96,17 @@ func (a *Authorizer) middleware(next http.Handler, resourceMetadataURL string) h
 			writeRPCError(w, http.StatusRequestEntityTooLarge, nil, CodeInvalidRequest, msgTooLarge)
 			return
 		}
-		req, err := parseRPC(body)
-		if err != nil {
-			var id []byte
-			if req != nil {
-				id = req.id
-			}
+		// The parse, the entity view and the decision's policy ids live in
+		// memory borrowed for this request.
+		sc := scratches.Get().(*scratch)
+		defer sc.release()
+		req := &sc.req
+		if err := req.parse(&sc.parser, body); err != nil {
 			a.log(r.Context(), info.Subject, "", Decision{Reason: err.Error()})
 			if errors.Is(err, ErrParse) {
-				writeRPCError(w, http.StatusBadRequest, id, CodeParseError, msgParse)
+				writeRPCError(w, http.StatusBadRequest, req.id, CodeParseError, msgParse)
 			} else {
-				writeRPCError(w, http.StatusBadRequest, id, CodeInvalidRequest, msgInvalidRequest)
+				writeRPCError(w, http.StatusBadRequest, req.id, CodeInvalidRequest, msgInvalidRequest)
 			}
 			return
 		}
@@ -117,7 +122,7 @@ func (a *Authorizer) middleware(next http.Handler, resourceMetadataURL string) h
 			return
 		}
 		ps := a.policies.Load()
-		d, err := a.decide(ps, sub, req)
+		d, err := a.decide(ps, sub, req, sc)
 		if err != nil {
 			a.log(r.Context(), sub.id, req.method, Decision{Reason: err.Error()})
 			writeRPCError(w, http.StatusBadRequest, req.id, CodeInvalidParams, msgInvalidParams)
@@ -136,11 +141,13 @@ func (a *Authorizer) middleware(next http.Handler, resourceMetadataURL string) h
 			writeRPCError(w, http.StatusForbidden, req.id, CodeForbidden, msgForbidden)
 			return
 		}
+		m := mcpMethods[req.method]
+		list := !req.isResponse && m.kind == kindList
 		rb := &replayBody{}
 		rb.Reset(body)
 		r.Body = rb
 		r.ContentLength = int64(len(body))
-		if m := mcpMethods[req.method]; !req.isResponse && m.kind == kindList {
+		if list {
 			a.serveFiltered(w, r, next, ps, sub, m)
 			return
 		}
@@ -180,11 +187,11 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 			return nil, err
 		}
 		// A body longer than declared is an error of its own in net/http;
-		// read one more byte so a lying client cannot pass the cap.
-		var one [1]byte
-		if m, _ := r.Body.Read(one[:]); m > 0 {
+		// read one more byte (into the spare capacity, so that nothing
+		// else is allocated) so a lying client cannot pass the cap.
+		if m, _ := r.Body.Read(buf[n : n+1]); m > 0 {
 			rest, err := io.ReadAll(io.LimitReader(r.Body, limit))
-			return append(append(buf, one[0]), rest...), err
+			return append(buf[:n+1], rest...), err
 		}
 		return buf, nil
 	}

@@ -29,9 +29,12 @@
 //   - [ParseObject] decodes one JSON object into map[string]any with
 //     encoding/json's value types (string, float64, bool, nil, []any,
 //     map[string]any) for code that wants maps, such as a JWT's header and
-//     claims. It is as fast as a dedicated map decoder (it copies the source
-//     once and lets every string share that copy), and the maps it returns
-//     share no memory with data. [Value.Any] converts a subtree the same way.
+//     claims. It costs about what a dedicated map decoder does (it copies
+//     the source once and lets every string share that copy; on a 400-byte
+//     token payload within 10% of the jsonlite decoder it replaces, and half
+//     of encoding/json), and the maps it returns share no memory with data.
+//     [Value.Any] converts a subtree the same way. A [Parser] reuses its
+//     memory from one document to the next (no allocation once warm).
 package jsonread
 
 import (
@@ -157,6 +160,44 @@ func ParseWith(data []byte, opts Options) (Value, error) {
 	defer p.release()
 	p.out = make([]Member, 0, min(len(data)/40+4, 1024))
 	return p.parse(data, opts)
+}
+
+// A Parser parses documents reusing its memory from one parse to the next,
+// for callers that parse many documents and drop each tree before the
+// next: a tree it returned is valid only until its next Parse (after that,
+// its Kids slices may hold another document's values). The zero value is
+// ready to use. A Parser is not safe for concurrent use; keep one per
+// goroutine or in a sync.Pool.
+type Parser struct {
+	arena []Member
+}
+
+// Parse is ParseWith, with the tree in p's memory.
+func (p *Parser) Parse(data []byte, opts Options) (Value, error) {
+	if len(data) > math.MaxInt32 {
+		return Value{}, ErrSyntax
+	}
+	clear(p.arena) // drop the previous document's references
+	if cap(p.arena) == 0 {
+		p.arena = make([]Member, 0, min(len(data)/40+4, 1024))
+	}
+	q := parsers.Get().(*parser)
+	defer q.release()
+	q.out = p.arena[:0]
+	v, err := q.parse(data, opts)
+	p.arena = q.out // the grown arena, when it grew
+	return v, err
+}
+
+// Release drops p's references to the last document parsed (so that it
+// can be collected) and any memory a large document made p keep, leaving
+// p ready for reuse, e.g. before it goes back to a sync.Pool.
+func (p *Parser) Release() {
+	clear(p.arena)
+	p.arena = p.arena[:0]
+	if cap(p.arena) > 1<<14 {
+		p.arena = nil
+	}
 }
 
 // ParseObject decodes data, which must hold exactly one JSON object, into a
@@ -668,7 +709,21 @@ func (p *parser) hex4() (rune, bool) {
 // strings.EqualFold implements and what encoding/json's field matching
 // approximates, including the Kelvin sign and long s).
 func sameName(a, b string) bool {
+	if len(a) > 0 && len(b) > 0 && a[0] < utf8.RuneSelf && b[0] < utf8.RuneSelf && lowerASCII(a[0]) != lowerASCII(b[0]) {
+		// Two ASCII first letters that differ ignoring case: the first
+		// runes do not fold together (an ASCII letter's other fold
+		// partners, the Kelvin sign and long s, are not ASCII).
+		return false
+	}
 	return a == b || strings.EqualFold(a, b)
+}
+
+// lowerASCII maps an ASCII upper-case letter to lower case.
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // smallObject is the member count up to which duplicate names are found by
