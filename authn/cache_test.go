@@ -126,3 +126,16 @@ func TestHeaderCacheHoldsOnlyVerifiedHeaders(t *testing.T) {
 		t.Fatalf("forged signature under a remembered header: %v", err)
 	}
 }
+
+// TestWarmPathAllocations: a token verified before costs no allocation.
+func TestWarmPathAllocations(t *testing.T) {
+	f := newFixture(t, idptest.Config{}, nil)
+	ctx := context.Background()
+	tok := f.idp.Token(nil)
+	if _, err := f.v.Verify(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _ = f.v.Verify(ctx, tok) }); n > 0 {
+		t.Errorf("warm Verify allocates %v times, want 0", n)
+	}
+}

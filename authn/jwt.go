@@ -47,15 +47,8 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*TokenInfo, error)
 	if len(token) > v.maxTokenSize {
 		return nil, invalid("token exceeds the size limit")
 	}
-	// The warm path: this very token (compared in full) verified before,
-	// has not expired, and its key is still published. Nothing about its
-	// shape needs checking again.
-	if v.cache != nil {
-		if e := v.cache.get(token); e != nil {
-			if now := v.now(); now.Before(e.until) && v.keys.stillValid(e.key, now) {
-				return e.info, nil
-			}
-		}
+	if info := v.cached(token); info != nil {
+		return info, nil
 	}
 	d1 := strings.IndexByte(token, '.')
 	if d1 < 0 {
@@ -90,6 +83,21 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*TokenInfo, error)
 		v.cache.put(&cacheEntry{info: info, key: key, until: until}, now)
 	}
 	return info, nil
+}
+
+// cached is the warm path: the identity of this very token (compared in
+// full) if it verified before, has not expired, and its key is still
+// published. Nothing about its shape needs checking again.
+func (v *Verifier) cached(token string) *TokenInfo {
+	if v.cache == nil {
+		return nil
+	}
+	if e := v.cache.get(token); e != nil {
+		if now := v.now(); now.Before(e.until) && v.keys.stillValid(e.key, now) {
+			return e.info
+		}
+	}
+	return nil
 }
 
 // looksLikeJOSE reports whether seg is base64url for a JSON object, the

@@ -25,7 +25,8 @@ import (
 // anyone. It is safe for concurrent use.
 type MultiVerifier struct {
 	byIssuer map[string]TokenVerifier
-	issuers  []string // the keys of byIssuer, sorted
+	issuers  []string    // the keys of byIssuer, sorted
+	direct   []*Verifier // the *Verifier values of byIssuer, asked first for a token they verified before
 	opaque   TokenVerifier
 }
 
@@ -49,6 +50,9 @@ func NewMultiVerifier(verifiers map[string]TokenVerifier, opaque TokenVerifier) 
 		}
 		m.byIssuer[iss] = v
 		m.issuers = append(m.issuers, iss)
+		if d, ok := v.(*Verifier); ok && d.Issuer() == iss && len(m.direct) < 4 {
+			m.direct = append(m.direct, d)
+		}
 	}
 	slices.Sort(m.issuers)
 	return m, nil
@@ -103,6 +107,14 @@ func (m *MultiVerifier) Verify(ctx context.Context, token string) (*TokenInfo, e
 	}
 	if len(token) > defaultMaxTokenSize { // the Verifier default, before any decoding
 		return nil, invalid("token exceeds the size limit")
+	}
+	// A token one of the Verifiers verified before is answered from its
+	// cache, as that Verifier would after routing (routing depends on the
+	// token alone, so it would pick the same one), without decoding.
+	for _, d := range m.direct {
+		if info := d.cached(token); info != nil {
+			return info, nil
+		}
 	}
 	header, rest, ok := strings.Cut(token, ".")
 	if !looksLikeJOSE(header) {

@@ -333,3 +333,28 @@ func TestMultiVerifierUnknownIssuerIsSanitized(t *testing.T) {
 		t.Errorf("error %q", msg)
 	}
 }
+
+// TestMultiVerifierWarmPath: a token a routed Verifier verified before is
+// answered from that Verifier's cache, and only for the very same token.
+func TestMultiVerifierWarmPath(t *testing.T) {
+	f := newFixture(t, idptest.Config{}, nil)
+	m, err := NewMultiVerifier(map[string]TokenVerifier{f.idp.Issuer(): f.v}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	tok := f.idp.Token(map[string]any{"sub": "alice"})
+	first, err := m.Verify(ctx, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := m.Verify(ctx, tok); err != nil || again != first {
+		t.Fatalf("second Verify = %v, %v; want the cached identity", again, err)
+	}
+	if _, err := m.Verify(ctx, flipSigByte(tok, 0)); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("forged signature: %v", err)
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _ = m.Verify(ctx, tok) }); n != 0 {
+		t.Errorf("warm MultiVerifier.Verify allocates %v times", n)
+	}
+}
