@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"unsafe"
 
 	"github.com/mcpauth-go/mcpauth/internal/jsonread"
@@ -28,6 +29,7 @@ type MultiVerifier struct {
 	issuers  []string    // the keys of byIssuer, sorted
 	direct   []*Verifier // the *Verifier values of byIssuer, asked first for a token they verified before
 	opaque   TokenVerifier
+	buffers  sync.Pool // of *[]byte, for decoding payloads in route
 }
 
 // NewMultiVerifier returns a MultiVerifier routing JWS tokens by iss to
@@ -146,6 +148,9 @@ func (m *MultiVerifier) verifyOpaque(ctx context.Context, token string) (*TokenI
 	return m.opaque.Verify(ctx, token)
 }
 
+// maxPooledRouteBuffer bounds the buffers kept in MultiVerifier.buffers.
+const maxPooledRouteBuffer = 8 << 10
+
 // route decodes a JWS payload segment just enough to read iss (the one
 // JSON reader, internal/jsonread, keeping only the root's members) and
 // looks it up in byIssuer. A payload that is not a JSON object, or has
@@ -153,7 +158,20 @@ func (m *MultiVerifier) verifyOpaque(ctx context.Context, token string) (*TokenI
 // Verifier would reject it.
 func (m *MultiVerifier) route(payload string) (TokenVerifier, error) {
 	src := unsafe.Slice(unsafe.StringData(payload), len(payload)) // read only
-	b := make([]byte, base64.RawURLEncoding.DecodedLen(len(src)))
+	// The decoded payload lives in a pooled buffer: nothing read from it
+	// (the iss text shares its memory) is kept past this function.
+	bp, _ := m.buffers.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	defer m.buffers.Put(bp)
+	if need := base64.RawURLEncoding.DecodedLen(len(src)); cap(*bp) < need {
+		if need > maxPooledRouteBuffer {
+			bp = new([]byte) // not pooled: one large payload must not pin memory
+		}
+		*bp = make([]byte, need)
+	}
+	b := (*bp)[:cap(*bp)]
 	n, err := base64.RawURLEncoding.Decode(b, src)
 	if err != nil {
 		return nil, invalid("JWS payload is not base64url")
