@@ -59,10 +59,11 @@ type Verifier struct {
 	log              *slog.Logger
 	now              func() time.Time
 
-	md    *metadataSource // the issuer's discovery document, fetched once
-	keys  keyProvider     // *jwksSource, *StaticKeySet or customKeys
-	cache *tokenCache     // nil when disabled
-	intro *introspector   // nil without Config.Introspection
+	md      *metadataSource // the issuer's discovery document, fetched once
+	keys    keyProvider     // *jwksSource, *StaticKeySet or customKeys
+	cache   *tokenCache     // nil when disabled
+	headers headerCache     // checked JWS headers of verified tokens
+	intro   *introspector   // nil without Config.Introspection
 
 	life  context.Context
 	close context.CancelFunc
@@ -225,11 +226,11 @@ func (v *Verifier) Audience() []string { return slices.Clone(v.cfg.Audience) }
 // it, the same fetches happen on the first Verify.
 func (v *Verifier) Ready(ctx context.Context) error {
 	if err := v.keys.ready(ctx); err != nil {
-		return fmt.Errorf("authn: issuer %q is not ready: %w", v.cfg.Issuer, err)
+		return &readyError{issuer: v.cfg.Issuer, err: err}
 	}
 	if v.intro != nil && v.cfg.Introspection.URL == "" {
 		if _, err := v.md.introspectionEndpoint(ctx); err != nil {
-			return fmt.Errorf("authn: issuer %q is not ready: %w", v.cfg.Issuer, err)
+			return &readyError{issuer: v.cfg.Issuer, err: err}
 		}
 	}
 	return nil
