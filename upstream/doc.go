@@ -1,6 +1,8 @@
-// Package upstream is reserved for the embedded OAuth 2.1 authorization
-// server that logs users in at an upstream identity provider (GitHub,
-// Google, …), keeps their upstream tokens per session and forwards them to
-// backends (see DESIGN.md). It has no API yet: nothing here is usable, and
-// nothing imports it.
+// Package upstream is the embedded OAuth 2.1 authorization server that logs
+// users in at an upstream identity provider (GitHub, Google, …), keeps their
+// upstream tokens per session and issues its own short-lived JWTs.
+//
+// This commit defines its storage contract: the Store interface, the
+// in-memory MemoryStore and the shared conformance suite in
+// upstream/storetest. The server itself follows.
 package upstream
