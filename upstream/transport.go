@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/mcpauth-go/mcpauth/authn"
+	"github.com/mcpauth-go/mcpauth/internal/outbound"
 )
 
 var (
@@ -144,7 +145,7 @@ type Transport struct {
 	client    *http.Client
 	now       func() time.Time
 	log       *slog.Logger
-	guard     *guard
+	guard     *outbound.Guard
 	base      http.RoundTripper
 	flight    singleflight.Group
 }
@@ -167,7 +168,10 @@ func NewTransport(cfg TransportConfig, base http.RoundTripper) (*Transport, erro
 	if cfg.RefreshSkew < 0 {
 		return nil, errors.New("upstream: TransportConfig.RefreshSkew is negative")
 	}
-	g, err := newGuard(cfg.Hosts, cfg.InsecureAllowHTTP)
+	g, err := outbound.New(outbound.Config{
+		Prefix: "upstream", Header: "Authorization",
+		Hosts: cfg.Hosts, InsecureAllowHTTP: cfg.InsecureAllowHTTP,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -203,15 +207,18 @@ func cmpOr(d, def time.Duration) time.Duration {
 // RoundTrip implements [http.RoundTripper].
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
-	if err := t.guard.check(req); err != nil {
-		return refuse(req, err)
+	// Destination and passthrough first: a refused request costs no store
+	// read and reaches nobody.
+	inbound := outbound.InboundToken(ctx)
+	if err := t.guard.Check(req, inbound); err != nil {
+		return outbound.Refuse(req, err)
 	}
 	s, err := t.Session(ctx)
 	if err != nil {
 		noteFailure(ctx, err)
-		return refuse(req, err)
+		return outbound.Refuse(req, err)
 	}
-	return t.guard.send(t.base, req, authorization(s))
+	return t.guard.Send(t.base, req, authorization(s), inbound)
 }
 
 // authorization returns the Authorization value for s's access token.
