@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -148,6 +149,7 @@ type Transport struct {
 	guard     *outbound.Guard
 	base      http.RoundTripper
 	flight    singleflight.Group
+	unsaved   sync.Map // tsid -> *unsavedPair
 }
 
 // NewTransport returns a Transport that sends through base
@@ -354,8 +356,29 @@ func (t *Transport) refreshUnder(ctx context.Context, tsid string) (*Session, er
 }
 
 // refreshLocked calls the upstream token endpoint with cur's refresh token
-// and writes the rotated pair with a compare-and-swap.
+// and writes the rotated pair with a compare-and-swap. A pair this
+// Transport obtained earlier but could not store (the store failed right
+// after the upstream rotated) is stored instead of refreshing again: the
+// refresh token in the store was already spent.
 func (t *Transport) refreshLocked(ctx context.Context, cur *Session) (*Session, error) {
+	if v, ok := t.unsaved.Load(cur.TSID); ok {
+		u := v.(*unsavedPair)
+		if u.base == cur.Version {
+			next := u.session
+			next.Version = cur.Version
+			s, err := t.save(ctx, cur, &next)
+			if err != nil {
+				return nil, err
+			}
+			if t.fresh(s) {
+				return s, nil
+			}
+			cur = s // stored but already expiring: refresh with its refresh token
+		} else {
+			// Someone else wrote the session since: ours is stale.
+			t.unsaved.CompareAndDelete(cur.TSID, v)
+		}
+	}
 	if cur.RefreshToken == "" {
 		return nil, fmt.Errorf("upstream: the upstream token expired and there is no refresh token: %w", ErrReauthenticate)
 	}
@@ -381,38 +404,57 @@ func (t *Transport) refreshLocked(ctx context.Context, cur *Session) (*Session, 
 	if id, ok := tok.Extra("id_token").(string); ok && id != "" {
 		next.IDToken = id
 	}
-	// The rotated refresh token exists only here until it is stored: try
-	// hard to store it (an outage of a few hundred milliseconds must not
-	// cost the user their grant).
+	return t.save(ctx, cur, &next)
+}
+
+// unsavedPair is a rotated session the store refused to take, kept until
+// it can be written over the version it was refreshed from.
+type unsavedPair struct {
+	base    uint64
+	session Session
+}
+
+// save writes next (rotated from cur) with a compare-and-swap. The
+// rotated refresh token exists only here until it is stored, so a failed
+// write is retried for a moment, then kept in memory for the next attempt:
+// a store outage must not cost the user their grant.
+func (t *Transport) save(ctx context.Context, cur, next *Session) (*Session, error) {
+	base := cur.Version
 	var werr error
-	for attempt := range 5 {
-		werr = t.store.UpdateSession(ctx, &next, t.ttl)
+	for attempt := range 4 {
+		werr = t.store.UpdateSession(ctx, next, t.ttl)
 		switch {
 		case werr == nil:
-			return &next, nil
+			t.unsaved.Delete(cur.TSID)
+			return next, nil
 		case errors.Is(werr, ErrNotFound):
+			t.unsaved.Delete(cur.TSID)
 			return nil, fmt.Errorf("upstream: the session was removed during the refresh: %w", ErrReauthenticate)
 		case errors.Is(werr, ErrConflict):
-			// Someone wrote the session meanwhile (a logout, or a replica
-			// whose lock outlived ours). Our pair is the newest the
-			// upstream issued, so it wins; rebase on the current version.
+			// Someone wrote the session meanwhile (a replica whose lock
+			// outlived ours). Our pair is the newest the upstream issued,
+			// so it wins: rebase on the current version.
 			again, err := t.store.GetSession(ctx, cur.TSID)
-			if err != nil {
-				werr = err
-				break
+			if err == nil {
+				next.Version, base = again.Version, again.Version
+				continue
 			}
-			next.Version = again.Version
-			continue
+			werr = err
 		}
 		timer := time.NewTimer(time.Duration(attempt+1) * 50 * time.Millisecond)
 		select {
 		case <-timer.C:
 		case <-ctx.Done():
 			timer.Stop()
-			attempt = 5
+		}
+		if ctx.Err() != nil {
+			break
 		}
 	}
-	t.log.LogAttrs(ctx, slog.LevelError, "upstream: could not store a refreshed upstream token; the session may need a new login",
+	pair := *next
+	pair.Version = 0
+	t.unsaved.Store(cur.TSID, &unsavedPair{base: base, session: pair})
+	t.log.LogAttrs(ctx, slog.LevelWarn, "upstream: could not store a refreshed upstream token yet; keeping it in memory to store on the next request",
 		slog.String("tsid", cur.TSID), slog.String("cause", werr.Error()))
 	return nil, storeErr("store refreshed session", werr)
 }

@@ -33,6 +33,7 @@ type fakeUpstream struct {
 	status           atomic.Int64  // non-zero: the token endpoint answers this status
 	delay            time.Duration // token endpoint latency
 	expiresIn        int           // expires_in of issued tokens; 0 means 3600
+	onRefresh        func()        // called after a rotation, before the answer is sent
 }
 
 type fakeGrant struct {
@@ -111,6 +112,9 @@ func (f *fakeUpstream) token(w http.ResponseWriter, r *http.Request) {
 		g.current = "rt-" + rand.Text()
 		f.byRT[g.current] = g
 		resp["refresh_token"] = g.current
+	}
+	if f.onRefresh != nil {
+		f.onRefresh()
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(resp)

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -47,6 +48,10 @@ type Store struct {
 	prefix  string
 	seal    *sealer
 	lockTTL time.Duration
+
+	// unreleased maps a lock key to our owner token when its release
+	// failed; the next LockSession of that session releases it first.
+	unreleased sync.Map
 }
 
 var _ upstream.Store = (*Store)(nil)
@@ -446,13 +451,24 @@ return 0`)
 // beside the session, with a random owner token. It returns
 // upstream.ErrLocked when another process holds the lock. The lock expires
 // after Config.LockTTL even if its owner dies; unlock releases it only while
-// the caller still owns it.
+// the caller still owns it. When unlock cannot reach Redis, this Store
+// remembers the lock and releases it on its next LockSession of that
+// session, so a Redis outage does not leave its own requests waiting for
+// the expiry.
 func (s *Store) LockSession(ctx context.Context, tsid string) (unlock func(), err error) {
 	const op = "lock session"
 	if err := ctx.Err(); err != nil {
 		return nil, unavailable(op, err)
 	}
 	k := s.key(kindLock, tsid)
+	// A lock of ours whose release failed (Redis was down) would make
+	// every request for this session wait for its expiry: release it now.
+	if v, ok := s.unreleased.Load(k); ok {
+		if err := unlockScript.Run(ctx, s.rdb, []string{k}, v.(string)).Err(); err != nil {
+			return nil, unavailable(op, err)
+		}
+		s.unreleased.CompareAndDelete(k, v)
+	}
 	owner := rand.Text()
 	ok, err := s.rdb.SetNX(ctx, k, owner, s.lockTTL).Result()
 	if err != nil {
@@ -466,6 +482,8 @@ func (s *Store) LockSession(ctx context.Context, tsid string) (unlock func(), er
 		// lock left behind only delays other replicas by LockTTL.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
-		_ = unlockScript.Run(ctx, s.rdb, []string{k}, owner).Err()
+		if err := unlockScript.Run(ctx, s.rdb, []string{k}, owner).Err(); err != nil {
+			s.unreleased.Store(k, owner)
+		}
 	}, nil
 }

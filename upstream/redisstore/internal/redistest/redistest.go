@@ -114,6 +114,22 @@ func (s *Server) Kill() {
 	s.proc, s.done = nil, nil
 }
 
+// Pause stops the process with SIGSTOP: connections stay open but nothing
+// is answered, as with an overloaded or partitioned server. Resume undoes
+// it; Kill works on a paused server too.
+func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused process (SIGCONT).
+func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc != nil {
+		_ = s.proc.Signal(sig)
+	}
+}
+
 // Restart starts the server again on the same port with the same data
 // directory, after a Kill.
 func (s *Server) Restart() {
