@@ -1,8 +1,109 @@
-// Package upstream is the embedded OAuth 2.1 authorization server that logs
-// users in at an upstream identity provider (GitHub, Google, …), keeps their
-// upstream tokens per session and issues its own short-lived JWTs.
+// Package upstream is an embedded OAuth 2.1 authorization server for an MCP
+// server whose tools act as the logged-in user at an upstream provider
+// (GitHub, Google, Atlassian, a corporate OpenID provider).
 //
-// This commit defines its storage contract: the Store interface, the
-// in-memory MemoryStore and the shared conformance suite in
-// upstream/storetest. The server itself follows.
+// MCP clients discover it through the MCP server's Protected Resource
+// Metadata (package prm), register, and log in. The Server sends the user on
+// to the upstream provider, keeps the upstream tokens in a Store under a
+// session id, and issues its own short-lived JWT access token whose audience
+// is the MCP server's resource and whose tsid claim names that session.
+// Package authn verifies those tokens like any other issuer's
+// (authn.NewVerifier with Issuer set to Config.Issuer); the stored upstream
+// token is what the MCP server forwards to backends.
+//
+//	as, err := upstream.NewServer(upstream.Config{
+//		Issuer:    "https://mcp.example.com",
+//		Resources: []string{"https://mcp.example.com/mcp"},
+//		Upstreams: []upstream.Provider{{
+//			Name: "github", Type: upstream.OAuth2,
+//			AuthURL:     "https://github.com/login/oauth/authorize",
+//			TokenURL:    "https://github.com/login/oauth/access_token",
+//			UserinfoURL: "https://api.github.com/user",
+//			ClientID:    id, ClientSecret: secret,
+//		}},
+//		SigningKeys: []upstream.SigningKey{{PEM: keyPEM}},
+//	})
+//	mux.Handle("/", as) // serves the well-known documents and its endpoints
+//
+// # Protocol
+//
+//   - Discovery: RFC 8414 authorization server metadata and OpenID Connect
+//     Discovery 1.0 at all three well-known locations for an issuer with a
+//     path; code_challenge_methods_supported is ["S256"],
+//     authorization_response_iss_parameter_supported and
+//     client_id_metadata_document_supported are advertised. The JWKS
+//     (RFC 7517) publishes the active key and every previous key still
+//     needed, so rotation (Server.RotateSigningKey) never invalidates a live
+//     token.
+//   - Authorization (OAuth 2.1): response_type=code with PKCE S256 only
+//     (RFC 7636; plain or a missing challenge is an error); exact redirect
+//     URI match except the port of a loopback redirect (RFC 8252 §7.3); an
+//     unknown client or unregistered redirect URI gets an error page, never
+//     a redirect; state echoed; the RFC 9207 iss parameter on every
+//     authorization response, errors included; one RFC 8707 resource from
+//     Config.Resources (defaulted when only one is configured), else
+//     invalid_target.
+//   - Consent (the MCP "confused deputy" rule): before the user is sent to
+//     the upstream for a client this browser has not approved, a consent
+//     page names the client, its client_id and the redirect host. The form
+//     is CSRF-protected by a token derived from an HttpOnly SameSite cookie,
+//     the login is bound to the browser that started it, a repeated GET
+//     shows the same page, and Config.ConsentPage lets an application render
+//     its own.
+//   - Upstream login: OpenID Connect (discovery, ID token verified with
+//     package authn: signature, iss, aud, exp and nonce) or plain OAuth 2.0
+//     with explicit endpoints and the user id from a userinfo endpoint
+//     (GitHub), always with its own PKCE and state. Several upstreams may be
+//     configured; the user chooses on the consent page. Issued subjects are
+//     namespaced: "<provider name>:<upstream user id>".
+//   - Token endpoint (RFC 6749 §3.2): single-use authorization codes (60 s
+//     by default) whose replay revokes the refresh tokens and upstream
+//     session the first redemption issued; the code verifier checked; the
+//     resource must match the authorized one; refresh tokens rotated on
+//     every use, and the reuse of a rotated-out one revokes its whole
+//     family (OAuth 2.1 §4.3.1); Cache-Control: no-store; client
+//     authentication none, client_secret_basic, client_secret_post or
+//     private_key_jwt (RFC 7523, single-use jti). Revocation per RFC 7009.
+//   - Access tokens are JWTs (RFC 9068 typ at+jwt) with iss, aud (the
+//     resource), sub, client_id, scope, tsid, exp, iat and jti.
+//   - Clients: Client ID Metadata Documents (the client_id is an https URL,
+//     preferred by MCP 2026-07-28), fetched over https only, never from a
+//     private, loopback or link-local address (checked on the address
+//     actually dialled, so DNS rebinding does not help) unless
+//     ClientMetadataConfig.AllowedNetworks allows it, with size and time
+//     caps, redirects refused, cached per Cache-Control, and the client_id
+//     inside required to equal the URL. RFC 7591 dynamic registration is
+//     deprecated by MCP 2026-07-28 and on by default for older clients; a
+//     client registering a narrower scope set than the server needs gets
+//     Config.DefaultScopes as well.
+//   - Errors are RFC 6749 JSON (error, error_description); a storage outage
+//     is 503 with Retry-After, never an OAuth error that would send a client
+//     into a new login. No code, token, verifier or secret is logged or
+//     returned in an error; every endpoint bounds its input.
+//
+// # Storage
+//
+// Everything the server remembers goes through the Store interface:
+// clients, logins in flight, codes (hashed), refresh-token families (only the
+// hash of the current token), upstream-token sessions (versioned for
+// compare-and-swap refresh) and consents, each with a TTL. MemoryStore is
+// the default for one replica; package upstream/storetest is the
+// conformance suite every implementation runs, so several replicas can
+// share, for example, Redis. Package upstream/upstreamtest is a fake
+// upstream provider for tests and demos.
+//
+// # Why no OAuth server framework
+//
+// The server is written on golang.org/x/oauth2 (the upstream leg, PKCE),
+// github.com/lestrrat-go/jwx/v3 (signing keys, JWKS, client assertions) and
+// package authn (upstream ID tokens). The only OAuth server framework the Go
+// module proxy serves in a recent version that would fit, ory/fosite
+// (v0.49.0), has had no release for two years, brings some fifty modules
+// (OpenTelemetry, gRPC, an ORM, a second JOSE library) into every user's
+// build, and lacks exactly what MCP needs: RFC 8707 resource binding, the
+// RFC 9207 iss parameter, dynamic registration and Client ID Metadata
+// Documents. zitadel/oidc's op package lacks them too and treats a missing
+// PKCE method as plain. Either would still need the same surrounding code
+// (consent, upstream login, session storage), so it would add weight and
+// attack surface without removing work.
 package upstream
