@@ -255,7 +255,7 @@ func (t *Transport) Session(ctx context.Context) (*Session, error) {
 	}
 	s, err := t.store.GetSession(ctx, tsid)
 	if err != nil {
-		return nil, storeErr("load session", err)
+		return nil, transportStoreErr("load session", err)
 	}
 	if t.fresh(s) {
 		return s, nil
@@ -263,9 +263,9 @@ func (t *Transport) Session(ctx context.Context) (*Session, error) {
 	return t.sharedRefresh(ctx, tsid)
 }
 
-// storeErr maps a Store error: a missing session needs a new login;
+// transportStoreErr maps a Store error: a missing session needs a new login;
 // anything else is an outage.
-func storeErr(op string, err error) error {
+func transportStoreErr(op string, err error) error {
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return fmt.Errorf("upstream: %s: %w", op, ErrReauthenticate)
@@ -312,7 +312,7 @@ func (t *Transport) refresh(ctx context.Context, tsid string) (*Session, error) 
 	for {
 		cur, err := t.store.GetSession(ctx, tsid)
 		if err != nil {
-			return nil, storeErr("load session", err)
+			return nil, transportStoreErr("load session", err)
 		}
 		if t.fresh(cur) {
 			return cur, nil // another replica (or an earlier flight) refreshed it
@@ -334,7 +334,7 @@ func (t *Transport) refresh(ctx context.Context, tsid string) (*Session, error) 
 			}
 		}
 		if err != nil {
-			return nil, storeErr("lock session", err)
+			return nil, transportStoreErr("lock session", err)
 		}
 		s, err := t.refreshUnder(ctx, tsid)
 		unlock()
@@ -347,7 +347,7 @@ func (t *Transport) refresh(ctx context.Context, tsid string) (*Session, error) 
 func (t *Transport) refreshUnder(ctx context.Context, tsid string) (*Session, error) {
 	cur, err := t.store.GetSession(ctx, tsid)
 	if err != nil {
-		return nil, storeErr("load session", err)
+		return nil, transportStoreErr("load session", err)
 	}
 	if t.fresh(cur) {
 		return cur, nil
@@ -456,7 +456,7 @@ func (t *Transport) save(ctx context.Context, cur, next *Session) (*Session, err
 	t.unsaved.Store(cur.TSID, &unsavedPair{base: base, session: pair})
 	t.log.LogAttrs(ctx, slog.LevelWarn, "upstream: could not store a refreshed upstream token yet; keeping it in memory to store on the next request",
 		slog.String("tsid", cur.TSID), slog.String("cause", werr.Error()))
-	return nil, storeErr("store refreshed session", werr)
+	return nil, transportStoreErr("store refreshed session", werr)
 }
 
 // refreshErr classifies a failed refresh: an OAuth error answer (the grant

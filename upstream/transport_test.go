@@ -291,13 +291,13 @@ func TestTransportRevokedGrant(t *testing.T) {
 	}
 }
 
-// failingStore fails every call with ErrUnavailable while down is set.
-type failingStore struct {
+// downSessionStore fails every call with ErrUnavailable while down is set.
+type downSessionStore struct {
 	upstream.Store
 	down atomic.Bool
 }
 
-func (s *failingStore) GetSession(ctx context.Context, tsid string) (*upstream.Session, error) {
+func (s *downSessionStore) GetSession(ctx context.Context, tsid string) (*upstream.Session, error) {
 	if s.down.Load() {
 		return nil, fmt.Errorf("test: %w: connection refused", upstream.ErrUnavailable)
 	}
@@ -307,7 +307,7 @@ func (s *failingStore) GetSession(ctx context.Context, tsid string) (*upstream.S
 // TestTransportUnavailable: storage down, or the upstream token endpoint
 // failing with 5xx, is ErrUnavailable (503 with Retry-After), never 401.
 func TestTransportUnavailable(t *testing.T) {
-	store := &failingStore{Store: upstream.NewMemoryStore()}
+	store := &downSessionStore{Store: upstream.NewMemoryStore()}
 	f := newFixture(t, store, time.Now().Add(-time.Second), nil)
 	ctx := withIdentity(context.Background(), f.tsid)
 
