@@ -59,15 +59,24 @@ type SessionLocker interface {
 
 // TransportConfig configures a [Transport].
 type TransportConfig struct {
+	// Server is the embedded authorization server whose logins this
+	// Transport serves. When set, Store defaults to the Server's store,
+	// every Server upstream (Provider.Name) refreshes with the Server's
+	// client credentials and token endpoint (discovered for OIDC) through
+	// the Server's HTTP client, and SessionTTL defaults to the Server's
+	// RefreshTokenTTL. If nil, Store and Upstreams are required.
+	Server *Server
+
 	// Store holds the sessions the authorization server wrote (the
-	// Server's Store). Required. If it implements [SessionLocker], refreshes
-	// are locked across replicas.
+	// Server's Store). Required without Server. If it implements
+	// [SessionLocker], refreshes are locked across replicas.
 	Store Store
 
-	// Upstreams gives, by upstream name (Session.Upstream), the OAuth
-	// client that refreshes that upstream's tokens: its Endpoint.TokenURL,
-	// ClientID, ClientSecret and Endpoint.AuthStyle are used. A session
-	// with a single unnamed upstream has name "". Required (at least one).
+	// Upstreams gives, by upstream name (Session.Upstream, the
+	// Provider.Name), the OAuth client that refreshes that upstream's
+	// tokens: its Endpoint.TokenURL, ClientID, ClientSecret and
+	// Endpoint.AuthStyle are used. An entry here overrides the Server's
+	// provider of that name. Required (at least one) without Server.
 	Upstreams map[string]*oauth2.Config
 
 	// RefreshSkew refreshes a token this long before its expiry, so a
@@ -76,9 +85,11 @@ type TransportConfig struct {
 	RefreshSkew time.Duration
 
 	// SessionTTL is the ttl written with a refreshed session. It must be
-	// the lifetime the authorization server gives sessions (the refresh
-	// token's), never the access token's: the stored refresh token outlives
-	// the access token. Zero means 30 days.
+	// the lifetime the authorization server gives sessions (its
+	// RefreshTokenTTL), never the access token's: the stored refresh token
+	// outlives the access token. Each refresh resets it; the login still
+	// ends when its refresh-token family does. Zero means the Server's
+	// RefreshTokenTTL, or 30 days without Server.
 	SessionTTL time.Duration
 
 	// RefreshTimeout bounds one refresh: waiting for another replica's
@@ -89,7 +100,8 @@ type TransportConfig struct {
 	RefreshTimeout time.Duration
 
 	// HTTPClient sends the refresh requests to the upstream token
-	// endpoint. If nil, http.DefaultClient is used.
+	// endpoint. If nil, the Server's (for its upstreams), else
+	// http.DefaultClient.
 	HTTPClient *http.Client
 
 	// Hosts, if not empty, lists the only hosts the upstream token may be
@@ -137,6 +149,7 @@ type TransportConfig struct {
 // [ErrPassthrough]. [WriteError] and [HandleErrors] turn the first two into
 // the inbound response (401 invalid_token, 503 with Retry-After).
 type Transport struct {
+	server    *Server
 	store     Store
 	locker    SessionLocker
 	upstreams map[string]*oauth2.Config
@@ -156,11 +169,18 @@ type Transport struct {
 // (http.DefaultTransport if nil). It validates cfg; the Store is not
 // contacted until the first request.
 func NewTransport(cfg TransportConfig, base http.RoundTripper) (*Transport, error) {
-	if cfg.Store == nil {
-		return nil, errors.New("upstream: TransportConfig.Store is nil")
+	ttl := 30 * 24 * time.Hour
+	if srv := cfg.Server; srv != nil {
+		if cfg.Store == nil {
+			cfg.Store = srv.store
+		}
+		ttl = srv.refreshTTL
 	}
-	if len(cfg.Upstreams) == 0 {
-		return nil, errors.New("upstream: TransportConfig.Upstreams is empty")
+	if cfg.Store == nil {
+		return nil, errors.New("upstream: TransportConfig.Store is nil (and no Server)")
+	}
+	if len(cfg.Upstreams) == 0 && cfg.Server == nil {
+		return nil, errors.New("upstream: TransportConfig.Upstreams is empty (and no Server)")
 	}
 	for name, c := range cfg.Upstreams {
 		if c == nil || c.Endpoint.TokenURL == "" {
@@ -178,10 +198,11 @@ func NewTransport(cfg TransportConfig, base http.RoundTripper) (*Transport, erro
 		return nil, err
 	}
 	t := &Transport{
+		server:    cfg.Server,
 		store:     cfg.Store,
 		upstreams: cfg.Upstreams,
 		skew:      cmpOr(cfg.RefreshSkew, 30*time.Second),
-		ttl:       cmpOr(cfg.SessionTTL, 30*24*time.Hour),
+		ttl:       cmpOr(cfg.SessionTTL, ttl),
 		timeout:   cmpOr(cfg.RefreshTimeout, 30*time.Second),
 		client:    cfg.HTTPClient,
 		now:       cfg.Now,
@@ -382,13 +403,13 @@ func (t *Transport) refreshLocked(ctx context.Context, cur *Session) (*Session, 
 	if cur.RefreshToken == "" {
 		return nil, fmt.Errorf("upstream: the upstream token expired and there is no refresh token: %w", ErrReauthenticate)
 	}
-	conf, ok := t.upstreams[cur.Upstream]
-	if !ok {
-		return nil, fmt.Errorf("upstream: no TransportConfig.Upstreams entry for upstream %q", cur.Upstream)
+	conf, client, err := t.upstream(ctx, cur.Upstream)
+	if err != nil {
+		return nil, err
 	}
 	hctx := ctx
-	if t.client != nil {
-		hctx = context.WithValue(ctx, oauth2.HTTPClient, t.client)
+	if client != nil {
+		hctx = context.WithValue(ctx, oauth2.HTTPClient, client)
 	}
 	// x/oauth2 sends grant_type=refresh_token, keeps the old refresh token
 	// when the response has none, and caps the response at 1 MiB.
@@ -401,10 +422,37 @@ func (t *Transport) refreshLocked(ctx context.Context, cur *Session) (*Session, 
 	next.RefreshToken = tok.RefreshToken
 	next.TokenType = tok.TokenType
 	next.Expiry = tok.Expiry
+	if tok.ExpiresIn > 0 {
+		// On the Transport's clock, which decides freshness (x/oauth2
+		// computes Expiry with time.Now).
+		next.Expiry = t.now().Add(time.Duration(tok.ExpiresIn) * time.Second)
+	}
 	if id, ok := tok.Extra("id_token").(string); ok && id != "" {
 		next.IDToken = id
 	}
 	return t.save(ctx, cur, &next)
+}
+
+// upstream returns the OAuth client that refreshes tokens of the upstream
+// named name, and the HTTP client to call it with (nil: the default).
+func (t *Transport) upstream(ctx context.Context, name string) (*oauth2.Config, *http.Client, error) {
+	if conf, ok := t.upstreams[name]; ok {
+		return conf, t.client, nil
+	}
+	if t.server != nil {
+		if p, ok := t.server.ups[name]; ok {
+			conf, err := p.resolve(ctx) // OIDC discovery, cached by the provider
+			if err != nil {
+				return nil, nil, fmt.Errorf("upstream: provider %q: %w: %w", name, ErrUnavailable, err)
+			}
+			client := t.client
+			if client == nil {
+				client = p.client
+			}
+			return conf, client, nil
+		}
+	}
+	return nil, nil, fmt.Errorf("upstream: no refresh configuration for upstream %q (TransportConfig.Upstreams or Server)", name)
 }
 
 // unsavedPair is a rotated session the store refused to take, kept until

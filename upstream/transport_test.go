@@ -431,3 +431,37 @@ func TestNewTransportValidates(t *testing.T) {
 		}
 	}
 }
+
+// TestTransportWithServer: a Transport built from the Server alone (its
+// store, its provider's discovered token endpoint and credentials)
+// forwards the logged-in user's upstream token and refreshes it.
+func TestTransportWithServer(t *testing.T) {
+	e := newEnv(t, nil)
+	redirect := "http://127.0.0.1:9/cb"
+	clientID := e.publicClient(redirect)
+	verifier, challenge := pkce()
+	tok := e.exchange(clientID, redirect, e.login(clientID, redirect, challenge, nil), verifier)
+	info, err := e.verifier().Verify(context.Background(), tok["access_token"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := upstream.NewTransport(upstream.TransportConfig{Server: e.as, Now: func() time.Time { return e.clock.Now() }}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := authn.NewContext(context.Background(), info)
+	for i, advance := range []time.Duration{0, 2 * time.Hour} {
+		e.clock.Advance(advance)
+		resp, err := call(ctx, tr, e.idp.URL()+"/userinfo")
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("call %d: upstream userinfo answered %d", i, resp.StatusCode)
+		}
+	}
+	if n := e.idp.RefreshRequests(); n != 1 {
+		t.Fatalf("%d upstream refreshes, want 1 (after the expiry only)", n)
+	}
+}
