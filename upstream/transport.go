@@ -236,7 +236,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err := t.guard.Check(req, inbound); err != nil {
 		return outbound.Refuse(req, err)
 	}
-	s, err := t.Session(ctx)
+	s, err := t.session(ctx)
 	if err != nil {
 		noteFailure(ctx, err)
 		return outbound.Refuse(req, err)
@@ -252,31 +252,41 @@ func authorization(s *Session) string {
 	return s.TokenType + " " + s.AccessToken
 }
 
-// tsidOf returns the tsid claim of the verified caller in ctx.
-func tsidOf(ctx context.Context) (string, error) {
+// caller returns the verified caller in ctx and its tsid claim. With a
+// Server, the token must be one that Server issued.
+func (t *Transport) caller(ctx context.Context) (*authn.TokenInfo, string, error) {
 	info, ok := authn.FromContext(ctx)
 	if !ok {
-		return "", ErrNoIdentity
+		return nil, "", ErrNoIdentity
 	}
 	tsid, _ := info.Claims["tsid"].(string)
 	if tsid == "" {
-		return "", fmt.Errorf("%w (the access token has no tsid claim)", ErrReauthenticate)
+		return nil, "", fmt.Errorf("%w (the access token has no tsid claim)", ErrReauthenticate)
 	}
-	return tsid, nil
+	if t.server != nil && info.Issuer != t.server.cfg.Issuer {
+		return nil, "", fmt.Errorf("%w (the access token was not issued by this authorization server)", ErrReauthenticate)
+	}
+	return info, tsid, nil
 }
 
-// Session returns the caller's upstream session (from ctx's verified
-// identity) with a fresh access token, refreshing it first when needed. The
-// returned Session holds the upstream tokens: never log or return it to a
-// client. Errors are those of [Transport].
-func (t *Transport) Session(ctx context.Context) (*Session, error) {
-	tsid, err := tsidOf(ctx)
+// session returns the caller's upstream session (from ctx's verified
+// identity) with a fresh access token, refreshing it first when needed.
+// The session must belong to the caller: a token whose tsid names another
+// user's session (a token of another trusted issuer carrying a tsid claim)
+// gets nothing.
+func (t *Transport) session(ctx context.Context) (*Session, error) {
+	info, tsid, err := t.caller(ctx)
 	if err != nil {
 		return nil, err
 	}
 	s, err := t.store.GetSession(ctx, tsid)
 	if err != nil {
 		return nil, transportStoreErr("load session", err)
+	}
+	if s.Subject != "" && s.Subject != info.Subject {
+		t.log.LogAttrs(ctx, slog.LevelWarn, "upstream: access token names another subject's upstream session",
+			slog.String("iss", info.Issuer), slog.String("sub", info.Subject))
+		return nil, fmt.Errorf("%w (the session belongs to another subject)", ErrReauthenticate)
 	}
 	if t.fresh(s) {
 		return s, nil

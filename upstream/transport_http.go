@@ -188,7 +188,7 @@ type tokenSource struct {
 
 // Token implements [oauth2.TokenSource].
 func (ts tokenSource) Token() (*oauth2.Token, error) {
-	s, err := ts.t.Session(ts.ctx)
+	s, err := ts.t.session(ts.ctx)
 	if err != nil {
 		noteFailure(ts.ctx, err)
 		return nil, err

@@ -24,11 +24,11 @@ const inboundToken = "inbound-mcp-access-token-0123456789"
 // withIdentity returns ctx carrying a verified caller whose access token
 // names session tsid.
 func withIdentity(ctx context.Context, tsid string) context.Context {
-	claims := map[string]any{"sub": "github|42"}
+	claims := map[string]any{"sub": "fake|42"}
 	if tsid != "" {
 		claims["tsid"] = tsid
 	}
-	info := (&authn.TokenInfo{Subject: "github|42", Claims: claims}).WithToken(inboundToken)
+	info := (&authn.TokenInfo{Subject: "fake|42", Claims: claims}).WithToken(inboundToken)
 	return authn.NewContext(ctx, info)
 }
 
@@ -138,6 +138,9 @@ func TestTransportRefuses(t *testing.T) {
 		{"no identity", f.tr, context.Background(), f.up.APIURL(), nil, upstream.ErrNoIdentity},
 		{"no tsid claim", f.tr, withIdentity(context.Background(), ""), f.up.APIURL(), nil, upstream.ErrReauthenticate},
 		{"unknown session", f.tr, withIdentity(context.Background(), "nope"), f.up.APIURL(), nil, upstream.ErrReauthenticate},
+		{"another subject's session", f.tr, authn.NewContext(context.Background(),
+			(&authn.TokenInfo{Subject: "other|7", Claims: map[string]any{"tsid": f.tsid}}).WithToken(inboundToken)),
+			f.up.APIURL(), nil, upstream.ErrReauthenticate},
 		{"inbound token in another header", f.tr, withIdentity(context.Background(), f.tsid), f.up.APIURL(),
 			func(r *http.Request) { r.Header.Set("X-Forwarded-Token", inboundToken) }, upstream.ErrPassthrough},
 		{"inbound token in the query", f.tr, withIdentity(context.Background(), f.tsid), f.up.APIURL() + "?t=" + inboundToken, nil, upstream.ErrPassthrough},
@@ -463,5 +466,11 @@ func TestTransportWithServer(t *testing.T) {
 	}
 	if n := e.idp.RefreshRequests(); n != 1 {
 		t.Fatalf("%d upstream refreshes, want 1 (after the expiry only)", n)
+	}
+	// A token of another issuer naming the same tsid gets nothing.
+	foreign := info.WithToken("foreign-token-0123456789")
+	foreign.Issuer = "https://other-idp.example.com"
+	if _, err := call(authn.NewContext(context.Background(), foreign), tr, e.idp.URL()+"/userinfo"); !errors.Is(err, upstream.ErrReauthenticate) {
+		t.Fatalf("foreign issuer: %v", err)
 	}
 }
