@@ -186,6 +186,15 @@ var hiddenInput = regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" valu
 // upstream, approving the consent page, until a redirect to redirectPrefix.
 func browse(t *testing.T, issuer, start, redirectPrefix string) *url.URL {
 	t.Helper()
+	u, _ := browseHook(t, issuer, start, redirectPrefix, nil)
+	return u
+}
+
+// browseHook is browse with before called ahead of each GET; when before
+// returns false, browsing stops and the status of that GET is returned
+// (with a nil URL) if it is not a redirect.
+func browseHook(t *testing.T, issuer, start, redirectPrefix string, before func(next string) bool) (*url.URL, int) {
+	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	b := &http.Client{Jar: jar, Timeout: 10 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -196,7 +205,19 @@ func browse(t *testing.T, issuer, start, redirectPrefix string) *url.URL {
 			if err != nil {
 				t.Fatal(err)
 			}
-			return u
+			return u, http.StatusFound
+		}
+		if before != nil && !before(next) {
+			resp, err := b.Get(next)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if loc := resp.Header.Get("Location"); loc != "" && strings.HasPrefix(loc, redirectPrefix) {
+				u, _ := url.Parse(loc)
+				return u, resp.StatusCode
+			}
+			return nil, resp.StatusCode
 		}
 		resp, err := b.Get(next)
 		if err != nil {
@@ -237,7 +258,7 @@ func browse(t *testing.T, issuer, start, redirectPrefix string) *url.URL {
 		}
 	}
 	t.Fatal("too many redirects")
-	return nil
+	return nil, 0
 }
 
 func postToken(t *testing.T, issuer string, form url.Values) map[string]any {
@@ -253,4 +274,108 @@ func postToken(t *testing.T, issuer string, form url.Values) map[string]any {
 		t.Fatalf("token (%s): %d %v", form.Get("grant_type"), resp.StatusCode, m["error"])
 	}
 	return m
+}
+
+// TestLoginAcrossRedisRestart: a login in flight when Redis restarts (with
+// persistence) completes; one whose callback arrives while Redis is down
+// fails cleanly (an error for the client, no panic, no code), and a new
+// login works once Redis is back.
+func TestLoginAcrossRedisRestart(t *testing.T) {
+	const resource = "https://mcp.example.com/mcp"
+	srv := redistest.Start(t, redistest.Options{Persist: true})
+	idp := upstreamtest.NewProvider(t, upstreamtest.Config{})
+	store, err := redisstore.New(redisstore.Config{Client: newClient(t, srv.Addr()), Keys: []redisstore.Key{newKey("k1")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := httptest.NewUnstartedServer(nil)
+	issuer := "http://" + front.Listener.Addr().String()
+	as, err := upstream.NewServer(upstream.Config{
+		Issuer: issuer, Resources: []string{resource}, Upstreams: []upstream.Provider{idp.OIDC("corp")},
+		Store: store, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	front.Config.Handler = as
+	front.Start()
+	t.Cleanup(front.Close)
+
+	redirect := "http://127.0.0.1:9/cb"
+	regBody, _ := json.Marshal(map[string]any{"redirect_uris": []string{redirect}, "token_endpoint_auth_method": "none",
+		"grant_types": []string{"authorization_code", "refresh_token"}})
+	resp, err := http.Post(issuer+"/register", "application/json", bytes.NewReader(regBody))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reg map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&reg)
+	resp.Body.Close()
+	clientID, _ := reg["client_id"].(string)
+
+	login := func(before func(string) bool) (code, verifier string, status int, errCode string) {
+		verifier = rand.Text() + rand.Text()
+		sum := sha256.Sum256([]byte(verifier))
+		q := url.Values{"response_type": {"code"}, "client_id": {clientID}, "redirect_uri": {redirect},
+			"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"},
+			"state": {"s"}, "resource": {resource}}
+		u, st := browseHook(t, issuer, issuer+"/authorize?"+q.Encode(), redirect, before)
+		if u == nil {
+			return "", verifier, st, ""
+		}
+		return u.Query().Get("code"), verifier, st, u.Query().Get("error")
+	}
+	atCallback := func(next string) bool { return !strings.HasPrefix(next, issuer+"/callback") }
+
+	// Restart between the upstream login and the callback: completes.
+	code, verifier, _, errCode := login(func(next string) bool {
+		if !atCallback(next) {
+			srv.Kill()
+			srv.Restart()
+		}
+		return true
+	})
+	if code == "" || errCode != "" {
+		t.Fatalf("login across a restart: error %q", errCode)
+	}
+	tok := postToken(t, issuer, url.Values{"grant_type": {"authorization_code"}, "client_id": {clientID},
+		"code": {code}, "redirect_uri": {redirect}, "code_verifier": {verifier}, "resource": {resource}})
+	if tok["access_token"] == nil {
+		t.Fatal("no access token")
+	}
+
+	// Redis down at the callback: a clean failure.
+	code, _, status, errCode := login(func(next string) bool {
+		if !atCallback(next) {
+			srv.Kill()
+			return false
+		}
+		return true
+	})
+	if code != "" || (errCode == "" && status < 500) {
+		t.Fatalf("callback with Redis down: code issued=%v, error %q, status %d", code != "", errCode, status)
+	}
+	t.Logf("callback with Redis down: status %d, error %q", status, errCode)
+	srv.Restart()
+	if code, _, _, errCode := login(nil); code == "" || errCode != "" {
+		t.Fatalf("login after the restart: error %q", errCode)
+	}
+	// The session of the first login survived both restarts.
+	v, err := authn.NewVerifier(authn.Config{Issuer: issuer, Audience: []string{resource},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := v.Verify(context.Background(), tok["access_token"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := upstream.NewTransport(upstream.TransportConfig{Server: as}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, _, err = backendCall(authn.NewContext(context.Background(), info), tr, idp.URL()+"/userinfo")
+	if err != nil || status != http.StatusOK {
+		t.Fatalf("first login's session after the restarts: %d %v", status, err)
+	}
 }
