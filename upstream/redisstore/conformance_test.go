@@ -102,3 +102,20 @@ func TestConformanceCluster(t *testing.T) {
 		return s
 	})
 }
+
+// TestConformanceSentinel runs the suite through a redis.FailoverClient
+// that finds the master through a real Redis Sentinel.
+func TestConformanceSentinel(t *testing.T) {
+	master := redistest.Start(t, redistest.Options{})
+	sentinel := redistest.StartSentinel(t, master)
+	key := newKey("k1")
+	storetest.Run(t, func(t *testing.T) upstream.Store {
+		c := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: "mymaster", SentinelAddrs: []string{sentinel}, ContextTimeoutEnabled: true})
+		t.Cleanup(func() { _ = c.Close() })
+		s, err := redisstore.New(redisstore.Config{Client: c, Keys: []redisstore.Key{key}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}

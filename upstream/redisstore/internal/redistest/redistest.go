@@ -384,3 +384,48 @@ func notice(msg string) {
 	defer f.Close()
 	fmt.Fprintln(f, msg)
 }
+
+// StartSentinel starts a Redis Sentinel (redis-server --sentinel) that
+// monitors master under the name "mymaster" and returns its address, for
+// redis.FailoverClient. It is killed when t ends. master must be plain
+// TCP and standalone.
+func StartSentinel(t testing.TB, master *Server) string {
+	t.Helper()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "sentinel.conf")
+	var err error
+	for range 5 {
+		var port int
+		if port, err = freePort(); err != nil {
+			continue
+		}
+		text := fmt.Sprintf("bind 127.0.0.1\nport %d\ndir %s\nlogfile %s\nsentinel monitor mymaster 127.0.0.1 %d 1\n",
+			port, dir, filepath.Join(dir, "redis.log"), master.port)
+		if err = os.WriteFile(conf, []byte(text), 0o600); err != nil {
+			break
+		}
+		s := &Server{t: t, bin: master.bin, dir: dir, port: port}
+		cmd := exec.Command(s.bin, conf, "--sentinel")
+		cmd.SysProcAttr = sysProcAttr()
+		if err = cmd.Start(); err != nil {
+			break
+		}
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
+		for range 250 {
+			if err = s.command("SENTINEL GET-MASTER-ADDR-BY-NAME mymaster", "*2"); err == nil {
+				return s.Addr()
+			}
+			select {
+			case <-done:
+				err = fmt.Errorf("sentinel exited: %s", s.logTail())
+			case <-time.After(20 * time.Millisecond):
+				continue
+			}
+			break
+		}
+	}
+	t.Fatalf("redistest: start sentinel: %v", err)
+	return ""
+}
