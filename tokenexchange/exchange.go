@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -18,11 +19,12 @@ func (t *Transport) exchange(ctx context.Context, r request) (*Token, error) {
 	if err != nil {
 		return nil, err
 	}
-	enc, err := t.encode(r, tokenURL)
+	form := url.Values{}
+	enc, err := t.encode(form, r, tokenURL)
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, tokenURL, strings.NewReader(enc.form.Encode()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, tokenURL, strings.NewReader(form.Encode()))
 	if err != nil {
 		return nil, fmt.Errorf("tokenexchange: building token request: %w", err)
 	}

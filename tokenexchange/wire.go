@@ -58,19 +58,18 @@ type errorResponse struct {
 	URI         string `json:"error_uri"`
 }
 
-// encoded is a token request as it goes on the wire: the form body and the
-// client credentials that travel beside it.
+// encoded is what travels beside a token request's form body: the client
+// credentials.
 type encoded struct {
-	form                 url.Values
 	basicUser, basicPass string // client_secret_basic, each form-encoded (RFC 6749 §2.3.1)
 	assertion            string // private_key_jwt client assertion (RFC 7523 §2.2)
 }
 
-// encode builds the RFC 8693 §2.1 request for r, with the client
-// authentication of RFC 6749 §2.3 or RFC 7523 §2.2.
-func (t *Transport) encode(r request, tokenURL string) (encoded, error) {
-	e := encoded{form: url.Values{}}
-	form := e.form
+// encode fills form with the RFC 8693 §2.1 request for r and adds the
+// client authentication of RFC 6749 §2.3 or RFC 7523 §2.2. The caller owns
+// form, so that it need not escape to the heap.
+func (t *Transport) encode(form url.Values, r request, tokenURL string) (encoded, error) {
+	var e encoded
 	form.Set("grant_type", GrantType)
 	form.Set("subject_token", r.subjectToken)
 	form.Set("subject_token_type", r.subjectTokenType)

@@ -52,9 +52,11 @@
 //		if err := t.guard.Check(req, inbound); err != nil {
 //			return outbound.Refuse(req, err) // closes the body
 //		}
+//		// The user's token; an error without a verified identity: the
+//		// request is never sent anonymously.
 //		tok, err := t.tokenFor(req.Context())
 //		if err != nil {
-//			return outbound.Refuse(req, fmt.Errorf("upstream: %w", err))
+//			return outbound.Refuse(req, outbound.Wrap("upstream", "token", err))
 //		}
 //		// A clone of req with Authorization replaced, sent through base
 //		// (http.DefaultTransport if nil).
@@ -251,8 +253,13 @@ func (g *Guard) Send(base http.RoundTripper, req *http.Request, value, token str
 	if token != "" && headerCarries(g.header, value, token) {
 		return Refuse(req, fmt.Errorf("%s%w: the credential set in header %s carries it", g.prefix, ErrPassthrough, g.header))
 	}
-	r2 := new(http.Request)
-	*r2 = *req
+	// One allocation for the request and the credential's value slice.
+	c := new(struct {
+		r http.Request
+		v [1]string
+	})
+	c.r, c.v[0] = *req, value
+	r2 := &c.r
 	h := make(http.Header, len(req.Header)+1)
 	for k, vv := range req.Header {
 		if len(k) == len(g.header) && strings.EqualFold(k, g.header) {
@@ -262,7 +269,7 @@ func (g *Guard) Send(base http.RoundTripper, req *http.Request, value, token str
 		// instead of writing into the caller's backing array.
 		h[k] = vv[:len(vv):len(vv)]
 	}
-	h[g.header] = []string{value}
+	h[g.header] = c.v[:1:1]
 	r2.Header = h
 	if base == nil {
 		base = http.DefaultTransport
