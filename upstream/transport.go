@@ -96,7 +96,9 @@ type TransportConfig struct {
 	// lock, the call to the upstream token endpoint, and the store writes.
 	// It runs apart from the request that started it (a cancelled request
 	// does not abort a refresh other requests wait for); each request
-	// still returns at its own deadline. Zero means 30 seconds.
+	// still returns at its own deadline. Keep it below the SessionLocker's
+	// lock lifetime (redisstore's LockTTL, default 20s). Zero means 10
+	// seconds.
 	RefreshTimeout time.Duration
 
 	// HTTPClient sends the refresh requests to the upstream token
@@ -203,7 +205,7 @@ func NewTransport(cfg TransportConfig, base http.RoundTripper) (*Transport, erro
 		upstreams: cfg.Upstreams,
 		skew:      cmpOr(cfg.RefreshSkew, 30*time.Second),
 		ttl:       cmpOr(cfg.SessionTTL, ttl),
-		timeout:   cmpOr(cfg.RefreshTimeout, 30*time.Second),
+		timeout:   cmpOr(cfg.RefreshTimeout, 10*time.Second),
 		client:    cfg.HTTPClient,
 		now:       cfg.Now,
 		log:       cfg.Logger,
