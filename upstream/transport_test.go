@@ -474,3 +474,34 @@ func TestTransportWithServer(t *testing.T) {
 		t.Fatalf("foreign issuer: %v", err)
 	}
 }
+
+// TestHandleErrorsAfterWrite: a response the handler already started is
+// left alone (its status was sent); a handler that writes nothing after a
+// failure gets the failure's answer.
+func TestHandleErrorsAfterWrite(t *testing.T) {
+	f := newFixture(t, upstream.NewMemoryStore(), time.Now().Add(time.Hour), nil)
+	client := &http.Client{Transport: f.tr}
+	started := upstream.HandleErrors(upstream.ErrorOptions{})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusAccepted)
+		req, _ := http.NewRequestWithContext(r.Context(), http.MethodGet, f.up.APIURL(), nil)
+		if _, err := client.Do(req); err == nil {
+			t.Error("call for a lost session succeeded")
+		}
+		_, _ = io.WriteString(w, "partial")
+	}))
+	silent := upstream.HandleErrors(upstream.ErrorOptions{})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, _ := http.NewRequestWithContext(r.Context(), http.MethodGet, f.up.APIURL(), nil)
+		_, _ = client.Do(req)
+	}))
+	r := httptest.NewRequest(http.MethodPost, "/mcp", nil).WithContext(withIdentity(context.Background(), "gone"))
+	w := httptest.NewRecorder()
+	started.ServeHTTP(w, r)
+	if w.Code != http.StatusAccepted || w.Body.String() != "partial" {
+		t.Fatalf("started response changed to %d %q", w.Code, w.Body)
+	}
+	w = httptest.NewRecorder()
+	silent.ServeHTTP(w, r)
+	if w.Code != http.StatusUnauthorized {
+		t.Fatalf("silent handler: %d", w.Code)
+	}
+}
