@@ -133,7 +133,11 @@ type TransportConfig struct {
 // loads that session's upstream token from the Store, and sends a clone of
 // the request with "Authorization: Bearer <upstream token>" (any
 // Authorization on the request is replaced; the inbound token anywhere
-// else refuses the request). Without a verified identity nothing is sent.
+// else refuses the request). Without a verified identity nothing is sent,
+// and the session must be the caller's: its Subject must equal the token's
+// sub, and with TransportConfig.Server the token must come from that
+// Server's issuer, so a token of another trusted issuer that carries a tsid
+// claim gets nothing.
 //
 // A token that expired, or expires within RefreshSkew, is refreshed first
 // at the upstream token endpoint — once per session whatever the
@@ -143,7 +147,11 @@ type TransportConfig struct {
 // pair; a replica that waited reads the winner's token instead of
 // refreshing again. When the upstream returns no new refresh token the old
 // one is kept, and the session's ttl stays the refresh token's lifetime
-// (TransportConfig.SessionTTL), never the access token's.
+// (TransportConfig.SessionTTL), never the access token's. If the store
+// fails right after the upstream rotated the refresh token, the new pair is
+// kept in this Transport's memory and stored by the next refresh attempt
+// for that session, instead of spending the stale refresh token again
+// (which would revoke the grant).
 //
 // Failures: [ErrReauthenticate] when only a new login helps, an error
 // wrapping [ErrUnavailable] when the store (or the upstream token endpoint)
