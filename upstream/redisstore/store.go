@@ -26,7 +26,9 @@ type Config struct {
 	Client redis.UniversalClient
 
 	// Prefix is prepended to every key, so several applications (or
-	// several Servers) can share one Redis. Empty means "mcpauth:".
+	// several Servers) can share one Redis. Empty means "mcpauth:". Every
+	// value is bound to its full key name, so changing Prefix abandons the
+	// values stored under the old one (logins start over).
 	Prefix string
 
 	// Keys are the encryption keys of stored values. Required (at least
