@@ -490,6 +490,7 @@ func TestHandleErrorsAfterWrite(t *testing.T) {
 		_, _ = io.WriteString(w, "partial")
 	}))
 	silent := upstream.HandleErrors(upstream.ErrorOptions{})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Mcp-Session-Id", "s-1")
 		req, _ := http.NewRequestWithContext(r.Context(), http.MethodGet, f.up.APIURL(), nil)
 		_, _ = client.Do(req)
 	}))
@@ -501,7 +502,7 @@ func TestHandleErrorsAfterWrite(t *testing.T) {
 	}
 	w = httptest.NewRecorder()
 	silent.ServeHTTP(w, r)
-	if w.Code != http.StatusUnauthorized {
-		t.Fatalf("silent handler: %d", w.Code)
+	if w.Code != http.StatusUnauthorized || w.Header().Get("Mcp-Session-Id") != "" {
+		t.Fatalf("silent handler: %d, headers %v", w.Code, w.Header())
 	}
 }
