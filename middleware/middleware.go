@@ -148,6 +148,11 @@ func Protect(next http.Handler, cfg Config) (http.Handler, error) {
 	if err := checkAgreement(cfg.Verifier, cfg.Metadata); err != nil {
 		return nil, err
 	}
+	if cfg.Authorizer != nil {
+		if err := checkIssuers(cfg.Verifier, cfg.Authorizer); err != nil {
+			return nil, err
+		}
+	}
 	opts, err := authnOptions(cfg)
 	if err != nil {
 		return nil, err

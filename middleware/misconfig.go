@@ -44,6 +44,35 @@ func checkAgreement(v authn.TokenVerifier, md prm.Metadata) error {
 	return errors.Join(errs...)
 }
 
+// checkIssuers fails when the authorizer would deny the callers of an issuer
+// the verifier trusts: with several issuers, authz needs them listed
+// (authz.Config.Issuers) to namespace principals by issuer, and an issuer
+// it does not list is denied outright. It looks only at what the two
+// expose (Issuers() on the authorizer, Issuer()/Issuers() on the verifier).
+func checkIssuers(v authn.TokenVerifier, a Authorizer) error {
+	ai, ok := a.(interface{ Issuers() []string })
+	if !ok {
+		return nil
+	}
+	trusted, listed := verifierIssuers(v), ai.Issuers()
+	if len(listed) == 0 {
+		if len(trusted) > 1 {
+			return fmt.Errorf("%w: the verifier trusts %d issuers %s but the authorizer lists none, so it would trust only the first one seen; "+
+				"set authz.Config.Issuers to %s (principals then read Client::\"<iss>#<sub>\")",
+				ErrMisconfigured, len(trusted), quoteAll(trusted), quoteAll(trusted))
+		}
+		return nil
+	}
+	var errs []error
+	for _, iss := range trusted {
+		if !slices.Contains(listed, iss) {
+			errs = append(errs, fmt.Errorf("%w: the verifier trusts issuer %q, which authz.Config.Issuers %s does not list, so every caller it verifies would be denied; "+
+				"add %q to authz.Config.Issuers", ErrMisconfigured, iss, quoteAll(listed), iss))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // leafVerifiers returns v, or the verifiers it routes to.
 func leafVerifiers(v authn.TokenVerifier, depth int) []authn.TokenVerifier {
 	r, ok := v.(interface{ Verifiers() []authn.TokenVerifier })

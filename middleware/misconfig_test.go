@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/mcpauth-go/mcpauth/authn"
+	"github.com/mcpauth-go/mcpauth/authz"
 	"github.com/mcpauth-go/mcpauth/middleware"
 	"github.com/mcpauth-go/mcpauth/prm"
 )
@@ -90,5 +91,57 @@ func TestProtectRejectsMisconfiguration(t *testing.T) {
 				t.Errorf("error %q lacks the package prefix", err)
 			}
 		})
+	}
+}
+
+// With several trusted issuers, an authorizer that does not list them would
+// trust only the first issuer seen (or deny an unlisted one's callers
+// outright): Protect refuses both at construction.
+func TestProtectRejectsAuthorizerIssuerMismatch(t *testing.T) {
+	t.Parallel()
+	const a, b = "https://a.example.com", "https://b.example.com"
+	md := prm.Metadata{Resource: "https://mcp.example.com/mcp", AuthorizationServers: []string{a, b}}
+	mv, err := authn.NewMultiVerifier(map[string]authn.TokenVerifier{
+		a: newTestVerifier(t, a, md.Resource), b: newTestVerifier(t, b, md.Resource),
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := `permit (principal, action, resource);`
+	for name, tc := range map[string]struct {
+		issuers []string
+		want    string // "" for success
+	}{
+		"none listed":  {nil, "set authz.Config.Issuers"},
+		"one missing":  {[]string{a}, `issuer "https://b.example.com", which authz.Config.Issuers ["https://a.example.com"] does not list`},
+		"both listed":  {[]string{a, b}, ""},
+		"extra listed": {[]string{a, b, "https://c.example.com"}, ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			az, err := authz.New(authz.Config{Policies: policy, Issuers: tc.issuers})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = middleware.Protect(http.NotFoundHandler(), middleware.Config{Metadata: md, Verifier: mv, Authorizer: az})
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("Protect: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, middleware.ErrMisconfigured) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want ErrMisconfigured containing %q", err, tc.want)
+			}
+		})
+	}
+	// One issuer needs no list.
+	az, err := authz.New(authz.Config{Policies: policy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := prm.Metadata{Resource: md.Resource, AuthorizationServers: []string{a}}
+	if _, err := middleware.Protect(http.NotFoundHandler(), middleware.Config{Metadata: one, Verifier: newTestVerifier(t, a, md.Resource), Authorizer: az}); err != nil {
+		t.Fatalf("one issuer, no list: %v", err)
 	}
 }
