@@ -4,6 +4,13 @@ package upstream_test
 // Every test here is named for the attack it tries.
 
 import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -60,5 +67,50 @@ func TestConsentDoesNotCoverWiderScopeOrOtherResource(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestConfigAndServerNeverPrintKeysOrSecrets: printing the Config, a
+// SigningKey or the Server (fmt verbs, slog, JSON) never shows the private
+// signing key or the upstream client secret.
+func TestConfigAndServerNeverPrintKeysOrSecrets(t *testing.T) {
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemKey := pemOf(t, ecKey)
+	const secret = "upstream-client-secret-value"
+	cfg := upstream.Config{
+		Issuer: "https://as.example.com", Resources: []string{resource},
+		Upstreams: []upstream.Provider{{Name: "corp", Type: upstream.OIDC, Issuer: "https://idp.example.com",
+			ClientID: "c", ClientSecret: secret}},
+		SigningKeys: []upstream.SigningKey{{PEM: pemKey}, {Signer: ecKey}},
+		Logger:      slog.New(slog.DiscardHandler),
+	}
+	srv, err := upstream.NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := ecKey.D.String()
+	dHex := fmt.Sprintf("%x", ecKey.D.Bytes())
+	pemBody := strings.Split(string(pemKey), "\n")[1]
+	pemBytes := strings.Trim(fmt.Sprint(pemKey[40:80]), "[]") // %v of a []byte
+	var logged bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&logged, nil))
+	logger.Info("config", "cfg", cfg, "key", cfg.SigningKeys[0], "signer", cfg.SigningKeys[1], "srv", srv)
+	logger.Info("config", slog.Any("cfg", &cfg))
+	js, _ := json.Marshal(cfg.SigningKeys)
+	for _, out := range []string{
+		fmt.Sprintf("%v %+v %#v %s", cfg, cfg, cfg, cfg.SigningKeys),
+		fmt.Sprintf("%v %+v %#v", &cfg, cfg.SigningKeys[0], cfg.SigningKeys[1]),
+		fmt.Sprintf("%v %+v %#v", srv, srv, srv),
+		fmt.Sprintf("%v %+v", []*upstream.Server{srv}, map[string]any{"s": srv}),
+		logged.String(), string(js),
+	} {
+		for _, s := range []string{pemBody, pemBytes, d, dHex, secret} {
+			if strings.Contains(out, s) {
+				t.Fatalf("a private key or client secret is printed:\n%.300s", out)
+			}
+		}
 	}
 }

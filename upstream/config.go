@@ -3,6 +3,7 @@ package upstream
 import (
 	"crypto"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -191,6 +192,31 @@ type SigningKey struct {
 	// zero it stays as long as it is configured.
 	PublishUntil time.Time
 }
+
+// String describes the key by its public algorithm only: the private key
+// (PEM or Signer) is never printed.
+func (k SigningKey) String() string {
+	src := "none"
+	switch {
+	case k.Signer != nil:
+		src = fmt.Sprintf("Signer(%T)", k.Signer.Public())
+	case k.PEM != nil:
+		src = "PEM"
+	}
+	return fmt.Sprintf("upstream.SigningKey{%s:%s PublishUntil:%s}", src, redacted, k.PublishUntil.Format(time.RFC3339))
+}
+
+// GoString is String.
+func (k SigningKey) GoString() string { return k.String() }
+
+// Format prints String for every verb, so no verb prints the private key.
+func (k SigningKey) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(k.String())) }
+
+// LogValue logs the key without its private part.
+func (k SigningKey) LogValue() slog.Value { return slog.StringValue(k.String()) }
+
+// MarshalJSON encodes String: the private key never reaches JSON.
+func (k SigningKey) MarshalJSON() ([]byte, error) { return json.Marshal(k.String()) }
 
 // ClientMetadataConfig bounds the fetch of Client ID Metadata Documents.
 // The fetch is an SSRF risk (a client_id is any URL an attacker picks), so

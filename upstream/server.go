@@ -184,6 +184,19 @@ func (s *Server) Close() error {
 	return nil
 }
 
+// String describes the server by its issuer: its configuration holds the
+// signing keys and upstream client secrets, so it is never printed.
+func (s *Server) String() string { return fmt.Sprintf("upstream.Server{Issuer:%q}", s.cfg.Issuer) }
+
+// GoString is String.
+func (s *Server) GoString() string { return s.String() }
+
+// Format prints String for every verb.
+func (s *Server) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(s.String())) }
+
+// LogValue logs the issuer only.
+func (s *Server) LogValue() slog.Value { return slog.GroupValue(slog.String("issuer", s.cfg.Issuer)) }
+
 // Issuer returns the issuer identifier.
 func (s *Server) Issuer() string { return s.cfg.Issuer }
 
