@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/mcpauth-go/mcpauth/upstream"
+	"github.com/mcpauth-go/mcpauth/upstream/upstreamtest"
 )
 
 // authorizeLocation sends one authorization request in browser b and
@@ -113,4 +114,106 @@ func TestConfigAndServerNeverPrintKeysOrSecrets(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestUpstreamMixUp: a login started at one upstream cannot be completed
+// with a response from another (RFC 9207 iss, RFC 9700 §4.4): the code
+// the other provider issued is never sent to the chosen provider's token
+// endpoint.
+func TestUpstreamMixUp(t *testing.T) {
+	var gh *upstreamtest.Provider
+	e := newEnv(t, func(_ *env, c *upstream.Config) {
+		gh = newSecondProvider(t)
+		c.Upstreams = append(c.Upstreams, gh.OAuth2("gh"))
+	})
+	redirect := "http://127.0.0.1:9999/callback"
+	id := e.publicClient(redirect)
+	for _, chosen := range []string{"gh", "corp"} {
+		t.Run("chosen "+chosen, func(t *testing.T) {
+			b := newBrowser()
+			_, challenge := pkce()
+			st, loc := e.authorizeLocation(b, e.authorizeURL(id, redirect, challenge, url.Values{"upstream": {chosen}}))
+			if st != http.StatusSeeOther {
+				t.Fatalf("authorize: %d", st)
+			}
+			page := readBody(t, e.get(b, loc))
+			form := consentForm(t, page)
+			form.Set("upstream", chosen)
+			req, _ := http.NewRequest(http.MethodPost, e.issuer+"/consent", strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			resp, err := b.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			up, _ := resp.Location()
+			state := up.Query().Get("state")
+			// The attacker sends the browser to the other provider with
+			// this login's state; it answers our callback with its code
+			// and its iss.
+			honest, honestIssuer := e.idp, e.idp.Issuer()
+			if chosen == "corp" {
+				honest, honestIssuer = gh, gh.Issuer()
+			}
+			_, ch := pkce()
+			q := url.Values{"response_type": {"code"}, "client_id": {map[bool]string{true: "mcpauth-dev", false: "gh-client"}[chosen == "gh"]},
+				"redirect_uri": {e.issuer + "/callback"}, "state": {state}, "code_challenge": {ch}, "code_challenge_method": {"S256"}}
+			hr := e.get(b, honest.URL()+"/authorize?"+q.Encode())
+			hr.Body.Close()
+			cb, err := hr.Location()
+			if err != nil || cb.Query().Get("iss") != honestIssuer || cb.Query().Get("code") == "" {
+				t.Fatalf("the other provider did not answer with a code and its iss: %v", err)
+			}
+			chosenIdP := gh
+			if chosen == "corp" {
+				chosenIdP = e.idp
+			}
+			before := chosenIdP.TokenRequests()
+			res := e.get(b, cb.String())
+			res.Body.Close()
+			if n := chosenIdP.TokenRequests() - before; n != 0 {
+				t.Fatalf("the other provider's code was sent to %s's token endpoint (%d requests)", chosen, n)
+			}
+			l, _ := res.Location()
+			if l == nil || l.Query().Get("error") != "access_denied" || l.Query().Get("code") != "" || l.Query().Get("iss") != e.issuer {
+				t.Fatalf("mixed-up response: %d %v", res.StatusCode, redactLocation(l))
+			}
+		})
+	}
+	t.Run("iss stripped from an OIDC response that advertises it", func(t *testing.T) {
+		b := newBrowser()
+		_, challenge := pkce()
+		_, loc := e.authorizeLocation(b, e.authorizeURL(id, redirect, challenge, url.Values{"upstream": {"corp"}}))
+		form := consentForm(t, readBody(t, e.get(b, loc)))
+		form.Set("upstream", "corp")
+		req, _ := http.NewRequest(http.MethodPost, e.issuer+"/consent", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := b.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		up, _ := resp.Location()
+		hr := e.get(b, up.String())
+		hr.Body.Close()
+		cb, _ := hr.Location()
+		q := cb.Query()
+		q.Del("iss")
+		cb.RawQuery = q.Encode()
+		before := e.idp.TokenRequests()
+		res := e.get(b, cb.String())
+		res.Body.Close()
+		l, _ := res.Location()
+		if e.idp.TokenRequests() != before || l == nil || l.Query().Get("error") != "access_denied" {
+			t.Fatalf("a response without the advertised iss was accepted: %d %v", res.StatusCode, redactLocation(l))
+		}
+	})
+}
+
+// redactLocation returns a redirect's query without its code.
+func redactLocation(u *url.URL) url.Values {
+	if u == nil {
+		return nil
+	}
+	return redactQuery(u.Query())
 }

@@ -538,8 +538,14 @@ func (s *Server) serveCallback(w http.ResponseWriter, r *http.Request) {
 		s.redirectError(w, r, ar, "access_denied", "the identity provider returned no code")
 		return
 	}
-	if iss := q.Get("iss"); iss != "" && pv.cfg.Type == OIDC && iss != pv.cfg.Issuer { // RFC 9207 mix-up defence
-		s.redirectError(w, r, ar, "access_denied", "the identity provider response came from the wrong issuer")
+	if err := pv.checkIssuer(ctx, q.Get("iss")); err != nil { // RFC 9207 mix-up defence
+		if errors.Is(err, errMixUp) {
+			s.log.LogAttrs(ctx, slog.LevelWarn, "upstream: authorization response from the wrong issuer (mix-up)", slog.String("upstream", pv.cfg.Name))
+			s.redirectError(w, r, ar, "access_denied", "the identity provider response came from the wrong issuer")
+		} else {
+			s.log.LogAttrs(ctx, slog.LevelWarn, "upstream: upstream login failed", slog.String("upstream", pv.cfg.Name), slog.Any("err", err))
+			s.redirectError(w, r, ar, "temporarily_unavailable", "the identity provider is temporarily unavailable")
+		}
 		return
 	}
 	ident, err := pv.exchange(ctx, code, p)
