@@ -217,3 +217,45 @@ func redactLocation(u *url.URL) url.Values {
 	}
 	return redactQuery(u.Query())
 }
+
+// TestStaticClientWithSecretNeedsIt: a statically configured client with a
+// secret hash but no TokenEndpointAuthMethod is confidential, not a public
+// client anyone can redeem codes for without the secret; contradictory
+// static clients are refused at construction.
+func TestStaticClientWithSecretNeedsIt(t *testing.T) {
+	redirect := "http://127.0.0.1:9999/callback"
+	const secret = "static-client-secret"
+	e := newEnv(t, func(_ *env, c *upstream.Config) {
+		c.Clients = []upstream.Client{{ID: "static-app", SecretHash: upstream.HashClientSecret(secret), RedirectURIs: []string{redirect}}}
+	})
+	verifier, challenge := pkce()
+	code := e.login("static-app", redirect, challenge, nil)
+	form := url.Values{"grant_type": {"authorization_code"}, "client_id": {"static-app"}, "code": {code},
+		"redirect_uri": {redirect}, "code_verifier": {verifier}}
+	st, m, _ := e.token(form)
+	wantOAuthError(t, "no client authentication", st, m, http.StatusUnauthorized, "invalid_client")
+	verifier, challenge = pkce()
+	form.Set("code", e.login("static-app", redirect, challenge, nil))
+	form.Set("code_verifier", verifier)
+	form.Del("client_id")
+	if st, m, _ := e.token(form, "static-app", secret); st != http.StatusOK {
+		t.Fatalf("with the secret: %d %v", st, m["error"])
+	}
+
+	for name, c := range map[string]upstream.Client{
+		"none with a secret":             {ID: "a", SecretHash: upstream.HashClientSecret(secret), TokenEndpointAuthMethod: "none", RedirectURIs: []string{redirect}},
+		"secret method without a secret": {ID: "a", TokenEndpointAuthMethod: "client_secret_basic", RedirectURIs: []string{redirect}},
+		"private_key_jwt without keys":   {ID: "a", TokenEndpointAuthMethod: "private_key_jwt", RedirectURIs: []string{redirect}},
+		"unknown method":                 {ID: "a", TokenEndpointAuthMethod: "tls_client_auth", RedirectURIs: []string{redirect}},
+		"invalid redirect":               {ID: "a", RedirectURIs: []string{"http://app.example.com/cb"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := upstream.NewServer(upstream.Config{Issuer: "https://as.example.com", Resources: []string{resource},
+				Upstreams: []upstream.Provider{{Name: "corp", Type: upstream.OIDC, Issuer: "https://idp.example.com", ClientID: "c"}},
+				Clients:   []upstream.Client{c}, Logger: slog.New(slog.DiscardHandler)})
+			if err == nil {
+				t.Fatal("NewServer accepted the client")
+			}
+		})
+	}
+}
