@@ -6,7 +6,12 @@ package upstream_test
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -297,4 +302,272 @@ func TestRefreshAttacks(t *testing.T) {
 		st, m := refresh(id, rt, nil)
 		wantOAuthError(t, "expired refresh token", st, m, 400, "invalid_grant")
 	})
+}
+
+// TestConsentAttacks: the consent page cannot be framed, skipped, forged
+// from another site or browser, or turned to another client or login.
+func TestConsentAttacks(t *testing.T) {
+	e := newEnv(t, nil)
+	redirect := "http://127.0.0.1:9999/callback"
+	id := e.publicClient(redirect)
+	evil := e.publicClient("https://evil.example.com/cb")
+	start := func(b *http.Client, client, ru string) (string, url.Values) {
+		t.Helper()
+		_, challenge := pkce()
+		st, loc := e.authorizeLocation(b, e.authorizeURL(client, ru, challenge, nil))
+		if st != http.StatusSeeOther {
+			t.Fatalf("authorize: %d", st)
+		}
+		resp := e.get(b, loc)
+		page := readBody(t, resp)
+		for h, want := range map[string]string{"X-Frame-Options": "DENY", "Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
+			"X-Content-Type-Options": "nosniff"} {
+			if resp.Header.Get(h) != want {
+				t.Fatalf("consent page %s = %q, want %q", h, resp.Header.Get(h), want)
+			}
+		}
+		if !strings.Contains(resp.Header.Get("Content-Security-Policy"), "frame-ancestors 'none'") {
+			t.Fatalf("consent page CSP %q: no frame-ancestors 'none'", resp.Header.Get("Content-Security-Policy"))
+		}
+		return loc, consentForm(t, page)
+	}
+	post := func(b *http.Client, f url.Values, hdr map[string]string) *http.Response {
+		req, _ := http.NewRequest(http.MethodPost, e.issuer+"/consent", strings.NewReader(f.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := b.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	refused := func(name string, r *http.Response) {
+		t.Helper()
+		if r.StatusCode < 400 || r.Header.Get("Location") != "" {
+			t.Fatalf("%s: %d %s, want refused without a redirect", name, r.StatusCode, r.Header.Get("Location"))
+		}
+	}
+
+	b := newBrowser()
+	_, good := start(b, id, redirect)
+	_, bad := start(b, evil, "https://evil.example.com/cb")
+	// The CSRF token of one login does not approve another.
+	mixed := url.Values{"login": {bad.Get("login")}, "csrf": {good.Get("csrf")}, "action": {"approve"}}
+	refused("csrf of another login", post(b, mixed, nil))
+	refused("cross-site Sec-Fetch-Site", post(b, good, map[string]string{"Sec-Fetch-Site": "cross-site"}))
+	refused("cross-origin Origin", post(b, good, map[string]string{"Origin": "http://127.0.0.1.evil.example"}))
+	refused("form without cookie", post(&http.Client{CheckRedirect: b.CheckRedirect}, good, nil))
+	refused("unknown upstream", post(b, func() url.Values {
+		f := url.Values{}
+		for k, v := range good {
+			f[k] = v
+		}
+		f.Set("upstream", "elsewhere")
+		return f
+	}(), nil))
+	// Skipping the page: the callback of a login never approved.
+	resp := e.get(b, e.issuer+"/callback?state="+url.QueryEscape(bad.Get("login"))+"&code=x")
+	resp.Body.Close()
+	refused("callback without consent", resp)
+
+	// Approving with a client_id of another client changes nothing: the
+	// login's own client is approved, and the other still asks.
+	b2 := newBrowser()
+	_, f := start(b2, id, redirect)
+	f.Set("client_id", evil)
+	f.Set("redirect_uri", "https://evil.example.com/cb")
+	r := post(b2, f, map[string]string{"Origin": e.issuer})
+	if l, _ := r.Location(); l == nil || !strings.HasPrefix(l.String(), e.idp.URL()) {
+		t.Fatalf("approve: %d %v", r.StatusCode, l)
+	}
+	_, challenge := pkce()
+	if st, loc := e.authorizeLocation(b2, e.authorizeURL(evil, "https://evil.example.com/cb", challenge, nil)); st != http.StatusSeeOther ||
+		!strings.HasPrefix(loc, e.issuer+"/consent?") {
+		t.Fatalf("the other client skipped consent: %d %s", st, loc)
+	}
+
+	// Error pages are not framed either.
+	resp = e.get(newBrowser(), e.authorizeURL("nobody", redirect, challenge, nil))
+	resp.Body.Close()
+	if resp.Header.Get("X-Frame-Options") != "DENY" {
+		t.Fatal("error page can be framed")
+	}
+}
+
+// TestCIMDFetchRefusesPrivateTargets: the address check is on the address
+// dialled, so a DNS name resolving to loopback, an IPv4-mapped IPv6
+// literal or a private-key JWKS URL on loopback never reaches the server.
+func TestCIMDFetchRefusesPrivateTargets(t *testing.T) {
+	d := newDocServer(t)
+	port := d.srv.Listener.Addr().(*net.TCPAddr).Port
+	redirect := "http://127.0.0.1:9999/callback"
+	e := newEnv(t, func(_ *env, c *upstream.Config) {
+		c.ClientMetadata = upstream.ClientMetadataConfig{RootCAs: d.pool()}
+	})
+	for _, host := range []string{"localhost", "[::ffff:127.0.0.1]", "[::1]", "127.0.0.1", "[::ffff:7f00:1]"} {
+		t.Run(host, func(t *testing.T) {
+			id := fmt.Sprintf("https://%s:%d/oauth/client.json", host, port)
+			d.serve(map[string]any{"client_id": id, "client_name": "x", "redirect_uris": []string{redirect}}, "")
+			d.requests.Store(0)
+			_, challenge := pkce()
+			resp := e.get(newBrowser(), e.authorizeURL(id, redirect, challenge, nil))
+			body := readBody(t, resp)
+			if resp.StatusCode != 400 || !strings.Contains(body, "invalid_client") {
+				t.Fatalf("%d: want the unknown-client page", resp.StatusCode)
+			}
+			if n := d.requests.Load(); n != 0 {
+				t.Fatalf("the loopback server was reached %d times", n)
+			}
+		})
+	}
+	t.Run("jwks_uri on loopback", func(t *testing.T) {
+		d.requests.Store(0)
+		st, m := e.register(map[string]any{"redirect_uris": []string{redirect}, "token_endpoint_auth_method": "private_key_jwt",
+			"jwks_uri": fmt.Sprintf("https://localhost:%d/jwks.json", port)})
+		if st != 201 {
+			t.Fatalf("register: %d %v", st, m)
+		}
+		id := m["client_id"].(string)
+		verifier, challenge := pkce()
+		code := e.login(id, redirect, challenge, nil)
+		st, r, _ := e.token(url.Values{"grant_type": {"authorization_code"}, "client_id": {id}, "code": {code},
+			"redirect_uri": {redirect}, "code_verifier": {verifier},
+			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {"a.b.c"}})
+		if st == 200 {
+			t.Fatalf("token with an unverifiable assertion: %v", r["error"])
+		}
+		if n := d.requests.Load(); n != 0 {
+			t.Fatalf("the loopback JWKS server was reached %d times", n)
+		}
+	})
+}
+
+// TestCIMDSlowBody: a document server trickling its body is cut off by the
+// fetch timeout (slowloris), not waited for.
+func TestCIMDSlowBody(t *testing.T) {
+	d := newDocServer(t)
+	redirect := "http://127.0.0.1:9999/callback"
+	e := newEnv(t, func(_ *env, c *upstream.Config) {
+		c.ClientMetadata = upstream.ClientMetadataConfig{RootCAs: d.pool(), Timeout: 300 * time.Millisecond,
+			AllowedNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+	})
+	d.handler.Store(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"client_id":"`+d.clientID()+`","client_name":"slow","redirect_uris":["`+redirect+`"]`)
+		w.(http.Flusher).Flush()
+		for range 100 {
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			_, _ = io.WriteString(w, " ")
+			w.(http.Flusher).Flush()
+		}
+		_, _ = io.WriteString(w, "}")
+	})
+	_, challenge := pkce()
+	t0 := time.Now()
+	resp := e.get(newBrowser(), e.authorizeURL(d.clientID(), redirect, challenge, nil))
+	resp.Body.Close()
+	if el := time.Since(t0); el > 2*time.Second || resp.StatusCode != 400 {
+		t.Fatalf("%d after %v: want the unknown-client page within the timeout", resp.StatusCode, el)
+	}
+}
+
+// TestDynamicRegistrationBounds: registration input is bounded.
+func TestDynamicRegistrationBounds(t *testing.T) {
+	e := newEnv(t, nil)
+	many := make([]string, 21)
+	for i := range many {
+		many[i] = fmt.Sprintf("https://app.example.com/cb%d", i)
+	}
+	for name, md := range map[string]map[string]any{
+		"21 redirect URIs":       {"redirect_uris": many},
+		"long redirect URI":      {"redirect_uris": []string{"https://app.example.com/" + strings.Repeat("a", 2000)}},
+		"long client_name":       {"redirect_uris": []string{"https://a.example/cb"}, "client_name": strings.Repeat("n", 201)},
+		"long scope":             {"redirect_uris": []string{"https://a.example/cb"}, "scope": strings.Repeat("s ", 1001)},
+		"client_credentials":     {"redirect_uris": []string{"https://a.example/cb"}, "grant_types": []string{"client_credentials"}},
+		"token response type":    {"redirect_uris": []string{"https://a.example/cb"}, "response_types": []string{"token"}},
+		"http jwks_uri":          {"redirect_uris": []string{"https://a.example/cb"}, "token_endpoint_auth_method": "private_key_jwt", "jwks_uri": "http://a.example/jwks"},
+		"javascript client_uri":  {"redirect_uris": []string{"https://a.example/cb"}, "client_uri": "javascript:alert(1)"},
+		"redirect_uris a string": {"redirect_uris": "https://a.example/cb"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			st, m := e.register(md)
+			if st != http.StatusBadRequest || m["error"] == nil {
+				t.Fatalf("%d %v", st, m["error"])
+			}
+		})
+	}
+	t.Run("oversize body", func(t *testing.T) {
+		body := `{"redirect_uris":["https://a.example/cb"],"pad":"` + strings.Repeat("x", 65<<10) + `"}`
+		resp, err := http.Post(e.issuer+"/register", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("%d", resp.StatusCode)
+		}
+	})
+	t.Run("registration never takes a client_id or secret", func(t *testing.T) {
+		st, m := e.register(map[string]any{"redirect_uris": []string{"https://a.example/cb"}, "client_id": "chosen",
+			"client_secret": "chosen-secret"})
+		if st != 201 || m["client_id"] == "chosen" || m["client_secret"] == "chosen-secret" {
+			t.Fatalf("%d %v", st, m["client_id"])
+		}
+	})
+}
+
+// TestIssuedTokenProperties: aud is the authorized resource only, tsid is
+// long and random, token responses are never cached, and errors never echo
+// what was sent.
+func TestIssuedTokenProperties(t *testing.T) {
+	e := newEnv(t, nil)
+	redirect := "http://127.0.0.1:9999/callback"
+	id := e.publicClient(redirect)
+	seen := map[string]bool{}
+	for range 3 {
+		verifier, challenge := pkce()
+		m := e.exchange(id, redirect, e.login(id, redirect, challenge, nil), verifier)
+		parts := strings.Split(m["access_token"].(string), ".")
+		raw, _ := base64.RawURLEncoding.DecodeString(parts[1])
+		var claims map[string]any
+		if err := json.Unmarshal(raw, &claims); err != nil {
+			t.Fatal(err)
+		}
+		if claims["aud"] != resource {
+			t.Fatalf("aud = %v, want exactly %q", claims["aud"], resource)
+		}
+		tsid, _ := claims["tsid"].(string)
+		if len(tsid) < 32 || seen[tsid] {
+			t.Fatalf("tsid %d characters or repeated", len(tsid))
+		}
+		seen[tsid] = true
+	}
+	const probe = "probe-secret-value-1234567890"
+	for name, f := range map[string]url.Values{
+		"forged code":    {"grant_type": {"authorization_code"}, "client_id": {id}, "code": {probe}, "code_verifier": {probe + probe}},
+		"forged refresh": {"grant_type": {"refresh_token"}, "client_id": {id}, "refresh_token": {"fam." + probe}},
+		"bad grant":      {"grant_type": {probe}, "client_id": {id}},
+		"bad client":     {"grant_type": {"authorization_code"}, "client_id": {probe}, "client_secret": {probe}},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, e.issuer+"/token", strings.NewReader(f.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := readBody(t, resp)
+		if resp.StatusCode < 400 || resp.Header.Get("Cache-Control") != "no-store" || strings.Contains(body, probe) {
+			t.Fatalf("%s: %d Cache-Control=%q echoes input=%v", name, resp.StatusCode, resp.Header.Get("Cache-Control"), strings.Contains(body, probe))
+		}
+	}
+	if strings.Contains(e.logs.String(), probe) {
+		t.Fatal("a submitted code, token or secret reached the log")
+	}
 }
