@@ -149,13 +149,14 @@ func (m *clientMetadata) validate() *oauthError {
 // validRedirectURI accepts https, or http on a loopback host (RFC 8252
 // §7.3): MCP 2026-07-28 ("Communication Security") requires every redirect
 // URI to be localhost or https, so private-use schemes are refused too.
-// Never a fragment or credentials.
+// Never a fragment or credentials, and the host is plain ASCII (see
+// asciiHost).
 func validRedirectURI(s string) bool {
 	if len(s) > 2000 || strings.Contains(s, "#") {
 		return false
 	}
 	u, err := url.Parse(s)
-	if err != nil || u.User != nil || u.Host == "" {
+	if err != nil || u.User != nil || u.Host == "" || !asciiHost(u.Hostname()) {
 		return false
 	}
 	switch u.Scheme {
@@ -165,6 +166,25 @@ func validRedirectURI(s string) bool {
 		return netutil.IsLoopbackHost(u.Hostname())
 	}
 	return false
+}
+
+// asciiHost reports whether host (decoded, without port) is an IP literal
+// or made of ASCII letters, digits, '-', '_' and '.' only. The consent
+// page names the redirect host as the user's trust signal, so a host that
+// renders like another (an IDN homograph, a percent-encoded one, invisible
+// or bidirectional characters) is refused; an IDN registers in its xn--
+// form, which is what the page then shows.
+func asciiHost(host string) bool {
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	for i := 0; i < len(host); i++ {
+		c := host[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return host != ""
 }
 
 // serveRegister is RFC 7591 dynamic client registration. The MCP
