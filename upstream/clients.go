@@ -72,10 +72,12 @@ func (s *Server) client(ctx context.Context, id string) (*Client, error) {
 }
 
 // isMetadataURL applies the CIMD client_id rules: an https URL with a path
-// component, no fragment, credentials or dot segments.
+// component, no fragment, credentials or dot segments; and, since the
+// consent page shows it, a plain ASCII host (asciiHost).
 func isMetadataURL(id string) bool {
 	u, err := url.Parse(id)
-	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.Fragment != "" || strings.Contains(id, "#") {
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.Fragment != "" || strings.Contains(id, "#") ||
+		!asciiHost(u.Hostname()) {
 		return false
 	}
 	p := u.EscapedPath()
