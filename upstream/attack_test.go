@@ -283,3 +283,22 @@ func TestRedirectHostHomographRefused(t *testing.T) {
 		t.Fatal("the consent page does not show the registered A-label host")
 	}
 }
+
+// TestClientNameSpoofingRefused: a client_name with control, invisible or
+// bidirectional formatting characters could reorder or hide the text
+// around it on the consent page (the client ID beside it), so
+// registration refuses it.
+func TestClientNameSpoofingRefused(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, name := range []string{"\u202eppA dooG", "Good App\u2066", "Good\u200bApp", "Good\nApp", "Good\x00App", "Good\u0085App", "\u061cGood"} {
+		st, m := e.register(map[string]any{"token_endpoint_auth_method": "none", "redirect_uris": []string{"https://a.example/cb"},
+			"client_name": name})
+		if st != http.StatusBadRequest || m["error"] != "invalid_client_metadata" {
+			t.Errorf("register client_name %q: %d %v", name, st, m["error"])
+		}
+	}
+	if st, m := e.register(map[string]any{"token_endpoint_auth_method": "none", "redirect_uris": []string{"https://a.example/cb"},
+		"client_name": "Ünïcödé App 日本語"}); st != http.StatusCreated {
+		t.Fatalf("a plain Unicode name is refused: %d %v", st, m["error"])
+	}
+}

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/mcpauth-go/mcpauth/internal/discovery"
 	"github.com/mcpauth-go/mcpauth/internal/netutil"
@@ -140,6 +142,9 @@ func (m *clientMetadata) validate() *oauthError {
 	if len(m.ClientName) > 200 || len(m.ClientURI) > 2000 || len(m.Scope) > 2000 {
 		return errBad("invalid_client_metadata", "client_name, client_uri or scope is too long")
 	}
+	if !displayable(m.ClientName) {
+		return errBad("invalid_client_metadata", "client_name has control or invisible formatting characters")
+	}
 	if m.ClientURI != "" {
 		if u, err := url.Parse(m.ClientURI); err != nil || (u.Scheme != "https" && u.Scheme != "http") {
 			return errBad("invalid_client_metadata", "client_uri must be a web URL")
@@ -168,6 +173,22 @@ func validRedirectURI(s string) bool {
 		return netutil.IsLoopbackHost(u.Hostname())
 	}
 	return false
+}
+
+// displayable reports whether s is valid UTF-8 without control characters
+// or invisible formatting ones (Unicode Cf: bidirectional overrides and
+// isolates, zero-width characters), which could reorder or hide the text
+// around a client name on the consent page.
+func displayable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return false
+		}
+	}
+	return true
 }
 
 // asciiHost reports whether host (decoded, without port) is an IP literal
