@@ -366,6 +366,11 @@ var blockedPrefixes = []netip.Prefix{
 	netip.MustParsePrefix("240.0.0.0/4"), netip.MustParsePrefix("64:ff9b::/96"),
 	netip.MustParsePrefix("64:ff9b:1::/48"), netip.MustParsePrefix("2002::/16"),
 	netip.MustParsePrefix("100::/64"), netip.MustParsePrefix("2001::/32"),
+	// IPv4-compatible (::a.b.c.d) and IPv4-translated (::ffff:0:a.b.c.d)
+	// addresses embed an IPv4 address, and fec0::/10 (deprecated
+	// site-local) is private: Go counts them all as global unicast.
+	netip.MustParsePrefix("::/96"), netip.MustParsePrefix("::ffff:0:0:0/96"),
+	netip.MustParsePrefix("fec0::/10"),
 }
 
 func (f *metadataFetcher) allowed(a netip.Addr) bool {
