@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -300,5 +301,36 @@ func TestClientNameSpoofingRefused(t *testing.T) {
 	if st, m := e.register(map[string]any{"token_endpoint_auth_method": "none", "redirect_uris": []string{"https://a.example/cb"},
 		"client_name": "Ünïcödé App 日本語"}); st != http.StatusCreated {
 		t.Fatalf("a plain Unicode name is refused: %d %v", st, m["error"])
+	}
+}
+
+// TestConsentPageShowsUpstreamScopesAndRedirectURI: the MCP consent rules
+// (security best practices, "Consent UI Requirements") require the page to
+// show the third-party API scopes the login grants and the registered
+// redirect URI the tokens go to, not only the MCP scopes and a host.
+func TestConsentPageShowsUpstreamScopesAndRedirectURI(t *testing.T) {
+	var got upstream.ConsentRequest
+	e := newEnv(t, func(_ *env, c *upstream.Config) {
+		c.Upstreams[0].Scopes = []string{"repo:write", "calendar.read"}
+	})
+	redirect := "http://127.0.0.1:9999/callback/path"
+	id := e.publicClient(redirect)
+	_, challenge := pkce()
+	_, loc := e.authorizeLocation(e.browser, e.authorizeURL(id, redirect, challenge, nil))
+	page := readBody(t, e.get(e.browser, loc))
+	for _, want := range []string{"repo:write", "calendar.read", redirect} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the consent page does not show %q", want)
+		}
+	}
+	custom := newEnv(t, func(_ *env, c *upstream.Config) {
+		c.Upstreams[0].Scopes = []string{"repo:write"}
+		c.ConsentPage = func(w http.ResponseWriter, _ *http.Request, req upstream.ConsentRequest) { got = req }
+	})
+	id = custom.publicClient(redirect)
+	_, loc = custom.authorizeLocation(custom.browser, custom.authorizeURL(id, redirect, challenge, nil))
+	readBody(t, custom.get(custom.browser, loc))
+	if len(got.Upstreams) != 1 || !slices.Contains(got.Upstreams[0].Scopes, "repo:write") {
+		t.Fatalf("ConsentRequest.Upstreams %+v: no upstream scopes for a custom page", got.Upstreams)
 	}
 }

@@ -379,7 +379,7 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request) {
 		if p.Upstream != "" && n != p.Upstream {
 			continue
 		}
-		req.Upstreams = append(req.Upstreams, UpstreamChoice{Name: n, DisplayName: s.ups[n].displayName()})
+		req.Upstreams = append(req.Upstreams, UpstreamChoice{Name: n, DisplayName: s.ups[n].displayName(), Scopes: s.ups[n].scopes()})
 	}
 	setPageHeaders(w)
 	if s.cfg.ConsentPage != nil {
@@ -590,11 +590,14 @@ var consentPage = template.Must(template.New("consent").Parse(`<!doctype html>
 <h1>Authorize <span id="client-name">{{if .ClientName}}{{.ClientName}}{{else}}an application{{end}}</span>?</h1>
 <p>An application identifying itself as <strong>{{if .ClientName}}{{.ClientName}}{{else}}(no name){{end}}</strong>
 (client ID <code id="client-id">{{.ClientID}}</code>) wants to access <code id="resource">{{.Resource}}</code> on your behalf.</p>
-<p>After you sign in you will be sent to <strong id="redirect-host">{{.RedirectHost}}</strong>.
+<p>After you sign in you will be sent to <strong id="redirect-host">{{.RedirectHost}}</strong>
+(<code id="redirect-uri">{{.RedirectURI}}</code>).
 Only continue if you started this from an application you trust and recognise that address.</p>
 {{if .LoopbackRedirect}}<p id="loopback-warning"><strong>Warning:</strong> the application receives your authorization on this computer
 (<code>{{.RedirectHost}}</code>). Any program running on your computer can claim that address and name: approve only if you started this sign-in yourself just now.</p>{{end}}
 {{if .Scopes}}<p>Requested permissions:</p><ul id="scopes">{{range .Scopes}}<li><code>{{.}}</code></li>{{end}}</ul>{{end}}
+{{range .Upstreams}}{{if .Scopes}}<p>Signing in with {{.DisplayName}} lets the application use your {{.DisplayName}} account with these permissions:</p>
+<ul class="upstream-scopes" data-upstream="{{.Name}}">{{range .Scopes}}<li><code>{{.}}</code></li>{{end}}</ul>{{end}}{{end}}
 {{else}}
 <h1>Sign in</h1>
 <p>Continue to <strong id="redirect-host">{{.RedirectHost}}</strong> (client ID <code id="client-id">{{.ClientID}}</code>).</p>

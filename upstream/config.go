@@ -244,7 +244,7 @@ type ConsentRequest struct {
 	ClientID, ClientName, ClientURI string
 	// RedirectHost is the host the authorization response will go to.
 	RedirectHost string
-	// RedirectURI is the full redirect URI.
+	// RedirectURI is the full redirect URI (the page must show it).
 	RedirectURI string
 	// LoopbackRedirect is true when the redirect goes to this computer
 	// (localhost or a loopback address), which any local program can
@@ -254,8 +254,9 @@ type ConsentRequest struct {
 	Scopes []string
 	// Resource is the MCP server the token will be for.
 	Resource string
-	// Upstreams are the providers the user may log in at (Name and
-	// DisplayName); the form posts the chosen Name as "upstream".
+	// Upstreams are the providers the user may log in at (Name,
+	// DisplayName and the Scopes requested there, which the page must
+	// show); the form posts the chosen Name as "upstream".
 	Upstreams []UpstreamChoice
 	// NeedsConsent is false when the user already approved this client
 	// and the page only asks which upstream to use.
@@ -270,6 +271,10 @@ type ConsentRequest struct {
 // UpstreamChoice names one upstream on the consent page.
 type UpstreamChoice struct {
 	Name, DisplayName string
+	// Scopes are the scopes requested at this provider: what signing in
+	// lets the MCP server do with the user's account there. The page must
+	// show them (MCP security best practices, consent UI). Nil if none.
+	Scopes []string
 }
 
 func (c *Config) validate() error {

@@ -61,6 +61,16 @@ func (p *provider) displayName() string {
 	return p.cfg.Name
 }
 
+// scopes returns the scopes requested at the provider ("openid" first for
+// OIDC, as resolve adds it).
+func (p *provider) scopes() []string {
+	sc := slices.Clone(p.cfg.Scopes)
+	if p.cfg.Type == OIDC && !slices.Contains(sc, "openid") {
+		sc = append([]string{"openid"}, sc...)
+	}
+	return sc
+}
+
 // resolve returns the OAuth configuration, running OIDC discovery on first
 // use (and again after a failure).
 func (p *provider) resolve(ctx context.Context) (*oauth2.Config, error) {
