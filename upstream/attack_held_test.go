@@ -4,6 +4,9 @@ package upstream_test
 // they stay as regression tests.
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -569,5 +572,50 @@ func TestIssuedTokenProperties(t *testing.T) {
 	}
 	if strings.Contains(e.logs.String(), probe) {
 		t.Fatal("a submitted code, token or secret reached the log")
+	}
+}
+
+// TestIssAndStateOnUpstreamOutage: even when the upstream is down, the
+// client gets an error response with state and iss, not a dead end.
+func TestIssAndStateOnUpstreamOutage(t *testing.T) {
+	e := newEnv(t, nil)
+	redirect := "http://127.0.0.1:9999/callback"
+	id := e.publicClient(redirect)
+	e.idp.Close()
+	_, challenge := pkce()
+	u := e.follow(e.browser, e.authorizeURL(id, redirect, challenge, nil), redirect)
+	q := u.Query()
+	if q.Get("error") != "temporarily_unavailable" || q.Get("state") != "st-123" || q.Get("iss") != e.issuer || q.Get("code") != "" {
+		t.Fatalf("upstream outage: %v", redactQuery(q))
+	}
+}
+
+// TestRepeatedRotationKeepsEveryLiveKey: two rotations in a row keep both
+// previous keys published while tokens they signed are live.
+func TestRepeatedRotationKeepsEveryLiveKey(t *testing.T) {
+	e := newEnv(t, nil)
+	redirect := "http://127.0.0.1:9999/callback"
+	id := e.publicClient(redirect)
+	var tokens []string
+	for i := range 3 {
+		if i > 0 {
+			k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := e.as.RotateSigningKey(upstream.SigningKey{Signer: k}); err != nil {
+				t.Fatal(err)
+			}
+			e.clock.Advance(time.Minute)
+		}
+		verifier, challenge := pkce()
+		m := e.exchange(id, redirect, e.login(id, redirect, challenge, nil), verifier)
+		tokens = append(tokens, m["access_token"].(string))
+	}
+	vf := e.verifier()
+	for i, tok := range tokens {
+		if _, err := vf.Verify(t.Context(), tok); err != nil {
+			t.Fatalf("token %d after two rotations: %v", i, err)
+		}
 	}
 }
