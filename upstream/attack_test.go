@@ -262,15 +262,18 @@ func TestStaticClientWithSecretNeedsIt(t *testing.T) {
 }
 
 // TestRedirectHostHomographRefused: the consent page's trust signal is the
-// redirect host, so a redirect URI whose host is not plain ASCII (an IDN
-// homograph such as a Cyrillic "а", percent-encoded or not, or a
-// bidirectional override) is refused at registration: it would read as
-// the genuine host on the page. IDNs register in their xn-- form.
+// redirect host (and URI), so a redirect URI whose host is not plain ASCII
+// (an IDN homograph such as a Cyrillic "а", percent-encoded or not) or
+// that holds any character outside printable ASCII (a bidirectional
+// override reordering what follows, a space; RFC 3986 URIs are ASCII) is
+// refused at registration: it would read as another on the page. IDNs
+// register in their xn-- form.
 func TestRedirectHostHomographRefused(t *testing.T) {
 	e := newEnv(t, nil)
 	for _, ru := range []string{"https://\u0430pp.example.com/cb", "https://%D0%B0pp.example.com/cb",
 		"https://app.example.com\u202e/cb", "https://app.example.com\u200b/cb",
-		"https://\uff41pp.example.com/cb"} {
+		"https://\uff41pp.example.com/cb", "https://app.example.com/\u202ebc.evil", "https://app.example.com/cb?\u2066x",
+		"https://app.example.com/c b", "https://app.example.com/cb\x7f"} {
 		st, m := e.register(map[string]any{"token_endpoint_auth_method": "none", "redirect_uris": []string{ru}})
 		if st != http.StatusBadRequest || m["error"] != "invalid_redirect_uri" {
 			t.Errorf("register %q: %d %v", ru, st, m["error"])

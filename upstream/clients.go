@@ -75,11 +75,12 @@ func (s *Server) client(ctx context.Context, id string) (*Client, error) {
 
 // isMetadataURL applies the CIMD client_id rules: an https URL with a path
 // component, no fragment, credentials or dot segments; and, since the
-// consent page shows it, a plain ASCII host (asciiHost).
+// consent page shows it, printable ASCII with a plain ASCII host
+// (printableASCII, asciiHost).
 func isMetadataURL(id string) bool {
 	u, err := url.Parse(id)
-	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.Fragment != "" || strings.Contains(id, "#") ||
-		!asciiHost(u.Hostname()) {
+	if err != nil || !printableASCII(id) || u.Scheme != "https" || u.Host == "" || u.User != nil || u.Fragment != "" ||
+		strings.Contains(id, "#") || !asciiHost(u.Hostname()) {
 		return false
 	}
 	p := u.EscapedPath()
@@ -156,10 +157,10 @@ func (m *clientMetadata) validate() *oauthError {
 // validRedirectURI accepts https, or http on a loopback host (RFC 8252
 // §7.3): MCP 2026-07-28 ("Communication Security") requires every redirect
 // URI to be localhost or https, so private-use schemes are refused too.
-// Never a fragment or credentials, and the host is plain ASCII (see
-// asciiHost).
+// Never a fragment or credentials; printable ASCII with a plain ASCII
+// host (see printableASCII and asciiHost), as the consent page shows it.
 func validRedirectURI(s string) bool {
-	if len(s) > 2000 || strings.Contains(s, "#") {
+	if len(s) > 2000 || strings.Contains(s, "#") || !printableASCII(s) {
 		return false
 	}
 	u, err := url.Parse(s)
@@ -185,6 +186,19 @@ func displayable(s string) bool {
 	}
 	for _, r := range s {
 		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return false
+		}
+	}
+	return true
+}
+
+// printableASCII reports whether s has only printable ASCII characters
+// (RFC 3986 URIs are ASCII; anything else is percent-encoded), so a URI
+// shown on the consent page cannot hold a bidirectional override, an
+// invisible character or a space that makes it read as another.
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
 			return false
 		}
 	}
