@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"context"
 	"crypto/subtle"
 	"errors"
 	"html/template"
@@ -116,18 +117,18 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	// A user who already approved this client in this browser goes straight
 	// to the upstream when there is nothing to choose.
 	if p.Upstream != "" || len(s.upOrder) == 1 {
-		_, err := s.store.GetConsent(ctx, s.consentKey(browser, p))
+		ok, err := s.consented(ctx, browser, p)
 		switch {
-		case err == nil:
+		case err != nil:
+			s.log.LogAttrs(ctx, slog.LevelError, "upstream: authorize: store", slog.Any("err", err))
+			fail("temporarily_unavailable", "the authorization server is temporarily unavailable")
+			return
+		case ok:
 			up := p.Upstream
 			if up == "" {
 				up = s.upOrder[0]
 			}
 			s.startUpstream(w, r, loginID, p, up)
-			return
-		case !errors.Is(err, ErrNotFound):
-			s.log.LogAttrs(ctx, slog.LevelError, "upstream: authorize: store", slog.Any("err", err))
-			fail("temporarily_unavailable", "the authorization server is temporarily unavailable")
 			return
 		}
 	}
@@ -276,8 +277,34 @@ func (s *Server) browserCookie(w http.ResponseWriter, r *http.Request) string {
 	return v
 }
 
+// consentKey names a user's approval of a client, redirect URI and
+// resource in one browser: an approval for one resource never covers
+// another.
 func (s *Server) consentKey(browser string, p *Pending) string {
-	return hashKey("consent", browser+"\x00"+p.ClientID+"\x00"+p.RedirectURI)
+	return hashKey("consent", browser+"\x00"+p.ClientID+"\x00"+p.RedirectURI+"\x00"+p.Resource)
+}
+
+// consented reports whether this browser's user already approved p: the
+// same client, redirect URI and resource, and every scope p asks for (a
+// client approved for a narrow scope is asked again for a wider one).
+func (s *Server) consented(ctx context.Context, browser string, p *Pending) (bool, error) {
+	c, err := s.store.GetConsent(ctx, s.consentKey(browser, p))
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	if c.ClientID != p.ClientID || c.RedirectURI != p.RedirectURI {
+		return false, nil
+	}
+	approved := strings.Fields(c.Scope)
+	for _, sc := range strings.Fields(p.Scope) {
+		if !slices.Contains(approved, sc) {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 func csrfToken(browser, loginID string) string { return hashKey("csrf", browser+"\x00"+loginID) }
@@ -335,11 +362,16 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request) {
 		s.showError(w, http.StatusBadRequest, "invalid_client", "The application is no longer registered.")
 		return
 	}
-	_, cerr := s.store.GetConsent(r.Context(), s.consentKey(browser, p))
+	consented, err := s.consented(r.Context(), browser, p)
+	if err != nil {
+		s.log.LogAttrs(r.Context(), slog.LevelError, "upstream: consent: store", slog.Any("err", err))
+		s.showError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The service is temporarily unavailable. Try again.")
+		return
+	}
 	req := ConsentRequest{
 		ClientID: client.ID, ClientName: client.Name, ClientURI: client.URI,
 		RedirectURI: p.RedirectURI, RedirectHost: redirectHost(p.RedirectURI), LoopbackRedirect: isLoopbackURL(p.RedirectURI),
-		Scopes: strings.Fields(p.Scope), Resource: p.Resource, NeedsConsent: cerr != nil,
+		Scopes: strings.Fields(p.Scope), Resource: p.Resource, NeedsConsent: !consented,
 		Action: s.endpoint("/consent"),
 		Form:   map[string]string{"login": id, "csrf": csrfToken(browser, id)},
 	}
@@ -347,7 +379,7 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request) {
 		if p.Upstream != "" && n != p.Upstream {
 			continue
 		}
-		req.Upstreams = append(req.Upstreams, UpstreamChoice{Name: n, DisplayName: s.ups[n].displayName()})
+		req.Upstreams = append(req.Upstreams, UpstreamChoice{Name: n, DisplayName: s.ups[n].displayName(), Scopes: s.ups[n].scopes()})
 	}
 	setPageHeaders(w)
 	if s.cfg.ConsentPage != nil {
@@ -506,8 +538,14 @@ func (s *Server) serveCallback(w http.ResponseWriter, r *http.Request) {
 		s.redirectError(w, r, ar, "access_denied", "the identity provider returned no code")
 		return
 	}
-	if iss := q.Get("iss"); iss != "" && pv.cfg.Type == OIDC && iss != pv.cfg.Issuer { // RFC 9207 mix-up defence
-		s.redirectError(w, r, ar, "access_denied", "the identity provider response came from the wrong issuer")
+	if err := pv.checkIssuer(ctx, q.Get("iss")); err != nil { // RFC 9207 mix-up defence
+		if errors.Is(err, errMixUp) {
+			s.log.LogAttrs(ctx, slog.LevelWarn, "upstream: authorization response from the wrong issuer (mix-up)", slog.String("upstream", pv.cfg.Name))
+			s.redirectError(w, r, ar, "access_denied", "the identity provider response came from the wrong issuer")
+		} else {
+			s.log.LogAttrs(ctx, slog.LevelWarn, "upstream: upstream login failed", slog.String("upstream", pv.cfg.Name), slog.Any("err", err))
+			s.redirectError(w, r, ar, "temporarily_unavailable", "the identity provider is temporarily unavailable")
+		}
 		return
 	}
 	ident, err := pv.exchange(ctx, code, p)
@@ -552,11 +590,14 @@ var consentPage = template.Must(template.New("consent").Parse(`<!doctype html>
 <h1>Authorize <span id="client-name">{{if .ClientName}}{{.ClientName}}{{else}}an application{{end}}</span>?</h1>
 <p>An application identifying itself as <strong>{{if .ClientName}}{{.ClientName}}{{else}}(no name){{end}}</strong>
 (client ID <code id="client-id">{{.ClientID}}</code>) wants to access <code id="resource">{{.Resource}}</code> on your behalf.</p>
-<p>After you sign in you will be sent to <strong id="redirect-host">{{.RedirectHost}}</strong>.
+<p>After you sign in you will be sent to <strong id="redirect-host">{{.RedirectHost}}</strong>
+(<code id="redirect-uri">{{.RedirectURI}}</code>).
 Only continue if you started this from an application you trust and recognise that address.</p>
 {{if .LoopbackRedirect}}<p id="loopback-warning"><strong>Warning:</strong> the application receives your authorization on this computer
 (<code>{{.RedirectHost}}</code>). Any program running on your computer can claim that address and name: approve only if you started this sign-in yourself just now.</p>{{end}}
 {{if .Scopes}}<p>Requested permissions:</p><ul id="scopes">{{range .Scopes}}<li><code>{{.}}</code></li>{{end}}</ul>{{end}}
+{{range .Upstreams}}{{if .Scopes}}<p>Signing in with {{.DisplayName}} lets the application use your {{.DisplayName}} account with these permissions:</p>
+<ul class="upstream-scopes" data-upstream="{{.Name}}">{{range .Scopes}}<li><code>{{.}}</code></li>{{end}}</ul>{{end}}{{end}}
 {{else}}
 <h1>Sign in</h1>
 <p>Continue to <strong id="redirect-host">{{.RedirectHost}}</strong> (client ID <code id="client-id">{{.ClientID}}</code>).</p>

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/mcpauth-go/mcpauth/internal/discovery"
 	"github.com/mcpauth-go/mcpauth/internal/netutil"
@@ -72,10 +74,13 @@ func (s *Server) client(ctx context.Context, id string) (*Client, error) {
 }
 
 // isMetadataURL applies the CIMD client_id rules: an https URL with a path
-// component, no fragment, credentials or dot segments.
+// component, no fragment, credentials or dot segments; and, since the
+// consent page shows it, printable ASCII with a plain ASCII host
+// (printableASCII, asciiHost).
 func isMetadataURL(id string) bool {
 	u, err := url.Parse(id)
-	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.Fragment != "" || strings.Contains(id, "#") {
+	if err != nil || !printableASCII(id) || u.Scheme != "https" || u.Host == "" || u.User != nil || u.Fragment != "" ||
+		strings.Contains(id, "#") || !asciiHost(u.Hostname()) {
 		return false
 	}
 	p := u.EscapedPath()
@@ -138,6 +143,9 @@ func (m *clientMetadata) validate() *oauthError {
 	if len(m.ClientName) > 200 || len(m.ClientURI) > 2000 || len(m.Scope) > 2000 {
 		return errBad("invalid_client_metadata", "client_name, client_uri or scope is too long")
 	}
+	if !displayable(m.ClientName) {
+		return errBad("invalid_client_metadata", "client_name has control or invisible formatting characters")
+	}
 	if m.ClientURI != "" {
 		if u, err := url.Parse(m.ClientURI); err != nil || (u.Scheme != "https" && u.Scheme != "http") {
 			return errBad("invalid_client_metadata", "client_uri must be a web URL")
@@ -149,13 +157,14 @@ func (m *clientMetadata) validate() *oauthError {
 // validRedirectURI accepts https, or http on a loopback host (RFC 8252
 // §7.3): MCP 2026-07-28 ("Communication Security") requires every redirect
 // URI to be localhost or https, so private-use schemes are refused too.
-// Never a fragment or credentials.
+// Never a fragment or credentials; printable ASCII with a plain ASCII
+// host (see printableASCII and asciiHost), as the consent page shows it.
 func validRedirectURI(s string) bool {
-	if len(s) > 2000 || strings.Contains(s, "#") {
+	if len(s) > 2000 || strings.Contains(s, "#") || !printableASCII(s) {
 		return false
 	}
 	u, err := url.Parse(s)
-	if err != nil || u.User != nil || u.Host == "" {
+	if err != nil || u.User != nil || u.Host == "" || !asciiHost(u.Hostname()) {
 		return false
 	}
 	switch u.Scheme {
@@ -165,6 +174,54 @@ func validRedirectURI(s string) bool {
 		return netutil.IsLoopbackHost(u.Hostname())
 	}
 	return false
+}
+
+// displayable reports whether s is valid UTF-8 without control characters
+// or invisible formatting ones (Unicode Cf: bidirectional overrides and
+// isolates, zero-width characters), which could reorder or hide the text
+// around a client name on the consent page.
+func displayable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return false
+		}
+	}
+	return true
+}
+
+// printableASCII reports whether s has only printable ASCII characters
+// (RFC 3986 URIs are ASCII; anything else is percent-encoded), so a URI
+// shown on the consent page cannot hold a bidirectional override, an
+// invisible character or a space that makes it read as another.
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// asciiHost reports whether host (decoded, without port) is an IP literal
+// or made of ASCII letters, digits, '-', '_' and '.' only. The consent
+// page names the redirect host as the user's trust signal, so a host that
+// renders like another (an IDN homograph, a percent-encoded one, invisible
+// or bidirectional characters) is refused; an IDN registers in its xn--
+// form, which is what the page then shows.
+func asciiHost(host string) bool {
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	for i := 0; i < len(host); i++ {
+		c := host[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return host != ""
 }
 
 // serveRegister is RFC 7591 dynamic client registration. The MCP
@@ -323,6 +380,11 @@ var blockedPrefixes = []netip.Prefix{
 	netip.MustParsePrefix("240.0.0.0/4"), netip.MustParsePrefix("64:ff9b::/96"),
 	netip.MustParsePrefix("64:ff9b:1::/48"), netip.MustParsePrefix("2002::/16"),
 	netip.MustParsePrefix("100::/64"), netip.MustParsePrefix("2001::/32"),
+	// IPv4-compatible (::a.b.c.d) and IPv4-translated (::ffff:0:a.b.c.d)
+	// addresses embed an IPv4 address, and fec0::/10 (deprecated
+	// site-local) is private: Go counts them all as global unicast.
+	netip.MustParsePrefix("::/96"), netip.MustParsePrefix("::ffff:0:0:0/96"),
+	netip.MustParsePrefix("fec0::/10"),
 }
 
 func (f *metadataFetcher) allowed(a netip.Addr) bool {

@@ -3,6 +3,7 @@ package upstream
 import (
 	"crypto"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -192,6 +193,31 @@ type SigningKey struct {
 	PublishUntil time.Time
 }
 
+// String describes the key by its public algorithm only: the private key
+// (PEM or Signer) is never printed.
+func (k SigningKey) String() string {
+	src := "none"
+	switch {
+	case k.Signer != nil:
+		src = fmt.Sprintf("Signer(%T)", k.Signer.Public())
+	case k.PEM != nil:
+		src = "PEM"
+	}
+	return fmt.Sprintf("upstream.SigningKey{%s:%s PublishUntil:%s}", src, redacted, k.PublishUntil.Format(time.RFC3339))
+}
+
+// GoString is String.
+func (k SigningKey) GoString() string { return k.String() }
+
+// Format prints String for every verb, so no verb prints the private key.
+func (k SigningKey) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(k.String())) }
+
+// LogValue logs the key without its private part.
+func (k SigningKey) LogValue() slog.Value { return slog.StringValue(k.String()) }
+
+// MarshalJSON encodes String: the private key never reaches JSON.
+func (k SigningKey) MarshalJSON() ([]byte, error) { return json.Marshal(k.String()) }
+
 // ClientMetadataConfig bounds the fetch of Client ID Metadata Documents.
 // The fetch is an SSRF risk (a client_id is any URL an attacker picks), so
 // by default it reaches only public https addresses.
@@ -218,7 +244,7 @@ type ConsentRequest struct {
 	ClientID, ClientName, ClientURI string
 	// RedirectHost is the host the authorization response will go to.
 	RedirectHost string
-	// RedirectURI is the full redirect URI.
+	// RedirectURI is the full redirect URI (the page must show it).
 	RedirectURI string
 	// LoopbackRedirect is true when the redirect goes to this computer
 	// (localhost or a loopback address), which any local program can
@@ -228,8 +254,9 @@ type ConsentRequest struct {
 	Scopes []string
 	// Resource is the MCP server the token will be for.
 	Resource string
-	// Upstreams are the providers the user may log in at (Name and
-	// DisplayName); the form posts the chosen Name as "upstream".
+	// Upstreams are the providers the user may log in at (Name,
+	// DisplayName and the Scopes requested there, which the page must
+	// show); the form posts the chosen Name as "upstream".
 	Upstreams []UpstreamChoice
 	// NeedsConsent is false when the user already approved this client
 	// and the page only asks which upstream to use.
@@ -244,6 +271,10 @@ type ConsentRequest struct {
 // UpstreamChoice names one upstream on the consent page.
 type UpstreamChoice struct {
 	Name, DisplayName string
+	// Scopes are the scopes requested at this provider: what signing in
+	// lets the MCP server do with the user's account there. The page must
+	// show them (MCP security best practices, consent UI). Nil if none.
+	Scopes []string
 }
 
 func (c *Config) validate() error {

@@ -320,7 +320,8 @@ func (e *env) exchange(clientID, redirect, code, verifier string) map[string]any
 func wantOAuthError(t *testing.T, what string, st int, m map[string]any, status int, code string) {
 	t.Helper()
 	if st != status || m["error"] != code {
-		t.Fatalf("%s: %d %v, want %d %s", what, st, m, status, code)
+		// Only the error fields: a wrongly successful response holds tokens.
+		t.Fatalf("%s: %d error=%v (%v), want %d %s", what, st, m["error"], m["error_description"], status, code)
 	}
 	if _, ok := m["error_description"].(string); !ok {
 		t.Fatalf("%s: no error_description: %v", what, m)

@@ -33,6 +33,10 @@ type provider struct {
 	mu       sync.Mutex
 	oauth    *oauth2.Config
 	verifier *authn.Verifier
+	// issRequired is set when the provider's metadata advertises RFC 9207
+	// authorization_response_iss_parameter_supported: a response without
+	// iss is then refused.
+	issRequired bool
 }
 
 // identity is the result of an upstream login.
@@ -55,6 +59,16 @@ func (p *provider) displayName() string {
 		return p.cfg.DisplayName
 	}
 	return p.cfg.Name
+}
+
+// scopes returns the scopes requested at the provider ("openid" first for
+// OIDC, as resolve adds it).
+func (p *provider) scopes() []string {
+	sc := slices.Clone(p.cfg.Scopes)
+	if p.cfg.Type == OIDC && !slices.Contains(sc, "openid") {
+		sc = append([]string{"openid"}, sc...)
+	}
+	return sc
 }
 
 // resolve returns the OAuth configuration, running OIDC discovery on first
@@ -101,9 +115,44 @@ func (p *provider) resolve(ctx context.Context) (*oauth2.Config, error) {
 			return nil, fmt.Errorf("upstream: provider %q: %w", p.cfg.Name, err)
 		}
 		p.verifier = v
+		p.issRequired = md.AuthorizationResponseIssParamSupported
 	}
 	p.oauth = conf
 	return conf, nil
+}
+
+// errMixUp reports an authorization response that did not come from the
+// provider the login was started at.
+var errMixUp = errors.New("upstream: authorization response from another provider (iss)")
+
+// checkIssuer applies the RFC 9207 mix-up defence to the iss parameter of
+// an authorization response for a login started at p: an OIDC provider's
+// response must carry its issuer (or none, when its metadata does not
+// advertise iss), and no response may name the issuer of another
+// configured upstream (an OAuth2 provider has no issuer of its own to
+// compare with).
+func (p *provider) checkIssuer(ctx context.Context, iss string) error {
+	if _, err := p.resolve(ctx); err != nil {
+		return err
+	}
+	if p.cfg.Type == OIDC {
+		p.mu.Lock()
+		required := p.issRequired
+		p.mu.Unlock()
+		if iss != p.cfg.Issuer && (iss != "" || required) {
+			return errMixUp
+		}
+		return nil
+	}
+	if iss == "" {
+		return nil
+	}
+	for _, o := range p.s.ups {
+		if o != p && o.cfg.Type == OIDC && o.cfg.Issuer == iss {
+			return errMixUp
+		}
+	}
+	return nil
 }
 
 // authCodeURL fills the upstream leg of p (verifier, nonce) and returns

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -122,11 +123,11 @@ func NewServer(cfg Config) (*Server, error) {
 	s.keys.rebuild(s.now())
 
 	for i := range cfg.Clients {
-		c := cfg.Clients[i]
-		if c.ID == "" || len(c.RedirectURIs) == 0 {
-			return nil, fmt.Errorf("upstream: static client %q needs an ID and redirect URIs", c.ID)
+		c := cloneClient(&cfg.Clients[i])
+		if err := checkStaticClient(c); err != nil {
+			return nil, err
 		}
-		s.static[c.ID] = cloneClient(&c)
+		s.static[c.ID] = c
 	}
 	for i := range cfg.Upstreams {
 		p := cfg.Upstreams[i]
@@ -157,6 +158,38 @@ func NewServer(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// checkStaticClient validates a configured client and settles its
+// authentication method: a client with a secret hash and no method is
+// confidential (client_secret_basic or _post), never public, so a
+// forgotten method cannot let anyone redeem its codes without the secret.
+func checkStaticClient(c *Client) error {
+	if c.ID == "" || len(c.RedirectURIs) == 0 {
+		return fmt.Errorf("upstream: static client %q needs an ID and redirect URIs", c.ID)
+	}
+	for _, ru := range c.RedirectURIs {
+		if !validRedirectURI(ru) {
+			return fmt.Errorf("upstream: static client %q: redirect URI %q must be https, or http on a loopback host, without a fragment", c.ID, ru)
+		}
+	}
+	if c.TokenEndpointAuthMethod == "" && c.SecretHash != "" {
+		c.TokenEndpointAuthMethod = "client_secret_basic"
+	}
+	m := c.TokenEndpointAuthMethod
+	switch {
+	case m != "" && !slices.Contains(authMethods, m):
+		return fmt.Errorf("upstream: static client %q: unsupported TokenEndpointAuthMethod %q", c.ID, m)
+	case (m == "" || m == "none" || m == "private_key_jwt") && c.SecretHash != "":
+		return fmt.Errorf("upstream: static client %q: a SecretHash needs client_secret_basic or client_secret_post", c.ID)
+	case (m == "client_secret_basic" || m == "client_secret_post") && c.SecretHash == "":
+		return fmt.Errorf("upstream: static client %q: %s needs a SecretHash", c.ID, m)
+	case m == "private_key_jwt" && (len(c.JWKS) == 0) == (c.JWKSURI == ""):
+		return fmt.Errorf("upstream: static client %q: private_key_jwt needs exactly one of JWKS and JWKSURI", c.ID)
+	case c.JWKSURI != "" && !isMetadataURL(c.JWKSURI):
+		return fmt.Errorf("upstream: static client %q: JWKSURI must be an https URL with a path", c.ID)
+	}
+	return nil
+}
+
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h, ok := s.routes[r.URL.EscapedPath()]
@@ -183,6 +216,19 @@ func (s *Server) Close() error {
 	}
 	return nil
 }
+
+// String describes the server by its issuer: its configuration holds the
+// signing keys and upstream client secrets, so it is never printed.
+func (s *Server) String() string { return fmt.Sprintf("upstream.Server{Issuer:%q}", s.cfg.Issuer) }
+
+// GoString is String.
+func (s *Server) GoString() string { return s.String() }
+
+// Format prints String for every verb.
+func (s *Server) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(s.String())) }
+
+// LogValue logs the issuer only.
+func (s *Server) LogValue() slog.Value { return slog.GroupValue(slog.String("issuer", s.cfg.Issuer)) }
 
 // Issuer returns the issuer identifier.
 func (s *Server) Issuer() string { return s.cfg.Issuer }

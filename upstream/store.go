@@ -142,7 +142,9 @@ type Client struct {
 	// (loopback ports excepted, RFC 8252 §7.3).
 	RedirectURIs []string `json:"redirect_uris"`
 	// TokenEndpointAuthMethod is none, client_secret_basic,
-	// client_secret_post or private_key_jwt. Empty means none.
+	// client_secret_post or private_key_jwt. Empty means none, except for
+	// a static client with a SecretHash (Config.Clients), where it means
+	// client_secret_basic (client_secret_post accepted too).
 	TokenEndpointAuthMethod string `json:"token_endpoint_auth_method,omitempty"`
 	// JWKS is the client's public JSON Web Key Set (private_key_jwt), as
 	// registered; JWKSURI its location when registered by reference.

@@ -168,6 +168,7 @@ func (p *Provider) discovery(w http.ResponseWriter, _ *http.Request) {
 		"userinfo_endpoint": p.srv.URL + "/userinfo", "response_types_supported": []string{"code"},
 		"subject_types_supported": []string{"public"}, "id_token_signing_alg_values_supported": []string{"ES256"},
 		"code_challenge_methods_supported": []string{"S256"}, "grant_types_supported": []string{"authorization_code", "refresh_token"},
+		"authorization_response_iss_parameter_supported": true,
 	})
 }
 
