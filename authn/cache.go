@@ -30,6 +30,8 @@ type tokenCache struct {
 	mu   sync.RWMutex
 	m    map[uint64]*cacheEntry
 	size int
+
+	examined int // entries a put into a full cache looked at, in all (tests bound it)
 }
 
 type cacheEntry struct {
@@ -71,6 +73,7 @@ func (c *tokenCache) put(e *cacheEntry, now time.Time) {
 	if len(c.m) >= c.size {
 		swept, seen := 0, 0
 		for k, old := range c.m {
+			c.examined++
 			if !now.Before(old.until) {
 				delete(c.m, k)
 				swept++
@@ -83,6 +86,7 @@ func (c *tokenCache) put(e *cacheEntry, now time.Time) {
 			if len(c.m) < c.size {
 				break
 			}
+			c.examined++
 			delete(c.m, k)
 		}
 	}
