@@ -83,6 +83,48 @@
 //     into a new login. No code, token, verifier or secret is logged or
 //     returned in an error; every endpoint bounds its input.
 //
+// # Calling backends as the user
+//
+// [NewTransport] returns an http.RoundTripper for the tools' backend calls:
+// it reads the verified caller from the request context (authn's
+// middleware puts it there), loads the upstream token of the session the
+// caller's tsid claim names, and sends it in place of any Authorization
+// header: over https (or to loopback), only to TransportConfig.Hosts when
+// set, and never without a verified caller. A token that expired (or is
+// about to) is refreshed first, once per session however many requests and
+// replicas need it at the same moment:
+//
+//	tr, err := upstream.NewTransport(upstream.TransportConfig{Server: as, Hosts: []string{"api.github.com"}}, nil)
+//	client := &http.Client{Transport: tr}
+//	// in a tool handler, with the inbound request's context:
+//	req, _ := http.NewRequestWithContext(ctx, "GET", "https://api.github.com/user", nil)
+//	resp, err := client.Do(req)
+//
+// [Transport] and [TransportConfig] document the refresh rules (skew, the
+// refresh token kept when the upstream returns none, the session's ttl)
+// and the failures. The repository's examples/embedded-as runs it all: an
+// MCP server with this authorization server whose upstream_profile tool
+// calls the upstream as the logged-in user.
+//
+// # Answering a lost grant or an outage
+//
+// When a backend call cannot be made because the user's upstream grant is
+// gone ([ErrReauthenticate]: revoked at the provider, session expired) or
+// the store is down ([ErrUnavailable]), the MCP client must learn it from
+// the HTTP status, not from a tool result. [HandleErrors], around the MCP
+// handler and inside authn's middleware, answers such a request with 401
+// invalid_token and an error_description telling the client to log in
+// again, or with 503 and Retry-After (never 401, which would log every user
+// out during an outage). [WriteError] does the same for a handler that sees
+// the error itself.
+//
+// # SDK clients that take a token source
+//
+// [Transport.TokenSource] gives an oauth2.TokenSource bound to one inbound
+// request's context, for backend SDKs that accept one instead of an
+// http.Client: each Token call returns that caller's fresh upstream access
+// token (refreshed like the Transport's), never the refresh token.
+//
 // # Storage
 //
 // Everything the server remembers goes through the Store interface:
@@ -90,9 +132,20 @@
 // hash of the current token), upstream-token sessions (versioned for
 // compare-and-swap refresh) and consents, each with a TTL. MemoryStore is
 // the default for one replica; package upstream/storetest is the
-// conformance suite every implementation runs, so several replicas can
-// share, for example, Redis. Package upstream/upstreamtest is a fake
-// upstream provider for tests and demos.
+// conformance suite every implementation runs. Package upstream/upstreamtest
+// is a fake upstream provider for tests and demos.
+//
+// # Several replicas on Redis
+//
+// Package upstream/redisstore (its own module,
+// github.com/mcpauth-go/mcpauth/upstream/redisstore, so that only those who
+// use it build go-redis) is a Store on Redis: every replica given the same
+// Redis, encryption key and signing key behaves as one server. Its values
+// are encrypted with AES-256-GCM, single-use records are consumed
+// atomically, and it implements [SessionLocker], so a Transport refreshes
+// each upstream token once across all replicas. Its package documentation
+// covers connection (TLS, Sentinel, Cluster), key layout, encryption,
+// atomicity and durability.
 //
 // # Why no OAuth server framework
 //

@@ -40,6 +40,26 @@
 //	-client-id          pre-register a public client (PKCE, no secret) with this client_id,
 //	-client-redirect    and these comma-separated redirect URIs (a loopback redirect
 //	                    matches on any port), for clients that cannot register
+//	-backend            URL the upstream_profile tool calls with the user's upstream token
+//	                    (default: the upstream's userinfo endpoint; api.github.com/user for github)
+//	-redis-addr         keep sessions in Redis at this address (package upstream/redisstore)
+//	                    instead of in memory; needs -signing-key, and an AES-256 key for the
+//	                    stored values in $MCPAUTH_REDIS_KEY (32 bytes, base64)
+//
+// The upstream_profile tool shows the point of the embedded authorization
+// server: the tool calls a backend API (by default the upstream's userinfo
+// endpoint) through an upstream.Transport, which sends the logged-in user's
+// own upstream access token — never the MCP access token — and refreshes it
+// when it expires. If the user's upstream grant is gone (revoked at the
+// provider), upstream.HandleErrors answers the MCP request with 401
+// invalid_token, so the MCP client logs the user in again; if the store is
+// down, with 503 and Retry-After.
+//
+// Several replicas: run each with the same -redis-addr, $MCPAUTH_REDIS_KEY,
+// -signing-key and -issuer (the load balancer's URL), with a real upstream
+// (-upstream oidc or github; the dev provider lives inside one process).
+// A login started on one replica finishes on another, and an expired
+// upstream token is refreshed once whichever replicas need it.
 //
 // Client ID Metadata Documents are fetched over https only; for a document
 // server with a private certificate authority set SSL_CERT_FILE, and allow
@@ -50,6 +70,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -61,11 +82,17 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/mcpauth-go/mcpauth/upstream/redisstore"
 )
 
 // secretEnv names the environment variable holding the upstream client
 // secret. A secret is never a flag: flags end up in shell history and ps.
 const secretEnv = "MCPAUTH_UPSTREAM_CLIENT_SECRET"
+
+// redisKeyEnv names the environment variable holding the key that encrypts
+// the values stored in Redis (-redis-addr): 32 bytes, base64.
+const redisKeyEnv = "MCPAUTH_REDIS_KEY"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -92,6 +119,9 @@ type options struct {
 	noDCR                  bool
 	clientID               string
 	clientRedirects        []string
+	backend                string
+	redisAddr              string
+	redisKey               redisstore.Key // from redisKeyEnv
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -111,6 +141,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.BoolVar(&o.noDCR, "no-dcr", false, "turn off dynamic client registration")
 	fs.StringVar(&o.clientID, "client-id", "", "pre-register a public client with this client_id")
 	fs.StringVar(&redirects, "client-redirect", "", "comma-separated redirect URIs of -client-id")
+	fs.StringVar(&o.backend, "backend", "", "URL the upstream_profile tool calls with the user's upstream token (default: the upstream's userinfo endpoint)")
+	fs.StringVar(&o.redisAddr, "redis-addr", "", "keep sessions in Redis at this address (key in $"+redisKeyEnv+"; needs -signing-key)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -153,7 +185,34 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		return o, fmt.Errorf("-upstream must be dev, oidc or github, not %q", o.upstream)
 	}
 	o.upstreamSecret = getenv(secretEnv)
+	if o.redisAddr != "" {
+		if o.signingKey == "" {
+			return o, errors.New("-redis-addr needs -signing-key: every replica must sign with the same key")
+		}
+		secret, err := decodeKey(getenv(redisKeyEnv))
+		if err != nil {
+			return o, fmt.Errorf("-redis-addr: $%s: %w", redisKeyEnv, err)
+		}
+		o.redisKey = redisstore.Key{ID: "k1", Secret: secret}
+	}
 	return o, nil
+}
+
+// decodeKey decodes a base64 (standard or URL alphabet, padded or not)
+// 32-byte key. The error never quotes the value.
+func decodeKey(s string) ([]byte, error) {
+	s = strings.TrimRight(strings.TrimSpace(s), "=")
+	if s == "" {
+		return nil, errors.New("not set (32 random bytes, base64: openssl rand -base64 32)")
+	}
+	b, err := base64.RawStdEncoding.DecodeString(s)
+	if err != nil {
+		b, err = base64.RawURLEncoding.DecodeString(s)
+	}
+	if err != nil || len(b) != 32 {
+		return nil, errors.New("not 32 bytes in base64 (openssl rand -base64 32)")
+	}
+	return b, nil
 }
 
 // run is main without the process; tests call it.

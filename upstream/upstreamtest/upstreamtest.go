@@ -140,6 +140,17 @@ func (p *Provider) SetBadNonce(bad bool) {
 	p.mu.Unlock()
 }
 
+// RevokeGrants forgets every access and refresh token issued so far, as
+// when the user revokes the application at the provider: a refresh then
+// fails with invalid_grant and the userinfo endpoint answers 401. Logins
+// after it work as before.
+func (p *Provider) RevokeGrants() {
+	p.mu.Lock()
+	clear(p.access)
+	clear(p.refresh)
+	p.mu.Unlock()
+}
+
 // TokenRequests returns how many token endpoint requests were served.
 func (p *Provider) TokenRequests() int64 { return p.tokenRequests.Load() }
 
