@@ -105,6 +105,7 @@ type Authorizer struct {
 	policies    atomic.Pointer[policySet]
 	annotations toolAnnotations
 
+	entityNames entityNames            // what Config.Entities names, for load-time checks
 	issuers     []string               // Config.Issuers
 	firstIssuer atomic.Pointer[string] // with no Config.Issuers, the one issuer trusted
 	subjects    *lru.Cache[*subject]   // by keyed token hash (see subjectFor)
@@ -154,6 +155,7 @@ func New(cfg Config) (*Authorizer, error) {
 		}
 		a.cfg.ToolScopes[tool] = slices.Clone(scopes)
 	}
+	a.indexEntityNames() // now, so that concurrent Reloads only read it
 	ps, err := a.compilePolicies(cfg.Policies)
 	if err != nil {
 		return nil, err

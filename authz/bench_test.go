@@ -171,7 +171,7 @@ func BenchmarkFilterToolsList(b *testing.B) {
 	resp.WriteString(`],"ttlMs":60000,"cacheScope":"private"}}`)
 	list := []byte(resp.String())
 	ps := a.policies.Load()
-	sub := a.newSubject(benchIdentity(), "")
+	sub := a.subjectFor(benchIdentity()) // token-backed, as through the middleware
 	b.SetBytes(int64(len(list)))
 	b.ReportAllocs()
 	var buf []byte // as serveFiltered keeps it in a pooled listBuffers

@@ -41,7 +41,8 @@ func (a *Authorizer) serveFiltered(w http.ResponseWriter, r *http.Request, next 
 	// tools/list result sent with HTTP 500 is still a list); 1xx statuses
 	// other than 101 are not final (see bufferWriter.WriteHeader).
 	if len(out) > 0 || bw.overflow {
-		f := listFilter{a: a, ps: ps, sub: sub, m: m, msgBuf: lb.msg[:0], sseBuf: lb.sse[:0]}
+		f := &lb.filter
+		*f = listFilter{a: a, ps: ps, sub: sub, m: m, msgBuf: lb.msg[:0], sseBuf: lb.sse[:0], keep: f.keep[:0]}
 		var err error
 		if bw.overflow || encoded(bw.header) {
 			err = errFilter
@@ -123,6 +124,7 @@ func (a *Authorizer) logFilter(r *http.Request, sub *subject, m mcpMethod, kept,
 type listBuffers struct {
 	resp     bytes.Buffer
 	msg, sse []byte
+	filter   listFilter
 }
 
 const maxPooledListBuffer = 1 << 20
@@ -130,11 +132,12 @@ const maxPooledListBuffer = 1 << 20
 var listBufferPool = sync.Pool{New: func() any { return new(listBuffers) }}
 
 func (lb *listBuffers) release() {
-	if lb.resp.Cap() > maxPooledListBuffer || cap(lb.msg) > maxPooledListBuffer || cap(lb.sse) > maxPooledListBuffer {
+	if lb.resp.Cap() > maxPooledListBuffer || cap(lb.msg) > maxPooledListBuffer || cap(lb.sse) > maxPooledListBuffer || cap(lb.filter.keep) > maxPooledListBuffer {
 		return
 	}
 	lb.resp.Reset()
 	lb.msg, lb.sse = lb.msg[:0], lb.sse[:0]
+	lb.filter = listFilter{keep: lb.filter.keep[:0]} // no references to this response
 	listBufferPool.Put(lb)
 }
 
@@ -185,14 +188,21 @@ type listFilter struct {
 	kept, removed int
 	sc            scratch // the memory each item's evaluation reuses
 	// msgBuf and sseBuf are where filterMessage and filterSSE write (a
-	// message's rewrite is consumed before the next message is filtered).
+	// message's rewrite is consumed before the next message is filtered);
+	// keep is filterMessage's verdict per item.
 	msgBuf, sseBuf []byte
+	keep           []bool
 }
 
 func (f *listFilter) filterBody(contentType string, body []byte) ([]byte, error) {
-	mt, _, err := mime.ParseMediaType(contentType)
-	if err != nil {
-		return nil, errFilter
+	mt := contentType
+	if strings.ContainsAny(contentType, "; \t") || strings.ToLower(contentType) != contentType {
+		// Parameters, spaces or capitals: the full parse (which also
+		// refuses malformed parameters).
+		var err error
+		if mt, _, err = mime.ParseMediaType(contentType); err != nil {
+			return nil, errFilter
+		}
 	}
 	switch mt {
 	case "application/json":
@@ -225,7 +235,7 @@ func (f *listFilter) filterMessage(msg []byte) ([]byte, error) {
 	}
 	// A case variant of the list or of cacheScope would be read as them by
 	// a case-insensitive client decoder, not by Get.
-	if result.CaseVariant([]string{f.m.listKey, "cacheScope"}) {
+	if result.CaseVariant(f.m.resultKeys) {
 		return nil, errFilter
 	}
 	list, ok := result.Get(f.m.listKey)
@@ -241,7 +251,8 @@ func (f *listFilter) filterMessage(msg []byte) ([]byte, error) {
 			f.a.annotations.record(msg, &list.Kids[i].Val)
 		}
 	}
-	keep := make([]bool, len(list.Kids))
+	keep := slices.Grow(f.keep[:0], len(list.Kids))[:len(list.Kids)]
+	f.keep = keep
 	n := 0
 	for i := range list.Kids {
 		keep[i] = f.allowed(&list.Kids[i].Val)

@@ -117,7 +117,9 @@ func (a *Authorizer) middleware(next http.Handler, resourceMetadataURL string) h
 		}
 		sub := a.subjectFor(info)
 		if sub == nil {
-			a.log(r.Context(), info.Subject, req.method, Decision{Reason: reasonIssuer})
+			// Named with its issuer: that is what the log reader must fix
+			// (Config.Issuers).
+			a.log(r.Context(), info.Issuer+issuerSeparator+info.Subject, req.method, Decision{Reason: reasonIssuer})
 			writeRPCError(w, http.StatusForbidden, req.id, CodeForbidden, msgForbidden)
 			return
 		}
