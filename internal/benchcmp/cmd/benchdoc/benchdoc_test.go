@@ -53,7 +53,7 @@ func TestRender(t *testing.T) {
 	}
 	m := machine{cpu: "Test CPU", goVersion: "go1.26 linux/amd64", commit: "abc123", cores: 2, maxprocs: 2,
 		loads: []string{"3.50 2.00 1.00", "3.00 2.00 1.00", "2.50 2.00 1.00", "2.00 2.00 1.00"},
-		date: time.Date(2026, 12, 7, 6, 0, 0, 0, time.UTC), duration: time.Minute,
+		date:  time.Date(2026, 12, 7, 6, 0, 0, 0, time.UTC), duration: time.Minute,
 		settings: settings{rounds: 3, benchtime: "1s", requests: 3000}}
 	page := render(m, res)
 	for _, want := range []string{
