@@ -220,6 +220,9 @@ func (r *recorder) WriteHeader(code int) {
 // metrics are request latencies as the clients see them. Use a fixed
 // -benchtime count (e.g. 2000x) so every case sends the same number of
 // requests; cmd/benchdoc reports each case as a ratio to its bare handler.
+// Every case also reports cpu-ns/op, the process CPU time per request
+// (over loopback: client and server together), which a busy machine
+// disturbs far less than wall time.
 func BenchmarkStack(b *testing.B) {
 	s := newStack(b)
 	b.Run("inproc", func(b *testing.B) {
@@ -253,9 +256,11 @@ func benchInproc(b *testing.B, s *stack, c *stackCase) {
 	}
 	serve()
 	b.ReportAllocs()
+	cpu := cpuTime()
 	for b.Loop() {
 		serve()
 	}
+	reportCPU(b, cpu)
 }
 
 func benchLoopback(b *testing.B, s *stack, c *stackCase) {
@@ -298,6 +303,7 @@ func benchLoopback(b *testing.B, s *stack, c *stackCase) {
 	b.SetParallelism(int(math.Ceil(float64(loopbackWorkers) / float64(runtime.GOMAXPROCS(0)))))
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := cpuTime()
 	b.RunParallel(func(pb *testing.PB) {
 		var mine []time.Duration
 		for pb.Next() {
@@ -313,6 +319,7 @@ func benchLoopback(b *testing.B, s *stack, c *stackCase) {
 		mu.Unlock()
 	})
 	b.StopTimer()
+	reportCPU(b, cpu) // client and server together
 	if len(lat) == 0 {
 		return
 	}
