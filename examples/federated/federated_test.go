@@ -209,3 +209,27 @@ func TestFakeSTSRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestUsage checks the printed instructions: both printed tokens behave as
+// the text says (TOKEN is mapped, OTHER is refused by the condition).
+func TestUsage(t *testing.T) {
+	t.Parallel()
+	ex := startTest(t)
+	var out bytes.Buffer
+	ex.printUsage(&out)
+	for _, want := range []string{ex.resource, ex.google.tokenURL(), ex.google.provider, `"name":"cloud_whoami"`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("usage lacks %q:\n%s", want, out.String())
+		}
+	}
+	tokens := map[string]string{}
+	for _, m := range regexp.MustCompile(`(TOKEN|OTHER)='([^']+)'`).FindAllStringSubmatch(out.String(), -1) {
+		tokens[m[1]] = m[2]
+	}
+	if _, w, e := callWhoami(t, ex, tokens["TOKEN"]); !strings.HasSuffix(w.Principal, "/subject/dev-user") {
+		t.Errorf("printed TOKEN: %+v, error %q; want dev-user's principal", w, e)
+	}
+	if _, _, e := callWhoami(t, ex, tokens["OTHER"]); !strings.Contains(e, "invalid_grant") {
+		t.Errorf("printed OTHER: error %q, want invalid_grant", e)
+	}
+}

@@ -182,3 +182,41 @@ func TestExistingKeyFile(t *testing.T) {
 		t.Fatalf("the key file was not rotated (err %v)", err)
 	}
 }
+
+// TestAdminEndpoints drives the rotation the way the printed instructions
+// do, over HTTP: rotate, wait for the server to send the new key, revoke
+// the old one.
+func TestAdminEndpoints(t *testing.T) {
+	t.Parallel()
+	ex := startTest(t, options{checkInterval: 20 * time.Millisecond})
+	admin := strings.TrimSuffix(ex.backend.url, "/api") + "/admin"
+	post := func(path string) string {
+		t.Helper()
+		resp, err := http.Post(admin+path, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("POST %s: %s: %s", path, resp.Status, b)
+		}
+		return string(b)
+	}
+	if out := post("/rotate"); !strings.Contains(out, "issued key-2") {
+		t.Fatalf("rotate answered %q", out)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for id, _ := callStatus(t, ex); id != "key-2"; id, _ = callStatus(t, ex) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the backend still sees %q 10s after the rotation", id)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if out := post("/revoke-old"); !strings.Contains(out, "[key-1]") {
+		t.Fatalf("revoke-old answered %q", out)
+	}
+	if id, e := callStatus(t, ex); id != "key-2" {
+		t.Fatalf("after revoke-old: key %q, error %q", id, e)
+	}
+}
