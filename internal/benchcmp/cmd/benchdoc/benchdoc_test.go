@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -76,5 +77,21 @@ func TestRender(t *testing.T) {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q:\n%s", want, page)
 		}
+	}
+}
+
+// TestMissing names the benchmarks the page needs that a run did not
+// produce, so a renamed benchmark fails the command instead of leaving a gap.
+func TestMissing(t *testing.T) {
+	res := results{}
+	res.add(0, strings.NewReader(roundOutput(1000)))
+	miss := res.missing(t.TempDir())
+	for _, want := range []string{"BenchmarkPeers/ES256/jwx", "BenchmarkStack/inproc/D-list-filtered", "BenchmarkNoCacheRoundTrip"} {
+		if !slices.Contains(miss, want) {
+			t.Errorf("missing() = %v, lacks %s", miss, want)
+		}
+	}
+	if slices.Contains(miss, "BenchmarkStack/inproc/A-bare") {
+		t.Error("missing() lists a benchmark that ran")
 	}
 }

@@ -125,6 +125,10 @@ func run(args []string, log io.Writer) error {
 			res.add(r, &out)
 		}
 	}
+	if miss := res.missing(root); len(miss) > 0 {
+		// A renamed or removed benchmark must not leave a silent gap.
+		return fmt.Errorf("no results for %s", strings.Join(miss, ", "))
+	}
 	m.loads = append(m.loads, loadAvg())
 	m.duration = time.Since(started).Round(time.Second)
 	m.settings = s

@@ -288,6 +288,37 @@ const (
 	listTools       = 50
 )
 
+// exchangeRows are tokenexchange's benchmarks on the page, the baseline first.
+var exchangeRows = []struct{ name, label string }{
+	{"BenchmarkSHA256Subject", "SHA-256 of the subject token (the cache key's floor)"},
+	{"BenchmarkCacheHitRoundTrip", "**`tokenexchange.Transport`, cached** (hit: hash, lookup, clone, header)"},
+	{"BenchmarkNoCacheRoundTrip", "`tokenexchange.Transport` with the cache off (one STS call per request)"},
+	{"BenchmarkBaselineExchangeEveryRequest", "a transport that exchanges on every request, as ToolHive's token-exchange middleware does"},
+}
+
+// missing lists the benchmarks the page shows that have no result.
+func (res results) missing(root string) []string {
+	var names []string
+	for _, alg := range []string{"RS256", "ES256"} {
+		for _, r := range peerRows(root) {
+			names = append(names, "BenchmarkPeers/"+alg+"/"+r.sub)
+		}
+	}
+	for _, r := range stackRows {
+		names = append(names, "BenchmarkStack/inproc/"+r.name, "BenchmarkStack/loopback/"+r.name)
+	}
+	for _, r := range exchangeRows {
+		names = append(names, r.name)
+	}
+	var miss []string
+	for _, n := range names {
+		if len(res.values(n, "ns/op")) == 0 {
+			miss = append(miss, n)
+		}
+	}
+	return miss
+}
+
 func renderExchange(p *page, res results) {
 	p.printf("## Token exchange: cached against exchanging on every request\n\n")
 	p.printf("`tokenexchange`'s benchmarks: one outbound request through each transport, the STS a loopback server ")
@@ -296,12 +327,7 @@ func renderExchange(p *page, res results) {
 	p.printf("| outbound transport | time per request | allocs/op | ratio to cached (min / **median** / max) | spread |\n")
 	p.printf("|---|---|---|---|---|\n")
 	base := "BenchmarkCacheHitRoundTrip"
-	for _, r := range []struct{ name, label string }{
-		{"BenchmarkSHA256Subject", "SHA-256 of the subject token (the cache key's floor)"},
-		{"BenchmarkCacheHitRoundTrip", "**`tokenexchange.Transport`, cached** (hit: hash, lookup, clone, header)"},
-		{"BenchmarkNoCacheRoundTrip", "`tokenexchange.Transport` with the cache off (one STS call per request)"},
-		{"BenchmarkBaselineExchangeEveryRequest", "a transport that exchanges on every request, as ToolHive's token-exchange middleware does"},
-	} {
+	for _, r := range exchangeRows {
 		t := summarize(res.values(r.name, "ns/op"))
 		if t.n == 0 {
 			continue
