@@ -17,11 +17,22 @@
 //	go run ./examples/tokenexchange          # serve and print what to try
 //	go run ./examples/tokenexchange -demo    # run a client round trip, then exit
 //
+// With -issuer the MCP server trusts your own identity provider instead
+// (Keycloak, say, with token exchange enabled for the server's client) and
+// exchanges tokens at its token endpoint, found by discovery; the backend
+// then accepts that issuer's tokens for -audience.
+//
 // Flags:
 //
-//	-addr  listen address of the MCP server (default 127.0.0.1:8080; an
-//	       ephemeral port with -demo)
-//	-demo  run the client round trip and exit (0 on success)
+//	-addr       listen address of the MCP server (default 127.0.0.1:8080; an
+//	            ephemeral port with -demo)
+//	-demo       run the client round trip and exit (0 on success; embedded IdP only)
+//	-issuer     trust this external issuer instead of the embedded IdP
+//	-client-id  the MCP server's client at -issuer, which performs the exchange;
+//	            its secret is read from MCPAUTH_TOKENEXCHANGE_CLIENT_SECRET
+//	-audience   RFC 8693 audience to request for the backend (an IdP's name for
+//	            it, e.g. a Keycloak client ID); empty sends the backend's URL as
+//	            the resource parameter instead
 package main
 
 import (
@@ -39,7 +50,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 	case err != nil:
@@ -48,31 +59,66 @@ func main() {
 	}
 }
 
-// run is main without the process: it serves until ctx is done or, with
-// -demo, until the round trip has finished. Tests call it directly.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// secretEnv names the environment variable holding the -client-id secret.
+// A secret is never a flag: flags end up in shell history and in ps output.
+const secretEnv = "MCPAUTH_TOKENEXCHANGE_CLIENT_SECRET"
+
+// options are the command-line settings.
+type options struct {
+	addr     string
+	demo     bool
+	issuer   string // external issuer; empty: the embedded development IdP
+	clientID string // the MCP server's client at issuer
+	secret   string // its secret, from secretEnv
+	audience string // RFC 8693 audience of the exchanged token; empty: resource = the backend URL
+}
+
+// parseFlags reads args into options.
+func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
+	var o options
 	fs := flag.NewFlagSet("tokenexchange", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", "", "listen address of the MCP server (default 127.0.0.1:8080, or an ephemeral port with -demo)")
-	demo := fs.Bool("demo", false, "run a client round trip against the server, then exit")
+	fs.StringVar(&o.addr, "addr", "", "listen address of the MCP server (default 127.0.0.1:8080, or an ephemeral port with -demo)")
+	fs.BoolVar(&o.demo, "demo", false, "run a client round trip against the server, then exit (embedded IdP only)")
+	fs.StringVar(&o.issuer, "issuer", "", "trust this external OAuth issuer instead of the embedded development IdP")
+	fs.StringVar(&o.clientID, "client-id", "", "the MCP server's client at -issuer, used for the exchange (secret from $"+secretEnv+")")
+	fs.StringVar(&o.audience, "audience", "", "RFC 8693 audience to request for the backend (default: the backend URL as resource)")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return o, err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	if *addr == "" {
-		*addr = "127.0.0.1:8080"
-		if *demo {
-			*addr = "127.0.0.1:0"
+	if o.issuer != "" {
+		if o.demo {
+			return o, errors.New("-demo runs against the embedded IdP only; drop -issuer")
+		}
+		if o.secret = getenv(secretEnv); o.clientID == "" || o.secret == "" {
+			return o, fmt.Errorf("-issuer needs -client-id and the client secret in $%s", secretEnv)
 		}
 	}
-	ex, err := start(*addr, slog.New(slog.NewTextHandler(stderr, nil)))
+	if o.addr == "" {
+		o.addr = "127.0.0.1:8080"
+		if o.demo {
+			o.addr = "127.0.0.1:0"
+		}
+	}
+	return o, nil
+}
+
+// run is main without the process: it serves until ctx is done or, with
+// -demo, until the round trip has finished. Tests call it directly.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	ex, err := start(o, slog.New(slog.NewTextHandler(stderr, nil)))
 	if err != nil {
 		return err
 	}
 	defer ex.close()
-	if *demo {
+	if o.demo {
 		return ex.runDemo(ctx, stdout)
 	}
 	ex.printUsage(stdout)

@@ -28,12 +28,13 @@ const (
 	mcpClientID  = "mcp-server"         // the MCP server, exchanging tokens
 )
 
-// example is everything running: the IdP, the backend API and the MCP
-// server, each on its own loopback port.
+// example is everything running: the IdP (unless -issuer), the backend API
+// and the MCP server, each on its own loopback port.
 type example struct {
-	idp        *idptest.Server
-	demoSecret string // secret of demoClientID
-	mcpSecret  string // secret of mcpClientID, the MCP server's own credential
+	issuer     string          // the one issuer trusted
+	idp        *idptest.Server // the embedded IdP; nil with -issuer
+	demoSecret string          // secret of demoClientID
+	mcpSecret  string          // secret of mcpClientID, the MCP server's own credential
 
 	backend *backend
 
@@ -44,13 +45,13 @@ type example struct {
 
 // Format prints ex without its secrets, whatever the verb.
 func (ex *example) Format(f fmt.State, _ rune) {
-	fmt.Fprintf(f, "example{resource:%s backend:%s}", ex.resource, ex.backend.url)
+	fmt.Fprintf(f, "example{resource:%s issuer:%s}", ex.resource, ex.issuer)
 }
 
-// start runs the three servers; the MCP server listens on addr. The caller
+// start runs the servers; the MCP server listens on o.addr. The caller
 // must call close.
-func start(addr string, logger *slog.Logger) (_ *example, err error) {
-	ln, err := net.Listen("tcp", addr)
+func start(o options, logger *slog.Logger) (_ *example, err error) {
+	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return nil, err
 	}
@@ -69,35 +70,42 @@ func start(addr string, logger *slog.Logger) (_ *example, err error) {
 			ex.close()
 		}
 	}()
-	ex.idp = idptest.NewServer(nil, idptest.Config{
-		Clients: []idptest.Client{
-			{ID: demoClientID, Secret: ex.demoSecret},
-			{ID: mcpClientID, Secret: ex.mcpSecret},
-		},
-	})
-	if ex.backend, err = startBackend(ex.idp.Issuer(), logger); err != nil {
+	// The outbound transport's configuration: for each backend call it
+	// exchanges the caller's token (taken from the request context, where
+	// Protect put it) at the IdP's token endpoint for one meant for the
+	// backend, caches it per caller until shortly before it expires, and
+	// sends that one.
+	xcfg := tokenexchange.Config{Audience: o.audience, Logger: logger}
+	if o.issuer == "" {
+		ex.idp = idptest.NewServer(nil, idptest.Config{
+			Clients: []idptest.Client{
+				{ID: demoClientID, Secret: ex.demoSecret},
+				{ID: mcpClientID, Secret: ex.mcpSecret},
+			},
+		})
+		ex.issuer = ex.idp.Issuer()
+		xcfg.TokenURL, xcfg.ClientID, xcfg.ClientSecret = ex.idp.TokenURL(), mcpClientID, ex.mcpSecret
+	} else {
+		// The token endpoint is discovered from the issuer on first use.
+		ex.issuer = o.issuer
+		xcfg.Issuer, xcfg.ClientID, xcfg.ClientSecret = o.issuer, o.clientID, o.secret
+	}
+	if ex.backend, err = startBackend(ex.issuer, o.audience, logger); err != nil {
 		return nil, err
+	}
+	if o.audience == "" {
+		xcfg.Resources = []string{ex.backend.url} // RFC 8707: the backend's URL names it
 	}
 
 	ex.verifier, err = authn.NewVerifier(authn.Config{
-		Issuer:   ex.idp.Issuer(),
+		Issuer:   ex.issuer,
 		Audience: []string{ex.resource},
 		Logger:   logger,
 	})
 	if err != nil {
 		return nil, err
 	}
-	// The outbound transport: for each backend call it exchanges the caller's
-	// token (taken from the request context, where Protect put it) at the
-	// IdP's token endpoint for one whose audience is the backend, caches it
-	// per caller until shortly before it expires, and sends that one.
-	xt, err := tokenexchange.NewTransport(tokenexchange.Config{
-		TokenURL:     ex.idp.TokenURL(),
-		ClientID:     mcpClientID,
-		ClientSecret: ex.mcpSecret,
-		Resources:    []string{ex.backend.url},
-		Logger:       logger,
-	}, nil)
+	xt, err := tokenexchange.NewTransport(xcfg, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +113,7 @@ func start(addr string, logger *slog.Logger) (_ *example, err error) {
 		middleware.Config{
 			Metadata: prm.Metadata{
 				Resource:             ex.resource,
-				AuthorizationServers: []string{ex.idp.Issuer()},
+				AuthorizationServers: []string{ex.issuer},
 				ResourceName:         "mcpauth token exchange example",
 			},
 			Verifier: ex.verifier,
@@ -181,11 +189,12 @@ func mcpHandler(backendURL string, hc *http.Client) http.Handler {
 }
 
 // backend is the downstream API: an ordinary OAuth resource server that
-// accepts tokens from the same IdP whose audience is its own URL, and
-// nothing else, so the MCP client's token (audience: the MCP server) is
-// refused there.
+// accepts tokens from the same IdP whose audience is its own (its URL, or
+// -audience), and nothing else, so the MCP client's token (audience: the
+// MCP server) is refused there.
 type backend struct {
 	url      string
+	audience string
 	verifier *authn.Verifier
 	srv      *http.Server
 
@@ -193,13 +202,18 @@ type backend struct {
 	hashes map[[sha256.Size]byte]int // SHA-256 of each accepted token, with a count; never the token
 }
 
-func startBackend(issuer string, logger *slog.Logger) (_ *backend, err error) {
+// startBackend starts the backend, accepting tokens from issuer for
+// audience, or for its own URL if audience is empty.
+func startBackend(issuer, audience string, logger *slog.Logger) (_ *backend, err error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	b := &backend{url: "http://" + ln.Addr().String() + "/api", hashes: map[[sha256.Size]byte]int{}}
-	b.verifier, err = authn.NewVerifier(authn.Config{Issuer: issuer, Audience: []string{b.url}, Logger: logger})
+	b := &backend{url: "http://" + ln.Addr().String() + "/api", audience: audience, hashes: map[[sha256.Size]byte]int{}}
+	if b.audience == "" {
+		b.audience = b.url
+	}
+	b.verifier, err = authn.NewVerifier(authn.Config{Issuer: issuer, Audience: []string{b.audience}, Logger: logger})
 	if err != nil {
 		ln.Close()
 		return nil, err
@@ -255,12 +269,21 @@ func (ex *example) printUsage(w io.Writer) {
 	metadataURL, _ := prm.MetadataURL(ex.resource)
 	fmt.Fprintf(w, "MCP server:                  %s\n", ex.resource)
 	fmt.Fprintf(w, "Protected resource metadata: %s\n", metadataURL)
-	fmt.Fprintf(w, "Identity provider:           %s (embedded development IdP, keys die with this process)\n", ex.idp.Issuer())
-	fmt.Fprintf(w, "Backend API:                 %s (accepts only tokens whose audience is itself)\n\n", ex.backend.url)
-	// Printing a token is acceptable only here: it is signed by a key made
-	// for this process and trusted by nothing else.
-	fmt.Fprintf(w, "THROWAWAY DEVELOPMENT TOKEN for the MCP server (sub=dev-user, aud=%s, valid 1h):\n\n", ex.resource)
-	fmt.Fprintf(w, "  TOKEN=%s\n\n", shellQuote(ex.idp.Token(map[string]any{"sub": "dev-user", "aud": ex.resource})))
+	if ex.idp != nil {
+		fmt.Fprintf(w, "Identity provider:           %s (embedded development IdP, keys die with this process)\n", ex.issuer)
+	} else {
+		fmt.Fprintf(w, "Identity provider:           %s\n", ex.issuer)
+	}
+	fmt.Fprintf(w, "Backend API:                 %s (accepts only tokens whose audience is %s)\n\n", ex.backend.url, ex.backend.audience)
+	if ex.idp != nil {
+		// Printing a token is acceptable only here: it is signed by a key
+		// made for this process and trusted by nothing else.
+		fmt.Fprintf(w, "THROWAWAY DEVELOPMENT TOKEN for the MCP server (sub=dev-user, aud=%s, valid 1h):\n\n", ex.resource)
+		fmt.Fprintf(w, "  TOKEN=%s\n\n", shellQuote(ex.idp.Token(map[string]any{"sub": "dev-user", "aud": ex.resource})))
+	} else {
+		fmt.Fprintf(w, "Get an access token from %s issued for the resource %s\n", ex.issuer, ex.resource)
+		fmt.Fprintf(w, "(its aud must be that URI: RFC 8707 resource=...), then:\n\n  TOKEN=...your access token...\n\n")
+	}
 	fmt.Fprintf(w, "Call the profile tool: the MCP server exchanges your token for one meant for the backend\n")
 	fmt.Fprintf(w, "(RFC 8693) and the backend answers with what it received (aud is the backend, sub is you):\n\n")
 	fmt.Fprintf(w, "  curl -sS %s \\\n", shellQuote(ex.resource))

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mcpauth-go/mcpauth/authn/idptest"
 )
 
 // syncBuffer is a bytes.Buffer safe for the servers' goroutines to log into.
@@ -44,7 +46,7 @@ func TestDemo(t *testing.T) {
 	var out, errOut syncBuffer
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	if err := run(ctx, []string{"-demo"}, &out, &errOut); err != nil {
+	if err := run(ctx, []string{"-demo"}, noEnv, &out, &errOut); err != nil {
 		t.Fatalf("demo failed: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
 	}
 	for _, want := range []string{"2. that token sent straight to the backend: 401", "3. tools/call profile: the backend saw", "demo OK"} {
@@ -82,7 +84,7 @@ func TestUsage(t *testing.T) {
 
 func startTest(t *testing.T) *example {
 	t.Helper()
-	ex, err := start("127.0.0.1:0", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ex, err := start(options{addr: "127.0.0.1:0"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,5 +181,78 @@ func TestRejected(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("backend with the MCP server's token: %s, want 401", resp.Status)
+	}
+}
+
+// noEnv is a getenv with nothing set.
+func noEnv(string) string { return "" }
+
+// TestFlags checks the settings that must fail at start: -issuer without its
+// client, -demo with -issuer; and that the secret comes from the
+// environment only.
+func TestFlags(t *testing.T) {
+	t.Parallel()
+	env := func(k string) string {
+		if k == secretEnv {
+			return "s3cret"
+		}
+		return ""
+	}
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		getenv  func(string) string
+		wantErr string
+	}{
+		{"issuer without client", []string{"-issuer", "https://idp.example"}, env, "-client-id"},
+		{"issuer without secret", []string{"-issuer", "https://idp.example", "-client-id", "mcp"}, noEnv, secretEnv},
+		{"demo with issuer", []string{"-demo", "-issuer", "https://idp.example", "-client-id", "mcp"}, env, "embedded IdP only"},
+		{"stray argument", []string{"extra"}, noEnv, "unexpected arguments"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseFlags(tc.args, tc.getenv, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("error %v, want one mentioning %q", err, tc.wantErr)
+			}
+		})
+	}
+	o, err := parseFlags([]string{"-issuer", "https://idp.example", "-client-id", "mcp", "-audience", "backend"}, env, io.Discard)
+	if err != nil || o.secret != "s3cret" || o.audience != "backend" || o.addr != "127.0.0.1:8080" {
+		t.Fatalf("parseFlags = %+v, %v", o, err)
+	}
+}
+
+// TestExternalIssuer runs the server against an "external" IdP (another
+// idptest server standing in for Keycloak): the exchange goes to its
+// discovered token endpoint as the configured client, for the configured
+// audience, and the backend accepts only that.
+func TestExternalIssuer(t *testing.T) {
+	t.Parallel()
+	const clientID, secret = "mcp-at-ext", "ext-secret-0123456789"
+	ext := idptest.NewServer(t, idptest.Config{Clients: []idptest.Client{{ID: clientID, Secret: secret}}})
+	ex, err := start(options{addr: "127.0.0.1:0", issuer: ext.Issuer(), clientID: clientID, secret: secret, audience: "backend-api"},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ex.close)
+	if ex.idp != nil {
+		t.Fatal("the embedded IdP runs with -issuer")
+	}
+	inbound := ext.Token(map[string]any{"sub": "alice", "aud": ex.resource})
+	status, p := callProfile(t, ex, inbound)
+	if status != http.StatusOK || p.Subject != "alice" || p.ClientID != clientID || !slices.Equal(p.Audience, []string{"backend-api"}) {
+		t.Fatalf("profile: %d %+v, want alice via %s for [backend-api]", status, p, clientID)
+	}
+	if ex.backend.received(inbound) != 0 {
+		t.Fatal("the backend received the inbound token")
+	}
+	if got := ext.LastTokenRequest().Get("audience"); got != "backend-api" {
+		t.Errorf("exchange audience = %q, want backend-api", got)
+	}
+	var out bytes.Buffer
+	ex.printUsage(&out)
+	if jwtPattern.MatchString(out.String()) || !strings.Contains(out.String(), "your access token") {
+		t.Errorf("usage with -issuer prints a token or lacks the instructions:\n%s", out.String())
 	}
 }
