@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpauth-go/mcpauth/authn/idptest"
 	"github.com/mcpauth-go/mcpauth/tokenexchange"
 )
 
@@ -62,7 +63,7 @@ func TestDemo(t *testing.T) {
 
 func startTest(t *testing.T) *example {
 	t.Helper()
-	ex, err := start("127.0.0.1:0", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ex, err := start("127.0.0.1:0", "", slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,5 +232,32 @@ func TestUsage(t *testing.T) {
 	}
 	if _, _, e := callWhoami(t, ex, tokens["OTHER"]); !strings.Contains(e, "invalid_grant") {
 		t.Errorf("printed OTHER: error %q, want invalid_grant", e)
+	}
+}
+
+// TestExternalIssuer: with -issuer, the MCP server and the fake STS trust
+// that issuer (the embedded IdP does not run); the usage prints no token.
+func TestExternalIssuer(t *testing.T) {
+	t.Parallel()
+	ext := idptest.NewServer(t, idptest.Config{})
+	ex, err := start("127.0.0.1:0", ext.Issuer(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ex.close)
+	if ex.idp != nil {
+		t.Fatal("the embedded IdP runs with -issuer")
+	}
+	tok := ext.Token(map[string]any{"sub": "erin", "aud": ex.resource, "groups": []string{requiredGroup}})
+	if _, w, e := callWhoami(t, ex, tok); !strings.HasSuffix(w.Principal, "/subject/erin") {
+		t.Fatalf("external token: %+v, error %q; want erin's principal", w, e)
+	}
+	var out bytes.Buffer
+	ex.printUsage(&out)
+	if jwtPattern.MatchString(out.String()) || !strings.Contains(out.String(), "your access token") {
+		t.Errorf("usage with -issuer prints a token or lacks the instructions:\n%s", out.String())
+	}
+	if err := run(t.Context(), []string{"-demo", "-issuer", ext.Issuer()}, io.Discard, io.Discard); err == nil {
+		t.Error("-demo with -issuer was accepted")
 	}
 }

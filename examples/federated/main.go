@@ -26,9 +26,12 @@
 //
 // Flags:
 //
-//	-addr  listen address of the MCP server (default 127.0.0.1:8080; an
-//	       ephemeral port with -demo)
-//	-demo  run the client round trip and exit (0 on success)
+//	-addr    listen address of the MCP server (default 127.0.0.1:8080; an
+//	         ephemeral port with -demo)
+//	-demo    run the client round trip and exit (0 on success)
+//	-issuer  trust this external issuer (your IdP) instead of the embedded one,
+//	         both at the MCP server and at the fake STS's pool provider (no -demo
+//	         then; tokens need a groups claim holding gcp-users to be federated)
 package main
 
 import (
@@ -61,12 +64,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("federated", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "", "listen address of the MCP server (default 127.0.0.1:8080, or an ephemeral port with -demo)")
-	demo := fs.Bool("demo", false, "run a client round trip against the server, then exit")
+	demo := fs.Bool("demo", false, "run a client round trip against the server, then exit (embedded IdP only)")
+	issuer := fs.String("issuer", "", "trust this external OAuth issuer instead of the embedded development IdP")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if *demo && *issuer != "" {
+		return errors.New("-demo runs against the embedded IdP only; drop -issuer")
 	}
 	if *addr == "" {
 		*addr = "127.0.0.1:8080"
@@ -74,7 +81,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			*addr = "127.0.0.1:0"
 		}
 	}
-	ex, err := start(*addr, slog.New(slog.NewTextHandler(stderr, nil)))
+	ex, err := start(*addr, *issuer, slog.New(slog.NewTextHandler(stderr, nil)))
 	if err != nil {
 		return err
 	}

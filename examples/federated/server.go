@@ -21,16 +21,17 @@ import (
 
 // example is everything running: your IdP, the fake Google, the MCP server.
 type example struct {
-	idp      *idptest.Server
+	issuer   string          // your IdP: the one issuer trusted
+	idp      *idptest.Server // the embedded IdP; nil with -issuer
 	google   *fakeGoogle
 	resource string // the MCP server's resource URI: the audience of inbound tokens
 	verifier *authn.Verifier
 	mcpSrv   *http.Server
 }
 
-// start runs the servers; the MCP server listens on addr. The caller must
-// call close.
-func start(addr string, logger *slog.Logger) (_ *example, err error) {
+// start runs the servers; the MCP server listens on addr and trusts issuer,
+// or the embedded IdP if issuer is empty. The caller must call close.
+func start(addr, issuer string, logger *slog.Logger) (_ *example, err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
@@ -46,14 +47,18 @@ func start(addr string, logger *slog.Logger) (_ *example, err error) {
 			ex.close()
 		}
 	}()
-	ex.idp = idptest.NewServer(nil, idptest.Config{})
+	ex.issuer = issuer
+	if ex.issuer == "" {
+		ex.idp = idptest.NewServer(nil, idptest.Config{})
+		ex.issuer = ex.idp.Issuer()
+	}
 	// The pool provider trusts your IdP for tokens issued to this MCP
 	// server: its allowed audiences name the server's resource URI.
-	if ex.google, err = startFakeGoogle(ex.idp.Issuer(), []string{ex.resource}, logger); err != nil {
+	if ex.google, err = startFakeGoogle(ex.issuer, []string{ex.resource}, logger); err != nil {
 		return nil, err
 	}
 	ex.verifier, err = authn.NewVerifier(authn.Config{
-		Issuer:   ex.idp.Issuer(),
+		Issuer:   ex.issuer,
 		Audience: []string{ex.resource},
 		Logger:   logger,
 	})
@@ -78,7 +83,7 @@ func start(addr string, logger *slog.Logger) (_ *example, err error) {
 		middleware.Config{
 			Metadata: prm.Metadata{
 				Resource:             ex.resource,
-				AuthorizationServers: []string{ex.idp.Issuer()},
+				AuthorizationServers: []string{ex.issuer},
 				ResourceName:         "mcpauth federated identity example",
 			},
 			Verifier: ex.verifier,
@@ -159,18 +164,27 @@ func (ex *example) printUsage(w io.Writer) {
 	metadataURL, _ := prm.MetadataURL(ex.resource)
 	fmt.Fprintf(w, "MCP server:                  %s\n", ex.resource)
 	fmt.Fprintf(w, "Protected resource metadata: %s\n", metadataURL)
-	fmt.Fprintf(w, "Your identity provider:      %s (embedded development IdP, keys die with this process)\n", ex.idp.Issuer())
+	if ex.idp != nil {
+		fmt.Fprintf(w, "Your identity provider:      %s (embedded development IdP, keys die with this process)\n", ex.issuer)
+	} else {
+		fmt.Fprintf(w, "Your identity provider:      %s\n", ex.issuer)
+	}
 	fmt.Fprintf(w, "Fake Google STS:             %s (provider %s, condition: group %s)\n", ex.google.tokenURL(), ex.google.provider, requiredGroup)
 	fmt.Fprintf(w, "Fake Google API:             %s/v1/whoami\n\n", ex.google.url)
-	// Printing tokens is acceptable only here: they are signed by a key made
-	// for this process and trusted by nothing else.
-	fmt.Fprintf(w, "THROWAWAY DEVELOPMENT TOKENS (valid 1h, useless elsewhere):\n\n")
-	fmt.Fprintf(w, "  TOKEN=%s   # sub=dev-user, groups=[%s]\n", shellQuote(ex.userToken("dev-user", requiredGroup)), requiredGroup)
-	fmt.Fprintf(w, "  OTHER=%s   # sub=contractor, groups=[contractors]: the STS's condition refuses it\n\n", shellQuote(ex.userToken("contractor", "contractors")))
+	if ex.idp != nil {
+		// Printing tokens is acceptable only here: they are signed by a key
+		// made for this process and trusted by nothing else.
+		fmt.Fprintf(w, "THROWAWAY DEVELOPMENT TOKENS (valid 1h, useless elsewhere):\n\n")
+		fmt.Fprintf(w, "  TOKEN=%s   # sub=dev-user, groups=[%s]\n", shellQuote(ex.userToken("dev-user", requiredGroup)), requiredGroup)
+		fmt.Fprintf(w, "  OTHER=%s   # sub=contractor, groups=[contractors]: the STS's condition refuses it\n\n", shellQuote(ex.userToken("contractor", "contractors")))
+	} else {
+		fmt.Fprintf(w, "Get an access token from %s issued for the resource %s (aud = that URI, RFC 8707)\n", ex.issuer, ex.resource)
+		fmt.Fprintf(w, "whose groups claim holds %s, then:\n\n  TOKEN=...your access token...\n\n", requiredGroup)
+	}
 	fmt.Fprintf(w, "Call the cloud_whoami tool; the server exchanges your token at the STS and the API names the mapped principal:\n\n")
 	fmt.Fprintf(w, "  curl -sS %s \\\n", shellQuote(ex.resource))
 	fmt.Fprintf(w, "    -H \"Authorization: Bearer $TOKEN\" \\\n")
 	fmt.Fprintf(w, "    -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \\\n")
 	fmt.Fprintf(w, "    -d '{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"cloud_whoami\",\"arguments\":{}}}'\n\n")
-	fmt.Fprintf(w, "Then try it with $OTHER: the tool reports the STS's invalid_grant.\n\nPress Ctrl-C to stop.\n")
+	fmt.Fprintf(w, "A token without that group (try $OTHER with the embedded IdP) gets the STS's invalid_grant.\n\nPress Ctrl-C to stop.\n")
 }

@@ -25,6 +25,8 @@
 //	-key-file  the API key file (default: a new file in a temporary
 //	           directory, removed on exit). An existing file's key is the
 //	           backend's first key; rotations overwrite the file.
+//	-issuer    trust this external issuer for inbound tokens instead of the
+//	           embedded IdP (no -demo then; the printed text says what token to get)
 //	-demo      run the client round trip and exit (0 on success)
 package main
 
@@ -59,6 +61,7 @@ func main() {
 type options struct {
 	addr          string
 	keyFile       string
+	issuer        string // external issuer; empty: the embedded development IdP
 	demo          bool
 	checkInterval time.Duration // between checks of the key file; 0: credentials.DefaultFileCheckInterval (tests shorten it)
 }
@@ -71,12 +74,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.addr, "addr", "", "listen address of the MCP server (default 127.0.0.1:8080, or an ephemeral port with -demo)")
 	fs.StringVar(&o.keyFile, "key-file", "", "API key file (default: a new file in a temporary directory)")
-	fs.BoolVar(&o.demo, "demo", false, "run a client round trip with one key rotation, then exit")
+	fs.StringVar(&o.issuer, "issuer", "", "trust this external OAuth issuer instead of the embedded development IdP")
+	fs.BoolVar(&o.demo, "demo", false, "run a client round trip with one key rotation, then exit (embedded IdP only)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if o.demo && o.issuer != "" {
+		return errors.New("-demo runs against the embedded IdP only; drop -issuer")
 	}
 	if o.addr == "" {
 		o.addr = "127.0.0.1:8080"

@@ -30,7 +30,8 @@ import (
 // example is everything running: the IdP, the backend API and the MCP
 // server, each on its own loopback port.
 type example struct {
-	idp      *idptest.Server
+	issuer   string          // the one issuer trusted
+	idp      *idptest.Server // the embedded IdP; nil with -issuer
 	backend  *backend
 	tmpDir   string // the default key file's directory, removed by close
 	resource string // the MCP server's resource URI: the audience of inbound tokens
@@ -66,9 +67,13 @@ func start(o options, logger *slog.Logger) (_ *example, err error) {
 	if ex.backend, err = startBackend(keyFile, logger); err != nil {
 		return nil, err
 	}
-	ex.idp = idptest.NewServer(nil, idptest.Config{})
+	ex.issuer = o.issuer
+	if ex.issuer == "" {
+		ex.idp = idptest.NewServer(nil, idptest.Config{})
+		ex.issuer = ex.idp.Issuer()
+	}
 	ex.verifier, err = authn.NewVerifier(authn.Config{
-		Issuer:   ex.idp.Issuer(),
+		Issuer:   ex.issuer,
 		Audience: []string{ex.resource},
 		Logger:   logger,
 	})
@@ -92,7 +97,7 @@ func start(o options, logger *slog.Logger) (_ *example, err error) {
 		middleware.Config{
 			Metadata: prm.Metadata{
 				Resource:             ex.resource,
-				AuthorizationServers: []string{ex.idp.Issuer()},
+				AuthorizationServers: []string{ex.issuer},
 				ResourceName:         "mcpauth static credentials example",
 			},
 			Verifier: ex.verifier,
@@ -329,13 +334,23 @@ func (ex *example) printUsage(w io.Writer, checkInterval time.Duration) {
 	admin := strings.TrimSuffix(ex.backend.url, "/api") + "/admin"
 	fmt.Fprintf(w, "MCP server:                  %s\n", ex.resource)
 	fmt.Fprintf(w, "Protected resource metadata: %s\n", metadataURL)
-	fmt.Fprintf(w, "Identity provider:           %s (embedded development IdP, keys die with this process)\n", ex.idp.Issuer())
+	if ex.idp != nil {
+		fmt.Fprintf(w, "Identity provider:           %s (embedded development IdP, keys die with this process)\n", ex.issuer)
+	} else {
+		fmt.Fprintf(w, "Identity provider:           %s\n", ex.issuer)
+	}
 	fmt.Fprintf(w, "Backend API:                 %s (accepts X-API-Key)\n", ex.backend.url)
 	fmt.Fprintf(w, "API key file:                %s (re-read at most every %s when it changes)\n\n", ex.backend.keyFile, checkInterval)
-	// Printing a token is acceptable only here: it is signed by a key made
-	// for this process and trusted by nothing else. The API key is not printed.
-	fmt.Fprintf(w, "THROWAWAY DEVELOPMENT TOKEN (sub=dev-user, valid 1h, useless elsewhere):\n\n")
-	fmt.Fprintf(w, "  TOKEN=%s\n\n", shellQuote(ex.idp.Token(map[string]any{"sub": "dev-user", "aud": ex.resource})))
+	// The API key is never printed.
+	if ex.idp != nil {
+		// Printing a token is acceptable only here: it is signed by a key
+		// made for this process and trusted by nothing else.
+		fmt.Fprintf(w, "THROWAWAY DEVELOPMENT TOKEN (sub=dev-user, valid 1h, useless elsewhere):\n\n")
+		fmt.Fprintf(w, "  TOKEN=%s\n\n", shellQuote(ex.idp.Token(map[string]any{"sub": "dev-user", "aud": ex.resource})))
+	} else {
+		fmt.Fprintf(w, "Get an access token from %s issued for the resource %s\n", ex.issuer, ex.resource)
+		fmt.Fprintf(w, "(its aud must be that URI: RFC 8707 resource=...), then:\n\n  TOKEN=...your access token...\n\n")
+	}
 	fmt.Fprintf(w, "Call the backend_status tool; the backend names the key it received:\n\n")
 	fmt.Fprintf(w, "  curl -sS %s \\\n", shellQuote(ex.resource))
 	fmt.Fprintf(w, "    -H \"Authorization: Bearer $TOKEN\" \\\n")

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mcpauth-go/mcpauth/authn/idptest"
 )
 
 // syncBuffer is a bytes.Buffer safe for the servers' goroutines to log into.
@@ -218,5 +220,30 @@ func TestAdminEndpoints(t *testing.T) {
 	}
 	if id, e := callStatus(t, ex); id != "key-2" {
 		t.Fatalf("after revoke-old: key %q, error %q", id, e)
+	}
+}
+
+// TestExternalIssuer: with -issuer, the server trusts that issuer's tokens
+// for its resource (and not the embedded IdP, which does not run), and the
+// instructions print no token.
+func TestExternalIssuer(t *testing.T) {
+	t.Parallel()
+	ext := idptest.NewServer(t, idptest.Config{})
+	ex := startTest(t, options{issuer: ext.Issuer()})
+	if ex.idp != nil {
+		t.Fatal("the embedded IdP runs with -issuer")
+	}
+	ex.idp = ext // callStatus mints with ex.idp
+	if id, e := callStatus(t, ex); id != "key-1" {
+		t.Fatalf("token from the external issuer: key %q, error %q", id, e)
+	}
+	ex.idp = nil
+	var out bytes.Buffer
+	ex.printUsage(&out, time.Second)
+	if regexp.MustCompile(`eyJ[A-Za-z0-9_-]+\.`).MatchString(out.String()) || !strings.Contains(out.String(), "your access token") {
+		t.Errorf("usage with -issuer prints a token or lacks the instructions:\n%s", out.String())
+	}
+	if err := run(t.Context(), []string{"-demo", "-issuer", ext.Issuer()}, io.Discard, io.Discard); err == nil {
+		t.Error("-demo with -issuer was accepted")
 	}
 }
