@@ -28,10 +28,16 @@
 //
 //   - [github.com/mcpauth-go/mcpauth/tokenexchange]: RFC 8693 token exchange
 //     of the caller's token for a backend-scoped one (same IdP or a federated
-//     one such as Google STS), cached per subject with single flight;
+//     one such as Google STS, preset in tokenexchange/google), cached per
+//     subject with single flight;
 //   - [github.com/mcpauth-go/mcpauth/credentials]: static credentials (API
 //     keys, tokens) from a literal, the environment or a rotating file, and a
 //     passthrough guard.
+//
+// Both follow one rule: the header the transport sets (Authorization by
+// default) is replaced whatever it held, as golang.org/x/oauth2's Transport
+// does, and the client's token found anywhere else on the request refuses
+// it, with the same sentinel error from either package.
 //
 // For tests, [github.com/mcpauth-go/mcpauth/authn/idptest] is a fake
 // identity provider in the manner of net/http/httptest.

@@ -212,15 +212,10 @@ func checkFetchURL(raw string) error {
 	if u.Host == "" || u.Fragment != "" {
 		return fmt.Errorf("%q is not an absolute URL without fragment", raw)
 	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		if netutil.IsLoopbackHost(u.Hostname()) {
-			return nil
-		}
+	if err := netutil.CheckHTTPS(u, false); err != nil {
+		return fmt.Errorf("%q: %w", raw, err)
 	}
-	return fmt.Errorf("%q must use https (http only for loopback hosts)", raw)
+	return nil
 }
 
 // opaqueVerifier verifies tokens that are not JWS (RFC 7662 introspection).

@@ -23,8 +23,11 @@
 //   - any other header, with an optional prefix (X-API-Key: <secret>,
 //     Authorization: Token <secret>).
 //
-// Hop-by-hop headers (RFC 9110 §7.6.1), Host, Content-Length and Cookie are
-// refused when the transport is built, not on the first request. The
+// Hop-by-hop headers (RFC 9110 §7.6.1), Host, Content-Length, Content-Type
+// and Cookie are refused when the transport is built, not on the first
+// request. The sources are first asked on the first request, unless
+// Config.CheckAtStart asks NewTransport to check them (a missing file, an
+// unset variable, a malformed value) so a misconfiguration fails at start. The
 // credential is sent only over https, or plain http to a loopback address
 // (RFC 6750 §5.3: bearer tokens MUST be sent over TLS), unless
 // Config.InsecureAllowHTTP says otherwise; Config.Hosts pins it to the
@@ -48,10 +51,15 @@
 // request that carries the inbound token of the verified caller in its
 // context ([github.com/mcpauth-go/mcpauth/authn.FromContext]), in any header,
 // query parameter, cookie or Basic credential; the error wraps
-// [ErrTokenPassthrough]. [Transport] applies the same check after setting its
-// credential. Wrap any other outbound transport (one that forwards headers,
-// say) in a [PassthroughGuard].
+// [ErrTokenPassthrough]. [Transport] applies the same check to every part
+// of the request except the header it sets, which it replaces whatever it
+// held: a handler that copies the inbound Authorization onto its backend call
+// gets it replaced with the configured credential, as with
+// golang.org/x/oauth2's Transport. Wrap any other outbound transport (one
+// that forwards headers, say) in a [PassthroughGuard]. The tokenexchange
+// package applies the same rules with the same sentinels, so errors.Is works
+// the same on an error from either package.
 //
 // For a credential that depends on the user, see the tokenexchange package
-// (RFC 8693) and the upstream package.
+// (RFC 8693).
 package credentials

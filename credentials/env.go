@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+
+	"github.com/mcpauth-go/mcpauth/internal/outbound"
 )
 
 // EnvPairs resolves each source in env and returns "KEY=value" strings,
@@ -43,7 +45,7 @@ func EnvPairs(ctx context.Context, env map[string]Source) ([]string, error) {
 		}
 		s, err := src.Secret(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("credentials: environment variable %q: %w", k, err)
+			return nil, outbound.Wrap("credentials", fmt.Sprintf("environment variable %q", k), err)
 		}
 		v := s.Reveal()
 		if v == "" {

@@ -144,7 +144,7 @@ func ExampleEnvPairs() {
 	// Output:
 	// API_USER
 	// GITHUB_TOKEN
-	// credentials: environment variable "API_KEY": credentials: empty secret: environment variable "UNSET_VARIABLE_FOR_EXAMPLE" is not set
+	// credentials: environment variable "API_KEY": empty secret: environment variable "UNSET_VARIABLE_FOR_EXAMPLE" is not set
 }
 
 // A Source for any secret store is a few lines; return the same Secret
@@ -181,4 +181,17 @@ func ExampleCheckPassthrough() {
 	// credentials: request carries the inbound access token (token passthrough): header Authorization
 	// true
 	// <nil>
+}
+
+// CheckAtStart makes a mistyped secret path or variable fail when the
+// server starts, not at its first backend call. The error names the file or
+// variable and what is wrong, never the value.
+func ExampleConfig_checkAtStart() {
+	_, err := credentials.NewTransport(credentials.Config{
+		Secret:       credentials.Env("UNSET_API_TOKEN_FOR_EXAMPLE"),
+		CheckAtStart: true,
+	}, nil)
+	fmt.Println(err)
+	// Output:
+	// credentials: CheckAtStart: Secret: empty secret: environment variable "UNSET_API_TOKEN_FOR_EXAMPLE" is not set
 }

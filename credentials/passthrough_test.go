@@ -172,3 +172,27 @@ func TestCheckPassthroughOpaqueURL(t *testing.T) {
 		t.Fatalf("CheckPassthrough = %v, want ErrTokenPassthrough", err)
 	}
 }
+
+// The header the Transport owns is replaced whatever its spelling, so a
+// handler that copied the inbound token under a non-canonical key sends
+// only the configured credential (before the shared outbound guard, the
+// stale key stayed beside the new one and the request was refused).
+func TestTransportReplacesOwnedHeaderAnySpelling(t *testing.T) {
+	t.Parallel()
+	base := &recorder{}
+	tr, err := NewTransport(Config{Scheme: Header, Header: "X-Api-Key", Secret: Literal("static-backend-key")}, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := newReq(t, withToken(inboundToken), http.MethodGet, "https://b/", nil)
+	req.Header["x-api-key"] = []string{inboundToken}
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("RoundTrip = %v", err)
+	}
+	resp.Body.Close()
+	sent := base.last.Load().Header
+	if len(sent) != 1 || len(sent["X-Api-Key"]) != 1 || sent.Get("X-Api-Key") != "static-backend-key" {
+		t.Errorf("sent header %v, want only X-Api-Key: static-backend-key", sent)
+	}
+}

@@ -1,6 +1,7 @@
 package credentials
 
 import (
+	"crypto/subtle"
 	"fmt"
 	"log/slog"
 )
@@ -54,7 +55,7 @@ func (s Secret) IsZero() bool { return s.p == nil || *s.p == "" }
 // Equal reports whether s and o hold the same value. The comparison takes
 // time that depends on the lengths of the values only, not on their contents.
 func (s Secret) Equal(o Secret) bool {
-	return equal(s.Reveal(), o.Reveal())
+	return subtle.ConstantTimeCompare([]byte(s.Reveal()), []byte(o.Reveal())) == 1
 }
 
 // same reports whether s and o share their storage: a cheap identity check

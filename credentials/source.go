@@ -248,3 +248,16 @@ func trimNewline(b []byte) []byte {
 	}
 	return bytes.TrimSuffix(b, []byte("\n"))
 }
+
+// describe names a source in an error without revealing its value.
+func describe(s Source) string {
+	switch s := s.(type) {
+	case *envSource:
+		return fmt.Sprintf("environment variable %q", s.name)
+	case *fileSource:
+		return fmt.Sprintf("file %q", s.path)
+	case literal:
+		return "literal"
+	}
+	return "custom source"
+}

@@ -1,6 +1,7 @@
 package credentials
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -9,7 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/mcpauth-go/mcpauth/internal/httpauth"
-	"github.com/mcpauth-go/mcpauth/internal/netutil"
+	"github.com/mcpauth-go/mcpauth/internal/outbound"
 )
 
 // Scheme says how a [Transport] writes the credential.
@@ -68,7 +69,8 @@ type Config struct {
 	// Proxy-Authenticate, Proxy-Authorization, Proxy-Connection, TE,
 	// Trailer, Transfer-Encoding, Upgrade), which a proxy strips or
 	// consumes; the framing and routing headers Host and Content-Length,
-	// which net/http computes itself; and Cookie and Set-Cookie. Cookie is
+	// which net/http computes itself; Content-Type, which describes the
+	// body; and Cookie and Set-Cookie. Cookie is
 	// a list managed by the http.Client's cookie jar: replacing it would
 	// silently drop the jar's cookies, and merging would need cookie-pair
 	// syntax. Send cookie credentials through an http.Client Jar instead.
@@ -83,12 +85,13 @@ type Config struct {
 	// Hosts, if not empty, lists the only hosts the credential may be sent
 	// to. An entry "api.example.com" matches that host on any port;
 	// "api.example.com:8443" matches that port only; matching is
-	// case-insensitive. A request to any other host is refused with
-	// [ErrDestinationNotAllowed] and not sent. Set it whenever the
-	// Transport's client could be sent elsewhere. Empty means any host,
-	// except on a redirect an http.Client follows: that keeps the credential
-	// only for the original host and its subdomains (the rule net/http
-	// applies to Authorization) and is refused otherwise.
+	// case-insensitive. A request to any other host — by its URL or by a
+	// Host override (req.Host), which routes it at a shared address just
+	// as well — is refused with [ErrDestinationNotAllowed] and not sent.
+	// Set it whenever the Transport's client could be sent elsewhere. Empty
+	// means any host, except on a redirect an http.Client follows: that
+	// keeps the credential only for the original host and its subdomains
+	// (the rule net/http applies to Authorization) and is refused otherwise.
 	Hosts []string
 
 	// InsecureAllowHTTP allows sending the credential over plain http to
@@ -99,13 +102,24 @@ type Config struct {
 	// only when the hop is otherwise protected (a service mesh with mTLS, a
 	// Unix-domain proxy) — the credential is readable by anyone on the path.
 	InsecureAllowHTTP bool
+
+	// CheckAtStart makes NewTransport ask each source for its secret once
+	// and build the header value, so a missing or unreadable file, an unset
+	// or empty environment variable, or a value the scheme cannot carry (a
+	// bearer token outside the b64token syntax, a user-id with a colon)
+	// fails at construction with an error naming the field, the file or
+	// variable and what is wrong, never the value. False means the sources
+	// are first asked on the first request, so a server can start before
+	// its secret file exists.
+	CheckAtStart bool
 }
 
 // ErrDestinationNotAllowed is returned (wrapped) when a [Transport] refuses
 // to send its credential to a request's destination: a host not listed in
-// Config.Hosts, or plain http to a non-loopback host without
-// Config.InsecureAllowHTTP.
-var ErrDestinationNotAllowed = errors.New("credentials: destination not allowed for this credential")
+// Config.Hosts, plain http to a non-loopback host without
+// Config.InsecureAllowHTTP, or a redirect to another host. It is the same
+// error value as tokenexchange.ErrDestinationNotAllowed.
+var ErrDestinationNotAllowed = outbound.ErrDestination
 
 // Transport is an [http.RoundTripper] that adds a credential from a [Source]
 // to every request, then sends it through its base transport. Build one
@@ -119,23 +133,24 @@ var ErrDestinationNotAllowed = errors.New("credentials: destination not allowed 
 // Transport follows the RoundTripper contract: it sets the header on a
 // shallow copy of the request with a cloned header map, never on the
 // caller's request; any header of the same name already on the request is
-// replaced. When it cannot send — the source fails, the secret is empty or
-// not a valid header value, or [CheckPassthrough] finds the caller's inbound
-// token on the request — it closes the request body and returns an error
-// that names the cause but never contains the secret.
+// replaced, whatever it holds and however it is spelled. When it cannot
+// send — the source fails, the secret is empty or not a valid header value,
+// or [CheckPassthrough] finds the caller's inbound token on the request
+// outside that header — it closes the request body and returns an error that
+// names the cause but never contains the secret.
 //
-// The request is checked with [CheckPassthrough] after the credential is
-// set, so a handler that copies the inbound token into another header or a
-// query parameter is refused as well (MCP forbids token passthrough).
+// So a handler that copies the inbound Authorization onto its backend call
+// gets it replaced with the configured credential, while one that copies the
+// inbound token into another header, a cookie or a query parameter is
+// refused (MCP forbids token passthrough). The tokenexchange package's
+// transport applies the same rules.
 type Transport struct {
 	scheme             Scheme
-	header             string // canonical header name
 	prefix             string
 	secret             Source
 	username, password Source
 	base               http.RoundTripper
-	hosts              map[string]bool // lower-case host or host:port; nil means any
-	allowHTTP          bool
+	guard              *outbound.Guard // destination, passthrough, owned header
 
 	cache atomic.Pointer[headerCache] // last encoded header value
 }
@@ -148,43 +163,18 @@ type headerCache struct {
 	value string
 }
 
-// refusedHeaders lists the headers a Transport refuses to set, in canonical
-// form, with the reason given in the construction error.
-var refusedHeaders = map[string]string{
-	"Connection":          "hop-by-hop header (RFC 9110 §7.6.1)",
-	"Keep-Alive":          "hop-by-hop header (RFC 9110 §7.6.1)",
-	"Proxy-Authenticate":  "hop-by-hop header (RFC 9110 §7.6.1)",
-	"Proxy-Authorization": "hop-by-hop header (RFC 9110 §7.6.1)",
-	"Proxy-Connection":    "hop-by-hop header (RFC 9110 §7.6.1)",
-	"Te":                  "hop-by-hop header (RFC 9110 §7.6.1)",
-	"Trailer":             "hop-by-hop header (RFC 9110 §7.6.1)",
-	"Transfer-Encoding":   "hop-by-hop header (RFC 9110 §7.6.1)",
-	"Upgrade":             "hop-by-hop header (RFC 9110 §7.6.1)",
-	"Host":                "routing header set by net/http",
-	"Content-Length":      "framing header set by net/http",
-	"Cookie":              "cookie header managed by the client's cookie jar",
-	"Set-Cookie":          "response header",
-}
-
 // NewTransport returns a Transport that adds the credential described by cfg
 // to each request and sends it with base. If base is nil,
 // http.DefaultTransport is used (looked up at each request).
 //
 // NewTransport validates cfg: a missing source, a source given for the wrong
-// scheme, and a refused or invalid header name or prefix are errors. The
-// sources themselves are not called until the first request, so a server
-// can start before its secret file exists.
+// scheme, a bad Hosts entry, and a refused or invalid header name or prefix
+// are errors. The sources themselves are not called until the first
+// request, so a server can start before its secret file exists, unless
+// Config.CheckAtStart asks for them to be checked now.
 func NewTransport(cfg Config, base http.RoundTripper) (*Transport, error) {
-	t := &Transport{scheme: cfg.Scheme, prefix: cfg.Prefix, base: base, allowHTTP: cfg.InsecureAllowHTTP}
-	if len(cfg.Hosts) > 0 {
-		t.hosts = make(map[string]bool, len(cfg.Hosts))
-		for _, h := range cfg.Hosts {
-			if h == "" || strings.ContainsAny(h, "/?#@ ") {
-				return nil, fmt.Errorf("credentials: Hosts entry %q is not a host or host:port", h)
-			}
-			t.hosts[strings.ToLower(h)] = true
-		}
-	}
+	t := &Transport{scheme: cfg.Scheme, prefix: cfg.Prefix, base: base}
+	header := "Authorization"
 	switch cfg.Scheme {
 	case Bearer, Basic:
 		if cfg.Header != "" && http.CanonicalHeaderKey(cfg.Header) != "Authorization" {
@@ -193,24 +183,22 @@ func NewTransport(cfg Config, base http.RoundTripper) (*Transport, error) {
 		if cfg.Prefix != "" {
 			return nil, fmt.Errorf("credentials: Prefix is set with scheme %s; use scheme Header", cfg.Scheme)
 		}
-		t.header = "Authorization"
 	case Header:
 		if cfg.Header == "" {
 			return nil, errors.New("credentials: scheme Header needs a Header name")
 		}
-		if !validHeaderName(cfg.Header) {
-			return nil, fmt.Errorf("credentials: invalid header name %q", cfg.Header)
-		}
-		t.header = http.CanonicalHeaderKey(cfg.Header)
-		if why, bad := refusedHeaders[t.header]; bad {
-			return nil, fmt.Errorf("credentials: refusing to set %s: %s", t.header, why)
-		}
+		header = cfg.Header
 		if !validHeaderValueBytes(cfg.Prefix) {
 			return nil, errors.New("credentials: Prefix contains control characters")
 		}
 	default:
 		return nil, fmt.Errorf("credentials: unknown scheme %s", cfg.Scheme)
 	}
+	g, err := outbound.New(outbound.Config{Prefix: "credentials", Header: header, Hosts: cfg.Hosts, InsecureAllowHTTP: cfg.InsecureAllowHTTP})
+	if err != nil {
+		return nil, err
+	}
+	t.guard = g
 	if cfg.Scheme == Basic {
 		if cfg.Username == nil || cfg.Password == nil {
 			return nil, errors.New("credentials: scheme Basic needs Username and Password sources")
@@ -228,84 +216,70 @@ func NewTransport(cfg Config, base http.RoundTripper) (*Transport, error) {
 		}
 		t.secret = cfg.Secret
 	}
+	if cfg.CheckAtStart {
+		if err := t.checkAtStart(); err != nil {
+			return nil, err
+		}
+	}
 	return t, nil
+}
+
+// checkAtStart asks every source once and builds the header value, so a
+// missing file, an unset variable or a value the scheme cannot carry fails
+// at construction. Errors name the field and the source (a file path, a
+// variable name), never the value.
+func (t *Transport) checkAtStart() error {
+	ctx := context.Background()
+	roles := []struct {
+		name string
+		src  Source
+	}{{"Secret", t.secret}, {"Username", t.username}, {"Password", t.password}}
+	var names []string
+	for _, r := range roles {
+		if r.src == nil {
+			continue
+		}
+		// A source's own errors name its file or variable already.
+		if _, err := r.src.Secret(ctx); err != nil {
+			return outbound.Wrap("credentials", "CheckAtStart: "+r.name, err)
+		}
+		names = append(names, r.name+" ("+describe(r.src)+")")
+	}
+	if _, err := t.headerValue(ctx); err != nil {
+		return outbound.Wrap("credentials", "CheckAtStart: "+strings.Join(names, ", "), err)
+	}
+	return nil
 }
 
 // RoundTrip implements [http.RoundTripper].
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if err := t.checkDestination(req); err != nil {
-		closeBody(req)
-		return nil, err
+	// The destination is checked before the source is asked for the
+	// secret, so a refused request costs no file check.
+	if err := t.guard.CheckDestination(req); err != nil {
+		return outbound.Refuse(req, err)
 	}
-	value, err := t.headerValue(req)
+	value, err := t.headerValue(req.Context())
 	if err != nil {
-		closeBody(req)
-		return nil, err
+		return outbound.Refuse(req, err)
 	}
-	r2 := cloneRequest(req)
-	r2.Header.Set(t.header, value)
-	if err := CheckPassthrough(r2); err != nil {
-		closeBody(req)
-		return nil, err
-	}
-	base := t.base
-	if base == nil {
-		base = http.DefaultTransport
+	inbound := outbound.InboundToken(req.Context())
+	if err := t.guard.CheckPassthrough(req, inbound); err != nil {
+		return outbound.Refuse(req, err)
 	}
 	// From here on the base transport owns (and closes) the body.
-	return base.RoundTrip(r2)
-}
-
-// checkDestination refuses hosts outside Config.Hosts and plain http to
-// non-loopback hosts (unless InsecureAllowHTTP). It runs before the source is
-// asked for the secret, so a refused request costs no file check.
-func (t *Transport) checkDestination(req *http.Request) error {
-	u := req.URL
-	if u == nil {
-		return fmt.Errorf("%w: request has no URL", ErrDestinationNotAllowed)
-	}
-	host := u.Hostname()
-	if t.hosts != nil && !t.hosts[strings.ToLower(u.Host)] && !t.hosts[strings.ToLower(host)] {
-		return fmt.Errorf("%w: host %q is not in Hosts", ErrDestinationNotAllowed, u.Host)
-	}
-	if t.hosts == nil && req.Response != nil && req.Response.Request != nil {
-		// A redirect an http.Client follows (req.Response is set): net/http
-		// keeps Authorization only for the original host and its
-		// subdomains; setting the credential on every hop must not undo it.
-		first := req.Response.Request
-		for first.Response != nil && first.Response.Request != nil {
-			first = first.Response.Request
-		}
-		if first.URL != nil {
-			from, to := strings.ToLower(first.URL.Hostname()), strings.ToLower(host)
-			if to != from && !strings.HasSuffix(to, "."+from) {
-				return fmt.Errorf("%w: redirect from host %q to %q", ErrDestinationNotAllowed, from, to)
-			}
-		}
-	}
-	switch strings.ToLower(u.Scheme) {
-	case "https":
-		return nil
-	case "http":
-		if t.allowHTTP || netutil.IsLoopbackHost(host) {
-			return nil
-		}
-		return fmt.Errorf("%w: plain http to non-loopback host %q (see Config.InsecureAllowHTTP)", ErrDestinationNotAllowed, u.Host)
-	}
-	return fmt.Errorf("%w: URL scheme %q", ErrDestinationNotAllowed, u.Scheme)
+	return t.guard.Send(t.base, req, value, inbound)
 }
 
 // headerValue returns the encoded header value for the current secret(s).
-func (t *Transport) headerValue(req *http.Request) (string, error) {
-	ctx := req.Context()
+func (t *Transport) headerValue(ctx context.Context) (string, error) {
 	if t.scheme == Basic {
 		user, err := t.username.Secret(ctx)
 		if err != nil {
-			return "", fmt.Errorf("credentials: username source: %w", err)
+			return "", outbound.Wrap("credentials", "username source", err)
 		}
 		pass, err := t.password.Secret(ctx)
 		if err != nil {
-			return "", fmt.Errorf("credentials: password source: %w", err)
+			return "", outbound.Wrap("credentials", "password source", err)
 		}
 		if c := t.cache.Load(); c != nil && c.a.same(user) && c.b.same(pass) {
 			return c.value, nil
@@ -327,14 +301,14 @@ func (t *Transport) headerValue(req *http.Request) (string, error) {
 
 	s, err := t.secret.Secret(ctx)
 	if err != nil {
-		return "", fmt.Errorf("credentials: secret source: %w", err)
+		return "", outbound.Wrap("credentials", "secret source", err)
 	}
 	if c := t.cache.Load(); c != nil && c.a.same(s) {
 		return c.value, nil
 	}
 	raw := s.Reveal()
 	if raw == "" {
-		return "", fmt.Errorf("%w: %s value", ErrEmptySecret, t.header)
+		return "", fmt.Errorf("%w: %s value", ErrEmptySecret, t.guard.Header())
 	}
 	var v string
 	if t.scheme == Bearer {
@@ -345,54 +319,11 @@ func (t *Transport) headerValue(req *http.Request) (string, error) {
 	} else {
 		v = t.prefix + raw
 		if !validHeaderValueBytes(raw) || strings.TrimSpace(v) != v {
-			return "", fmt.Errorf("credentials: secret is not a valid %s header value (control characters or surrounding white space)", t.header)
+			return "", fmt.Errorf("credentials: secret is not a valid %s header value (control characters or surrounding white space)", t.guard.Header())
 		}
 	}
 	t.cache.Store(&headerCache{a: s, value: v})
 	return v, nil
-}
-
-// cloneRequest returns a shallow copy of r with its own header map, which
-// is all RoundTrip mutates; the value slices are shared but capped. Body, URL and context are shared, as in
-// golang.org/x/oauth2's Transport; a full r.Clone would deep-copy the URL,
-// trailers and form for nothing.
-func cloneRequest(r *http.Request) *http.Request {
-	r2 := new(http.Request)
-	*r2 = *r
-	r2.Header = make(http.Header, len(r.Header)+1)
-	for k, vv := range r.Header {
-		// Full slice expression: an append by a later transport reallocates
-		// instead of writing into the caller's backing array.
-		r2.Header[k] = vv[:len(vv):len(vv)]
-	}
-	return r2
-}
-
-func closeBody(r *http.Request) {
-	if r.Body != nil {
-		_ = r.Body.Close()
-	}
-}
-
-// validHeaderName reports whether s is an RFC 9110 §5.1 field name (a token).
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !isTchar(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func isTchar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
 // validHeaderValueBytes reports whether s has no control characters other

@@ -62,7 +62,7 @@ func ExampleMetadataURL() {
 	// https://mcp.example.com/.well-known/oauth-protected-resource <nil>
 	// https://mcp.example.com/.well-known/oauth-protected-resource/mcp <nil>
 	// http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp <nil>
-	// prm: resource "http://mcp.example.com/mcp": http is allowed only on loopback hosts (127.0.0.0/8, ::1, localhost); use https for host "mcp.example.com"
+	// prm: resource "http://mcp.example.com/mcp": plain http is allowed only on loopback hosts (127.0.0.0/8, ::1, localhost); use https for host "mcp.example.com"
 }
 
 // Validation names the member at fault.

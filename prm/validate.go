@@ -233,13 +233,7 @@ func checkAbsolute(u *url.URL, raw string) error {
 // checkScheme enforces https, allowing http only for loopback hosts when
 // loopbackOnly is true and for any host when it is false.
 func checkScheme(u *url.URL, loopbackOnly bool) error {
-	if u.Scheme == "https" || !loopbackOnly {
-		return nil
-	}
-	if netutil.IsLoopbackHost(u.Hostname()) {
-		return nil
-	}
-	return fmt.Errorf("http is allowed only on loopback hosts (127.0.0.0/8, ::1, localhost); use https for host %q", u.Hostname())
+	return netutil.CheckHTTPS(u, !loopbackOnly)
 }
 
 // checkURIChars rejects bytes that cannot appear in a URI (RFC 3986 §2):

@@ -1,15 +1,21 @@
 package tokenexchange
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"slices"
+	"strings"
 	"time"
 
-	"github.com/mcpauth-go/mcpauth/authn"
+	"github.com/mcpauth-go/mcpauth/internal/netutil"
+	"github.com/mcpauth-go/mcpauth/internal/outbound"
 )
 
 // Token type identifiers of RFC 8693 §3.
@@ -53,44 +59,6 @@ const (
 	// Config.PrivateKey (RFC 7523). The default when PrivateKey is set.
 	PrivateKeyJWT AuthMethod = "private_key_jwt"
 )
-
-// SubjectTokenSource supplies the token to exchange for a request. The
-// default, [FromAuthn], takes the verified inbound token from the request
-// context; the upstream package supplies the user's upstream IdP token.
-//
-// SubjectToken returns the token, its RFC 8693 type (empty means
-// Config.SubjectTokenType) and its expiry (zero if unknown); an entry made
-// from it is never cached past that expiry. It returns an error matching
-// [ErrNoIdentity] when ctx has no identity.
-type SubjectTokenSource interface {
-	SubjectToken(ctx context.Context) (token, tokenType string, expiry time.Time, err error)
-}
-
-// SubjectTokenFunc adapts a function to [SubjectTokenSource].
-type SubjectTokenFunc func(ctx context.Context) (token, tokenType string, expiry time.Time, err error)
-
-// SubjectToken calls f.
-func (f SubjectTokenFunc) SubjectToken(ctx context.Context) (string, string, time.Time, error) {
-	return f(ctx)
-}
-
-// FromAuthn is the default [SubjectTokenSource]: the raw bearer token of the
-// identity stored in the context by authn's middleware ([authn.FromContext]),
-// with its expiry. TokenType is the type reported; empty means
-// Config.SubjectTokenType.
-type FromAuthn struct {
-	TokenType string
-}
-
-// SubjectToken returns the inbound token of the verified identity in ctx, or
-// an error matching [ErrNoIdentity].
-func (s FromAuthn) SubjectToken(ctx context.Context) (string, string, time.Time, error) {
-	info, ok := authn.FromContext(ctx)
-	if !ok || info.Token() == "" {
-		return "", "", time.Time{}, ErrNoIdentity
-	}
-	return info.Token(), s.TokenType, info.Expiry, nil
-}
 
 // Config configures a [Transport]. Only TokenURL (or Issuer) is required; the
 // zero value of every other field is a safe default.
@@ -149,8 +117,19 @@ type Config struct {
 
 	// Header is the request header that carries the exchanged token. If
 	// empty, "Authorization" with the value "Bearer <token>"; any other
-	// header gets the bare token. Host and hop-by-hop headers are refused.
+	// header gets the bare token. Whatever the request already holds in it
+	// is replaced. Hop-by-hop headers, Host, Content-Length, Content-Type,
+	// Cookie and Set-Cookie are refused.
 	Header string
+
+	// Hosts, if not empty, lists the only backend hosts the exchanged token
+	// may be sent to: "api.example.com" matches that host on any port,
+	// "api.example.com:8443" that port only, case-insensitively; a request
+	// to another host fails with [ErrDestinationNotAllowed] before any
+	// exchange. Empty means any host, except on a redirect an http.Client
+	// follows: then only the original host and its subdomains (the rule
+	// net/http applies to Authorization).
+	Hosts []string
 
 	// Skew is subtracted from the issued token's expiry when deciding how
 	// long to cache it. Zero means DefaultSkew; negative means none.
@@ -238,101 +217,148 @@ func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
 // MarshalJSON encodes the configuration with secrets redacted.
 func (c Config) MarshalJSON() ([]byte, error) { return json.Marshal(c.public()) }
 
-// Token is an exchanged token. Treat it as read-only.
-//
-// Token's String, GoString, Format, LogValue and MarshalJSON never reveal
-// AccessToken or RefreshToken.
-type Token struct {
-	AccessToken     string    // the issued token (RFC 8693 access_token, whatever its type)
-	IssuedTokenType string    // issued_token_type
-	TokenType       string    // token_type: "Bearer" or "N_A"
-	Expiry          time.Time // from expires_in; zero if the STS sent none
-	Scopes          []string  // scope of the response, if any
-	RefreshToken    string    // refresh_token, if any (rarely issued by an STS)
+// settings is a validated [Config] with its defaults applied: what a
+// [Transport] runs on.
+type settings struct {
+	cfg                *Config // a pointer, so even a raw print of the struct shows no secret
+	logger             *slog.Logger
+	now                func() time.Time
+	skew               time.Duration
+	timeout            time.Duration
+	cacheSize          int // <= 0: no cache
+	authMethod         AuthMethod
+	alg                string // JWS alg of client assertions (PrivateKeyJWT)
+	requestedTokenType string
+	subjectTokenType   string
+	source             SubjectTokenSource
+	bearer             bool // header value is "Bearer <token>"
+	scopes, resources  []string
+	guard              *outbound.Guard // destination, passthrough, owned header
 }
 
-type tokenJSON struct {
-	AccessToken     string     `json:"access_token"`
-	IssuedTokenType string     `json:"issued_token_type,omitempty"`
-	TokenType       string     `json:"token_type,omitempty"`
-	Expiry          *time.Time `json:"expiry,omitempty"`
-	Scopes          []string   `json:"scopes,omitempty"`
-	RefreshToken    string     `json:"refresh_token,omitempty"`
+// settings validates c and applies its defaults. Every error names the
+// field at fault.
+func (c Config) settings() (settings, error) {
+	s := settings{cfg: &c, now: c.Now, logger: c.Logger}
+	if c.TokenURL != "" {
+		if err := checkEndpoint(c.TokenURL, c.InsecureAllowHTTP); err != nil {
+			return s, fmt.Errorf("tokenexchange: TokenURL: %w", err)
+		}
+	} else if c.Issuer == "" {
+		return s, errors.New("tokenexchange: TokenURL or Issuer is required")
+	} else if err := checkEndpoint(c.Issuer, c.InsecureAllowHTTP); err != nil {
+		return s, fmt.Errorf("tokenexchange: Issuer: %w", err)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case c.Skew < 0:
+		s.skew = 0
+	case c.Skew == 0:
+		s.skew = DefaultSkew
+	default:
+		s.skew = c.Skew
+	}
+	s.timeout = c.Timeout
+	if s.timeout <= 0 {
+		s.timeout = DefaultTimeout
+	}
+	s.cacheSize = c.CacheSize
+	if s.cacheSize == 0 {
+		s.cacheSize = DefaultCacheSize
+	}
+
+	// Client authentication.
+	s.authMethod = c.AuthMethod
+	if s.authMethod == "" {
+		switch {
+		case c.PrivateKey != nil:
+			s.authMethod = PrivateKeyJWT
+		case c.ClientSecret != "":
+			s.authMethod = ClientSecretBasic
+		default:
+			s.authMethod = None
+		}
+	}
+	switch s.authMethod {
+	case ClientSecretBasic, ClientSecretPost:
+		if c.ClientID == "" || c.ClientSecret == "" {
+			return s, fmt.Errorf("tokenexchange: %s needs ClientID and ClientSecret", s.authMethod)
+		}
+	case None:
+		if c.ClientSecret != "" || c.PrivateKey != nil {
+			return s, errors.New("tokenexchange: AuthMethod none with a ClientSecret or PrivateKey set")
+		}
+	case PrivateKeyJWT:
+		if c.ClientID == "" || c.PrivateKey == nil {
+			return s, errors.New("tokenexchange: private_key_jwt needs ClientID and PrivateKey")
+		}
+		alg, err := signingAlg(c.PrivateKey, c.SigningAlgorithm)
+		if err != nil {
+			return s, err
+		}
+		s.alg = alg
+	default:
+		return s, fmt.Errorf("tokenexchange: unknown AuthMethod %q", c.AuthMethod)
+	}
+
+	s.requestedTokenType = cmp.Or(c.RequestedTokenType, TokenTypeAccessToken)
+	s.subjectTokenType = cmp.Or(c.SubjectTokenType, TokenTypeAccessToken)
+	s.source = c.SubjectTokenSource
+	if s.source == nil {
+		s.source = FromAuthn{}
+	}
+
+	g, err := outbound.New(outbound.Config{Prefix: "tokenexchange", Header: cmp.Or(c.Header, "Authorization"),
+		Hosts: c.Hosts, InsecureAllowHTTP: c.InsecureAllowHTTP})
+	if err != nil {
+		return s, err
+	}
+	s.guard = g
+	s.bearer = g.Header() == "Authorization"
+
+	s.scopes = sortedCopy(c.Scopes)
+	s.resources = sortedCopy(c.Resources)
+	for _, sc := range s.scopes {
+		if sc == "" || strings.ContainsAny(sc, " \t\r\n\"\\") {
+			return s, fmt.Errorf("tokenexchange: invalid scope %q", sc)
+		}
+	}
+	for _, r := range s.resources {
+		// RFC 8707 §2: an absolute URI without a fragment.
+		if u, err := url.Parse(r); err != nil || !u.IsAbs() || u.Fragment != "" {
+			return s, fmt.Errorf("tokenexchange: resource %q is not an absolute URI without fragment", r)
+		}
+	}
+	return s, nil
 }
 
-// String describes the token without revealing it.
-func (t Token) String() string {
-	exp := "none"
-	if !t.Expiry.IsZero() {
-		exp = t.Expiry.UTC().Format(time.RFC3339)
+func sortedCopy(s []string) []string {
+	if len(s) == 0 {
+		return nil
 	}
-	return fmt.Sprintf("tokenexchange.Token{AccessToken:%s IssuedTokenType:%q TokenType:%q Expiry:%s Scopes:%q RefreshToken:%s}",
-		redacted(t.AccessToken), t.IssuedTokenType, t.TokenType, exp, t.Scopes, redacted(t.RefreshToken))
+	c := slices.Clone(s)
+	slices.Sort(c)
+	return slices.Compact(c)
 }
 
-// GoString is String.
-func (t Token) GoString() string { return t.String() }
-
-// Format makes every fmt verb print String.
-func (t Token) Format(f fmt.State, _ rune) { _, _ = fmt.Fprint(f, t.String()) }
-
-// LogValue implements [slog.LogValuer] without the token.
-func (t Token) LogValue() slog.Value { return slog.StringValue(t.String()) }
-
-// MarshalJSON encodes the token's metadata with the token values redacted.
-func (t Token) MarshalJSON() ([]byte, error) {
-	j := tokenJSON{AccessToken: redacted(t.AccessToken), IssuedTokenType: t.IssuedTokenType, TokenType: t.TokenType,
-		Scopes: t.Scopes, RefreshToken: redacted(t.RefreshToken)}
-	if !t.Expiry.IsZero() {
-		j.Expiry = &t.Expiry
+// checkEndpoint requires an absolute http(s) URL without user info that
+// passes the https-or-loopback rule ([netutil.CheckHTTPS]). The error has
+// no package prefix: the caller names the field.
+func checkEndpoint(raw string, allowHTTP bool) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return fmt.Errorf("%q is not an absolute http(s) URL", raw)
 	}
-	return json.Marshal(j)
-}
-
-// GoogleSTSConfig names a Google Cloud workload identity pool provider.
-type GoogleSTSConfig struct {
-	ProjectNumber string // numeric project number (not the project ID)
-	PoolID        string // workload identity pool ID
-	ProviderID    string // provider ID within the pool
-	// SubjectTokenType is TokenTypeJWT (the default) or TokenTypeIDToken for
-	// an OIDC provider (TokenTypeSAML2 for a SAML provider).
-	SubjectTokenType string
-	// Scopes default to https://www.googleapis.com/auth/cloud-platform;
-	// Google requires at least one when exchanging an external credential.
-	Scopes []string
-}
-
-// GoogleSTSTokenURL is Google's Security Token Service endpoint.
-const GoogleSTSTokenURL = "https://sts.googleapis.com/v1/token"
-
-// GoogleSTS returns a Config for Google Cloud's Security Token Service
-// (workload identity federation): token endpoint GoogleSTSTokenURL, audience
-// //iam.googleapis.com/projects/<number>/locations/global/workloadIdentityPools/<pool>/providers/<provider>,
-// requested token type access_token, subject token type jwt (or id_token),
-// scope cloud-platform by default, and no client credentials (Google's STS
-// must not receive an Authorization header). The inbound token must be a
-// JWT the pool's provider trusts (its issuer and audience configured on the
-// provider). Set further fields (Logger, HTTPClient, SubjectTokenSource, …)
-// on the result. The token returned is a federated access token; impersonating
-// a service account is a second call to the IAM Credentials API, outside this
-// package.
-func GoogleSTS(g GoogleSTSConfig) Config {
-	stt := g.SubjectTokenType
-	if stt == "" {
-		stt = TokenTypeJWT
+	if u.User != nil {
+		return errors.New("URL must not carry user info")
 	}
-	scopes := g.Scopes
-	if len(scopes) == 0 {
-		scopes = []string{"https://www.googleapis.com/auth/cloud-platform"}
+	if err := netutil.CheckHTTPS(u, allowHTTP); err != nil {
+		return fmt.Errorf("%q: %w (InsecureAllowHTTP allows plain http)", raw, err)
 	}
-	return Config{
-		TokenURL: GoogleSTSTokenURL,
-		Audience: "//iam.googleapis.com/projects/" + g.ProjectNumber +
-			"/locations/global/workloadIdentityPools/" + g.PoolID + "/providers/" + g.ProviderID,
-		Scopes:             append([]string(nil), scopes...),
-		RequestedTokenType: TokenTypeAccessToken,
-		SubjectTokenType:   stt,
-		SubjectTokenSource: FromAuthn{TokenType: stt},
-		AuthMethod:         None,
-	}
+	return nil
 }

@@ -34,9 +34,9 @@
 //
 // # Federated identity providers
 //
-// [GoogleSTS] is a preset for Google Cloud's Security Token Service
-// (workload identity federation). For another federated STS, fill a [Config]
-// by hand:
+// The tokenexchange/google sub-package fills a [Config] for Google Cloud's
+// Security Token Service (workload identity federation). For another
+// federated STS, fill a [Config] by hand:
 //
 //   - TokenURL: the STS token endpoint (or Issuer, to discover it).
 //   - Audience and/or Resources: what the STS expects to name the target
@@ -45,19 +45,36 @@
 //     urn:ietf:params:oauth:token-type:jwt or ...:id_token for a foreign JWT.
 //   - AuthMethod: [None] if the STS trusts the subject token alone (no client
 //     credentials), otherwise one of the client authentication methods.
-//   - SubjectTokenSource: when the subject is not the inbound token but, say,
-//     an upstream IdP token stored for the user, plug in a [SubjectTokenSource]
-//     (the upstream package provides one) or a [SubjectTokenFunc].
+//   - SubjectTokenSource: when the subject is not the inbound token but
+//     another token held for the user (one issued by an upstream identity
+//     provider, say), implement [SubjectTokenSource] or use a
+//     [SubjectTokenFunc].
+//
+// # Outbound rules
+//
+// The exchanged token goes in the configured header (Authorization by
+// default), replacing whatever the request held there: a handler that copies
+// the inbound Authorization onto its backend call gets its call sent with
+// the exchanged token, as with golang.org/x/oauth2's Transport. The inbound
+// token found anywhere else — another header, a cookie, the user or password
+// part of a Basic credential, the URL, a trailer — refuses the request with
+// [ErrPassthrough] before any exchange. The token is sent only over https,
+// or plain http to a loopback host, unless [Config.InsecureAllowHTTP];
+// [Config.Hosts] pins it to the backend's hosts; without Hosts a redirect to
+// another host (other than a subdomain) does not get it
+// ([ErrDestinationNotAllowed]). These rules, and their sentinels, are
+// shared with the credentials package: errors.Is works the same on an
+// error from either.
 //
 // # Errors and secrets
 //
 // A request without a verified identity in its context fails with
-// [ErrNoIdentity] and is never sent; one that already carries the inbound
-// token in a header or its URL fails with [ErrPassthrough] before any
+// [ErrNoIdentity] and is never sent; one that carries the inbound token
+// outside the credential header fails with [ErrPassthrough] before any
 // exchange, and so does a token endpoint that answers with the subject or
-// actor token itself; a redirect to another host does not get the exchanged
-// token; an expired subject token is never sent to the STS
-// ([ErrSubjectExpired]). STS 4xx answers are [*Error] values
+// actor token itself; a destination the token may not reach fails with
+// [ErrDestinationNotAllowed]; an expired subject token is never sent to the
+// STS ([ErrSubjectExpired]). STS 4xx answers are [*Error] values
 // carrying the RFC 6749 error code; 5xx answers, timeouts, malformed and
 // oversized (more than 1 MiB) responses match [ErrRetryable]. No error string
 // or log line ever contains a subject, actor or issued token or a client

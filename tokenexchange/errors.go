@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode"
+
+	"github.com/mcpauth-go/mcpauth/internal/outbound"
 )
 
 var (
@@ -17,11 +19,21 @@ var (
 	// malformed or oversized response.
 	ErrRetryable = errors.New("tokenexchange: temporary failure")
 
-	// ErrPassthrough means the outbound request already carried the inbound
-	// (subject) token in one of its headers or its URL, or the token endpoint
-	// issued the subject or actor token itself; the request is refused rather
-	// than sent.
-	ErrPassthrough = errors.New("tokenexchange: request carries the inbound token")
+	// ErrPassthrough means the outbound request carried the inbound
+	// (subject) token outside the header the Transport sets — in another
+	// header, a cookie, a Basic credential, its URL or a trailer — or the
+	// token endpoint issued the subject or actor token itself; the request
+	// is refused rather than sent. It is the same error value as
+	// credentials.ErrTokenPassthrough, so errors.Is works the same on an
+	// error from either package.
+	ErrPassthrough = outbound.ErrPassthrough
+
+	// ErrDestinationNotAllowed means the exchanged token may not be sent to
+	// the request's destination: plain http to a non-loopback host without
+	// Config.InsecureAllowHTTP, a host outside Config.Hosts, or a redirect
+	// to another host. It is the same error value as
+	// credentials.ErrDestinationNotAllowed.
+	ErrDestinationNotAllowed = outbound.ErrDestination
 
 	// ErrSubjectExpired means the subject token's expiry has passed, so it is
 	// not sent to the STS.

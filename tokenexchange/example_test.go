@@ -69,24 +69,6 @@ func ExampleNewTransport() {
 	// true
 }
 
-// GoogleSTS fills a Config for workload identity federation.
-func ExampleGoogleSTS() {
-	cfg := tokenexchange.GoogleSTS(tokenexchange.GoogleSTSConfig{
-		ProjectNumber: "123456789",
-		PoolID:        "mcp-pool",
-		ProviderID:    "corp-idp",
-	})
-	fmt.Println(cfg.TokenURL)
-	fmt.Println(cfg.Audience)
-	fmt.Println(cfg.SubjectTokenType)
-	fmt.Println(cfg.Scopes)
-	// Output:
-	// https://sts.googleapis.com/v1/token
-	// //iam.googleapis.com/projects/123456789/locations/global/workloadIdentityPools/mcp-pool/providers/corp-idp
-	// urn:ietf:params:oauth:token-type:jwt
-	// [https://www.googleapis.com/auth/cloud-platform]
-}
-
 // A Config prints without its secret.
 func ExampleConfig_String() {
 	cfg := tokenexchange.Config{TokenURL: "https://sts.example/token", ClientID: "mcp", ClientSecret: "s3cret"}

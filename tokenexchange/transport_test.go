@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -754,35 +753,6 @@ func TestExchangeReturnsCopy(t *testing.T) {
 	b, _ := tr.Exchange(identity("u", time.Time{}))
 	if b.AccessToken != issued("u|") {
 		t.Error("mutating a returned Token changed the cache")
-	}
-}
-
-func TestGoogleSTSPreset(t *testing.T) {
-	t.Parallel()
-	cfg := tokenexchange.GoogleSTS(tokenexchange.GoogleSTSConfig{ProjectNumber: "123", PoolID: "pool", ProviderID: "prov"})
-	if cfg.TokenURL != "https://sts.googleapis.com/v1/token" ||
-		cfg.Audience != "//iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/pool/providers/prov" ||
-		cfg.SubjectTokenType != tokenexchange.TokenTypeJWT || cfg.RequestedTokenType != tokenexchange.TokenTypeAccessToken ||
-		!slices.Equal(cfg.Scopes, []string{"https://www.googleapis.com/auth/cloud-platform"}) || cfg.AuthMethod != tokenexchange.None {
-		t.Fatalf("GoogleSTS = %v", cfg)
-	}
-	if id := tokenexchange.GoogleSTS(tokenexchange.GoogleSTSConfig{SubjectTokenType: tokenexchange.TokenTypeIDToken}); id.SubjectTokenType != tokenexchange.TokenTypeIDToken {
-		t.Errorf("id_token subject type not kept: %v", id.SubjectTokenType)
-	}
-	// Against a local stand-in: no client credentials, no Authorization header.
-	sts := newFakeSTS(t)
-	cfg.TokenURL = sts.URL()
-	tr := mustTransport(t, cfg)
-	if _, err := tr.Exchange(identity("jwt-from-oidc-provider", time.Time{})); err != nil {
-		t.Fatal(err)
-	}
-	form, hdr := sts.last()
-	if hdr.Get("Authorization") != "" || form.Has("client_id") || form.Has("client_secret") {
-		t.Errorf("client credentials sent to Google STS: %v %v", form, hdr)
-	}
-	if form.Get("subject_token_type") != tokenexchange.TokenTypeJWT || form.Get("scope") != "https://www.googleapis.com/auth/cloud-platform" ||
-		form.Get("audience") != "//iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/pool/providers/prov" {
-		t.Errorf("form = %v", form)
 	}
 }
 

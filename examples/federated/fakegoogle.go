@@ -93,7 +93,7 @@ func (g *fakeGoogle) close() {
 }
 
 // tokenURL is the fake STS token endpoint (the real one is
-// tokenexchange.GoogleSTSTokenURL).
+// google.STSTokenURL).
 func (g *fakeGoogle) tokenURL() string { return g.url + "/v1/token" }
 
 // oauthError writes an RFC 6749 §5.2 error.

@@ -15,7 +15,7 @@
 // client authentication, audience naming the workload identity pool
 // provider, opaque access token back), and the MCP server (official Go SDK)
 // behind middleware.Protect, whose "cloud_whoami" tool calls the API through
-// a transport built from the tokenexchange Google STS preset.
+// a transport built from the Google STS preset (package tokenexchange/google).
 //
 // Against the real Google STS, drop the TokenURL override in server.go and
 // configure the pool provider to trust your IdP's issuer, with the MCP

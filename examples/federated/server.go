@@ -16,6 +16,7 @@ import (
 	"github.com/mcpauth-go/mcpauth/middleware"
 	"github.com/mcpauth-go/mcpauth/prm"
 	"github.com/mcpauth-go/mcpauth/tokenexchange"
+	"github.com/mcpauth-go/mcpauth/tokenexchange/google"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -68,7 +69,7 @@ func start(addr, issuer string, logger *slog.Logger) (_ *example, err error) {
 
 	// The Google STS preset: audience naming the pool provider, subject
 	// token type jwt, scope cloud-platform, no client authentication.
-	cfg := tokenexchange.GoogleSTS(tokenexchange.GoogleSTSConfig{
+	cfg := google.STS(google.STSConfig{
 		ProjectNumber: projectNumber,
 		PoolID:        poolID,
 		ProviderID:    providerID,
