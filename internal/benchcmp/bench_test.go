@@ -66,12 +66,14 @@ func BenchmarkPeers(b *testing.B) {
 				}
 				b.ReportAllocs()
 				i := 0
+				cpu := cpuTime()
 				for b.Loop() {
 					if !verify(i % poolSize) {
 						b.Fatal("raw: signature check failed")
 					}
 					i++
 				}
+				reportCPU(b, cpu)
 			})
 			for _, p := range peers {
 				b.Run(p.name, func(b *testing.B) {
@@ -81,6 +83,7 @@ func BenchmarkPeers(b *testing.B) {
 					}
 					b.ReportAllocs()
 					i := 0
+					cpu := cpuTime()
 					for b.Loop() {
 						k := i % poolSize
 						if p.warm {
@@ -91,6 +94,7 @@ func BenchmarkPeers(b *testing.B) {
 						}
 						i++
 					}
+					reportCPU(b, cpu)
 				})
 			}
 		})

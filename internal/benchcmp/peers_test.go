@@ -26,4 +26,5 @@ var peers = []peer{
 	{name: "go-jose", setup: setupGoJose},
 	{name: "go-oidc", setup: setupGoOIDC},
 	{name: "jwx", setup: setupJWX},
+	{name: "auth0", setup: setupAuth0},
 }
