@@ -527,29 +527,39 @@ func (t *Transport) save(ctx context.Context, cur, next *Session) (*Session, err
 	return nil, transportStoreErr("store refreshed session", werr)
 }
 
-// refreshErr classifies a failed refresh: an OAuth error answer (the grant
-// was revoked, the client is no longer allowed) needs a new login; anything
-// else (5xx, 429, network, timeout) is temporary. The upstream's body is
-// never quoted: it may echo what was sent.
+// refreshErr classifies a failed refresh. Only an OAuth error saying the
+// grant itself is gone (invalid_grant, or GitHub's bad_refresh_token, which
+// GitHub answers with status 200) needs a new login. Anything else is
+// temporary or an operator's problem that a new login cannot fix (5xx,
+// 429, a timeout, a proxy's error page, invalid_client after a rotated
+// client secret): answering those with 401 would send every user through a
+// new login and orphan their sessions, so they are ErrUnavailable and the
+// session is kept. The upstream's body is never quoted: it may echo what
+// was sent.
 func (t *Transport) refreshErr(ctx context.Context, cur *Session, err error) (*Session, error) {
 	var re *oauth2.RetrieveError
-	if errors.As(err, &re) && re.Response != nil {
-		status := re.Response.StatusCode
-		if status >= 400 && status < 500 && status != http.StatusTooManyRequests && status != http.StatusRequestTimeout {
+	if errors.As(err, &re) {
+		status := 0
+		if re.Response != nil {
+			status = re.Response.StatusCode
+		}
+		code := re.ErrorCode
+		if code == "" {
+			code = "no error code"
+		}
+		if grantGone(re.ErrorCode) {
 			// A replica whose lock expired mid-refresh may have rotated the
 			// token before us: then our refresh token is simply stale.
 			if again, gerr := t.store.GetSession(ctx, cur.TSID); gerr == nil && again.Version != cur.Version && t.fresh(again) {
 				return again, nil
 			}
-			code := re.ErrorCode
-			if code == "" {
-				code = "no error code"
-			}
 			t.log.LogAttrs(ctx, slog.LevelInfo, "upstream: upstream refused the refresh",
 				slog.String("tsid", cur.TSID), slog.Int("status", status), slog.String("error", sanitizeCode(code)))
 			return nil, fmt.Errorf("upstream: the upstream refused the refresh (status %d, %s): %w", status, sanitizeCode(code), ErrReauthenticate)
 		}
-		return nil, fmt.Errorf("upstream: the upstream token endpoint answered status %d: %w", status, ErrUnavailable)
+		t.log.LogAttrs(ctx, slog.LevelWarn, "upstream: the upstream token endpoint failed the refresh",
+			slog.String("tsid", cur.TSID), slog.Int("status", status), slog.String("error", sanitizeCode(code)))
+		return nil, fmt.Errorf("upstream: the upstream token endpoint answered status %d (%s): %w", status, sanitizeCode(code), ErrUnavailable)
 	}
 	// A *url.Error quotes the token URL; keep only its cause.
 	var ue *url.Error
@@ -557,6 +567,13 @@ func (t *Transport) refreshErr(ctx context.Context, cur *Session, err error) (*S
 		err = ue.Err
 	}
 	return nil, fmt.Errorf("upstream: refreshing at the upstream token endpoint: %w: %w", ErrUnavailable, err)
+}
+
+// grantGone reports whether an OAuth error code from the token endpoint
+// means the refresh token (the grant) is no longer valid: RFC 6749
+// invalid_grant, or GitHub's bad_refresh_token.
+func grantGone(code string) bool {
+	return code == "invalid_grant" || code == "bad_refresh_token"
 }
 
 // sanitizeCode keeps an OAuth error code to its RFC 6749 character set

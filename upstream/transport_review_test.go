@@ -1,0 +1,134 @@
+package upstream_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/mcpauth-go/mcpauth/upstream"
+)
+
+// tokenEndpoint is an upstream token endpoint that answers every request
+// with handler, and a backend that counts its calls.
+type tokenEndpoint struct {
+	token    *httptest.Server
+	backend  *httptest.Server
+	refresh  atomic.Int64
+	backends atomic.Int64
+}
+
+func newTokenEndpoint(t *testing.T, handler http.HandlerFunc) *tokenEndpoint {
+	t.Helper()
+	e := &tokenEndpoint{}
+	e.token = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.refresh.Add(1)
+		handler(w, r)
+	}))
+	t.Cleanup(e.token.Close)
+	e.backend = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.backends.Add(1)
+	}))
+	t.Cleanup(e.backend.Close)
+	return e
+}
+
+// expiredSession stores a session whose access token expired, and returns a
+// Transport refreshing it at e.
+func (e *tokenEndpoint) expiredSession(t *testing.T, store upstream.Store, mod func(*upstream.TransportConfig)) *upstream.Transport {
+	t.Helper()
+	err := store.PutSession(context.Background(), &upstream.Session{
+		TSID: "tsid-review", Upstream: "fake", Subject: "fake|42",
+		AccessToken: "at-expired", RefreshToken: "rt-current", TokenType: "bearer",
+		Expiry: time.Now().Add(-time.Minute),
+	}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := upstream.TransportConfig{
+		Store: store,
+		Upstreams: map[string]*oauth2.Config{"fake": {
+			ClientID: "mcp-server", ClientSecret: "s3cret",
+			Endpoint: oauth2.Endpoint{TokenURL: e.token.URL, AuthStyle: oauth2.AuthStyleInParams},
+		}},
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	tr, err := upstream.NewTransport(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+// TestRefreshErrorClassification: only an answer saying the grant itself is
+// gone (invalid_grant; GitHub's bad_refresh_token, which GitHub sends with
+// status 200) asks the user to log in again. Any other failure of the token
+// endpoint (a misconfigured client, a proxy's error page, 429, 5xx, a
+// timeout) is temporary: 503, the session kept, never a 401 that sends
+// every user through a new login.
+func TestRefreshErrorClassification(t *testing.T) {
+	jsonAnswer := func(status int, body string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			_, _ = io.WriteString(w, body)
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		handler http.HandlerFunc
+		reauth  bool
+	}{
+		{"400 invalid_grant", jsonAnswer(400, `{"error":"invalid_grant"}`), true},
+		{"GitHub 200 bad_refresh_token", jsonAnswer(200, `{"error":"bad_refresh_token","error_description":"The refresh token passed is incorrect or expired."}`), true},
+		{"401 invalid_client", jsonAnswer(401, `{"error":"invalid_client"}`), false},
+		{"GitHub 200 incorrect_client_credentials", jsonAnswer(200, `{"error":"incorrect_client_credentials"}`), false},
+		{"400 proxy error page", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(400)
+			_, _ = io.WriteString(w, "<html>Bad Request</html>")
+		}, false},
+		{"403 WAF", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(403) }, false},
+		{"429", jsonAnswer(429, `{"error":"slow_down"}`), false},
+		{"500", jsonAnswer(500, `{"error":"server_error"}`), false},
+		{"502", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(502) }, false},
+		{"timeout", func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-r.Context().Done():
+			case <-time.After(time.Second):
+			}
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newTokenEndpoint(t, tc.handler)
+			store := upstream.NewMemoryStore()
+			tr := e.expiredSession(t, store, func(c *upstream.TransportConfig) { c.RefreshTimeout = 300 * time.Millisecond })
+			_, err := call(withIdentity(context.Background(), "tsid-review"), tr, e.backend.URL)
+			if err == nil {
+				t.Fatal("call succeeded")
+			}
+			if tc.reauth {
+				if !errors.Is(err, upstream.ErrReauthenticate) || errors.Is(err, upstream.ErrUnavailable) {
+					t.Fatalf("got %v, want ErrReauthenticate only", err)
+				}
+			} else {
+				checkUnavailable(t, tc.name, err)
+			}
+			if e.refresh.Load() != 1 || e.backends.Load() != 0 {
+				t.Fatalf("%d refreshes, %d backend calls", e.refresh.Load(), e.backends.Load())
+			}
+			s, gerr := store.GetSession(context.Background(), "tsid-review")
+			if gerr != nil || s.RefreshToken != "rt-current" {
+				t.Fatalf("session after a failed refresh: %v, %v", s, gerr)
+			}
+		})
+	}
+}
