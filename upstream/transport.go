@@ -21,8 +21,11 @@ import (
 var (
 	// ErrNoIdentity means the request context carries no verified identity
 	// ([authn.FromContext]): the Transport never sends a request it cannot
-	// attribute to a logged-in user. It is a wiring mistake (the handler is
-	// not behind authn), answered like an unknown error.
+	// attribute to a logged-in user, nor one whose identity lacks its raw
+	// access token ([authn.TokenInfo.Token]; authn's middleware always sets
+	// it), since the token-passthrough check needs it. It is a wiring
+	// mistake (the handler is not behind authn), answered like an unknown
+	// error.
 	ErrNoIdentity = errors.New("upstream: no verified identity in request context")
 
 	// ErrReauthenticate means the caller's upstream authorization is gone
@@ -243,6 +246,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// Destination and passthrough first: a refused request costs no store
 	// read and reaches nobody.
 	inbound := outbound.InboundToken(ctx)
+	if inbound == "" {
+		// No verified identity, or one without its raw token (a custom
+		// middleware that skipped TokenInfo.WithToken): the passthrough
+		// check would have nothing to look for, so nothing is sent.
+		return outbound.Refuse(req, errNoInbound(ctx))
+	}
 	if err := t.guard.Check(req, inbound); err != nil {
 		return outbound.Refuse(req, err)
 	}
@@ -252,6 +261,14 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return outbound.Refuse(req, err)
 	}
 	return t.guard.Send(t.base, req, authorization(s), inbound)
+}
+
+// errNoInbound explains why ctx has no inbound token.
+func errNoInbound(ctx context.Context) error {
+	if _, ok := authn.FromContext(ctx); !ok {
+		return ErrNoIdentity
+	}
+	return fmt.Errorf("%w (the verified identity carries no raw access token, so token passthrough cannot be checked; build it with authn.TokenInfo.WithToken)", ErrNoIdentity)
 }
 
 // authorization returns the Authorization value for s's access token.

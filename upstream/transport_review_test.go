@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/mcpauth-go/mcpauth/authn"
 	"github.com/mcpauth-go/mcpauth/upstream"
 )
 
@@ -130,5 +131,27 @@ func TestRefreshErrorClassification(t *testing.T) {
 				t.Fatalf("session after a failed refresh: %v, %v", s, gerr)
 			}
 		})
+	}
+}
+
+// TestIdentityWithoutRawTokenRefused: an identity put in the context
+// without its raw token (a custom middleware that did not use
+// TokenInfo.WithToken) leaves the passthrough guard nothing to look for;
+// the Transport must refuse rather than send blind, as tokenexchange does.
+func TestIdentityWithoutRawTokenRefused(t *testing.T) {
+	f := newFixture(t, upstream.NewMemoryStore(), time.Now().Add(time.Hour), nil)
+	info := &authn.TokenInfo{Subject: "fake|42", Claims: map[string]any{"sub": "fake|42", "tsid": f.tsid}}
+	ctx := authn.NewContext(context.Background(), info)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.up.APIURL(), nil)
+	req.Header.Set("X-Forwarded-Access-Token", inboundToken) // the handler forwards the inbound token
+	resp, err := f.tr.RoundTrip(req)
+	if err == nil {
+		resp.Body.Close()
+	}
+	if !errors.Is(err, upstream.ErrNoIdentity) || f.up.apiCalls.Load() != 0 {
+		t.Fatalf("identity without raw token: err %v, %d backend calls", err, f.up.apiCalls.Load())
+	}
+	if _, err := f.tr.TokenSource(ctx).Token(); err != nil {
+		t.Fatalf("TokenSource needs no raw token (it sends nothing): %v", err)
 	}
 }
