@@ -310,7 +310,9 @@ func (t *Transport) session(ctx context.Context) (*Session, error) {
 	if err != nil {
 		return nil, transportStoreErr("load session", err)
 	}
-	if s.Subject != "" && s.Subject != info.Subject {
+	// Fail closed: a session without a Subject, or a caller without a
+	// sub, matches nobody.
+	if s.Subject == "" || s.Subject != info.Subject {
 		t.log.LogAttrs(ctx, slog.LevelWarn, "upstream: access token names another subject's upstream session",
 			slog.String("iss", info.Issuer), slog.String("sub", info.Subject))
 		return nil, fmt.Errorf("%w (the session belongs to another subject)", ErrReauthenticate)

@@ -155,3 +155,27 @@ func TestIdentityWithoutRawTokenRefused(t *testing.T) {
 		t.Fatalf("TokenSource needs no raw token (it sends nothing): %v", err)
 	}
 }
+
+// TestSessionWithoutSubjectRefused: the Transport documents that a session
+// is served only to a caller whose sub equals the session's Subject; a
+// session stored without a Subject must not be served to any caller that
+// names its tsid, nor a caller without a sub.
+func TestSessionWithoutSubjectRefused(t *testing.T) {
+	store := upstream.NewMemoryStore()
+	f := newFixture(t, store, time.Now().Add(time.Hour), nil)
+	s, err := store.GetSession(context.Background(), f.tsid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Subject = ""
+	if err := store.PutSession(context.Background(), s, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []string{"attacker|1", ""} {
+		info := (&authn.TokenInfo{Subject: sub, Claims: map[string]any{"tsid": f.tsid}}).WithToken(inboundToken)
+		_, err := call(authn.NewContext(context.Background(), info), f.tr, f.up.APIURL())
+		if !errors.Is(err, upstream.ErrReauthenticate) || f.up.apiCalls.Load() != 0 {
+			t.Fatalf("sub %q got a session without Subject: err %v, %d backend calls", sub, err, f.up.apiCalls.Load())
+		}
+	}
+}

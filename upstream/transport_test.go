@@ -395,7 +395,7 @@ func TestHandleErrors(t *testing.T) {
 		t.Fatalf("lost session answered %d %q", w.Code, w.Body)
 	}
 	f.up.status.Store(http.StatusServiceUnavailable)
-	_ = f.store.UpdateSession(context.Background(), &upstream.Session{TSID: f.tsid, Upstream: "fake", RefreshToken: "x", Version: 2}, time.Hour)
+	_ = f.store.UpdateSession(context.Background(), &upstream.Session{TSID: f.tsid, Upstream: "fake", Subject: "fake|42", RefreshToken: "x", Version: 2}, time.Hour)
 	if w := serve(f.tsid); w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
 		t.Fatalf("outage answered %d %q", w.Code, w.Body)
 	}
