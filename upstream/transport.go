@@ -53,6 +53,13 @@ var (
 // its own after a bounded time if its holder dies, and unlock must release
 // it only while the caller still holds it.
 //
+// A locker whose locks expire after a fixed lifetime should also have a
+// method LockTTL() time.Duration returning it (redisstore's Store does):
+// [NewTransport] then refuses a RefreshTimeout that is not below it, and
+// defaults RefreshTimeout to at most half of it, so that a slow refresh
+// can never outlive its lock and let another replica spend the same
+// refresh token.
+//
 // A Store without it (the in-memory one) relies on the single flight inside
 // one Transport and on UpdateSession's compare-and-swap: right for one
 // process with one Transport per Store, not for a Store shared by replicas.
@@ -99,9 +106,10 @@ type TransportConfig struct {
 	// lock, the call to the upstream token endpoint, and the store writes.
 	// It runs apart from the request that started it (a cancelled request
 	// does not abort a refresh other requests wait for); each request
-	// still returns at its own deadline. Keep it below the SessionLocker's
-	// lock lifetime (redisstore's LockTTL, default 20s). Zero means 10
-	// seconds.
+	// still returns at its own deadline. It must be below the
+	// SessionLocker's lock lifetime (redisstore's LockTTL, default 20s):
+	// NewTransport refuses it otherwise. Zero means 10 seconds, or half the
+	// lock lifetime when that is shorter.
 	RefreshTimeout time.Duration
 
 	// HTTPClient sends the refresh requests to the upstream token
@@ -203,6 +211,16 @@ func NewTransport(cfg TransportConfig, base http.RoundTripper) (*Transport, erro
 	if cfg.RefreshSkew < 0 {
 		return nil, errors.New("upstream: TransportConfig.RefreshSkew is negative")
 	}
+	timeout := cmpOr(cfg.RefreshTimeout, 10*time.Second)
+	if l, ok := cfg.Store.(interface{ LockTTL() time.Duration }); ok {
+		if lt := l.LockTTL(); lt > 0 {
+			if cfg.RefreshTimeout <= 0 {
+				timeout = min(timeout, lt/2)
+			} else if cfg.RefreshTimeout >= lt {
+				return nil, fmt.Errorf("upstream: TransportConfig.RefreshTimeout %v is not below the store's lock lifetime %v: a slow refresh would outlive its lock and another replica would spend the same refresh token", cfg.RefreshTimeout, lt)
+			}
+		}
+	}
 	g, err := outbound.New(outbound.Config{
 		Prefix: "upstream", Header: "Authorization",
 		Hosts: cfg.Hosts, InsecureAllowHTTP: cfg.InsecureAllowHTTP,
@@ -216,7 +234,7 @@ func NewTransport(cfg TransportConfig, base http.RoundTripper) (*Transport, erro
 		upstreams: cfg.Upstreams,
 		skew:      cmpOr(cfg.RefreshSkew, 30*time.Second),
 		ttl:       cmpOr(cfg.SessionTTL, ttl),
-		timeout:   cmpOr(cfg.RefreshTimeout, 10*time.Second),
+		timeout:   timeout,
 		client:    cfg.HTTPClient,
 		now:       cfg.Now,
 		log:       cfg.Logger,

@@ -46,7 +46,7 @@ func newReplica(t testing.TB, addr string, key redisstore.Key, up *fakeUpstream)
 			Endpoint: oauth2.Endpoint{TokenURL: up.TokenURL(), AuthStyle: oauth2.AuthStyleInParams},
 		}},
 		SessionTTL:     24 * time.Hour,
-		RefreshTimeout: 5 * time.Second,
+		RefreshTimeout: 4 * time.Second, // below the 5s LockTTL
 	}, nil)
 	if err != nil {
 		t.Fatal(err)

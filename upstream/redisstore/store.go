@@ -451,6 +451,11 @@ func (s *Store) GetConsent(ctx context.Context, key string) (*upstream.Consent, 
 	return c, nil
 }
 
+// LockTTL returns the lifetime of a refresh lock (Config.LockTTL, or its
+// default). [upstream.NewTransport] reads it to keep every refresh shorter
+// than its lock.
+func (s *Store) LockTTL() time.Duration { return s.lockTTL }
+
 // unlockScript deletes the lock only if it still holds the caller's owner
 // token, so an owner whose lock expired cannot release a successor's.
 var unlockScript = redis.NewScript(`
