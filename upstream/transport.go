@@ -580,10 +580,7 @@ func (t *Transport) refreshErr(ctx context.Context, cur *Session, err error) (*S
 		if re.Response != nil {
 			status = re.Response.StatusCode
 		}
-		code := re.ErrorCode
-		if code == "" {
-			code = "no error code"
-		}
+		code := knownCode(re.ErrorCode)
 		if grantGone(re.ErrorCode) {
 			// A replica whose lock expired mid-refresh may have rotated the
 			// token before us: then our refresh token is simply stale.
@@ -591,12 +588,12 @@ func (t *Transport) refreshErr(ctx context.Context, cur *Session, err error) (*S
 				return again, nil
 			}
 			t.log.LogAttrs(ctx, slog.LevelInfo, "upstream: upstream refused the refresh",
-				slog.String("tsid", cur.TSID), slog.Int("status", status), slog.String("error", sanitizeCode(code)))
-			return nil, fmt.Errorf("upstream: the upstream refused the refresh (status %d, %s): %w", status, sanitizeCode(code), ErrReauthenticate)
+				slog.String("tsid", cur.TSID), slog.Int("status", status), slog.String("error", code))
+			return nil, fmt.Errorf("upstream: the upstream refused the refresh (status %d, %s): %w", status, code, ErrReauthenticate)
 		}
 		t.log.LogAttrs(ctx, slog.LevelWarn, "upstream: the upstream token endpoint failed the refresh",
-			slog.String("tsid", cur.TSID), slog.Int("status", status), slog.String("error", sanitizeCode(code)))
-		return nil, fmt.Errorf("upstream: the upstream token endpoint answered status %d (%s): %w", status, sanitizeCode(code), ErrUnavailable)
+			slog.String("tsid", cur.TSID), slog.Int("status", status), slog.String("error", code))
+		return nil, fmt.Errorf("upstream: the upstream token endpoint answered status %d (%s): %w", status, code, ErrUnavailable)
 	}
 	// A *url.Error quotes the token URL; keep only its cause.
 	var ue *url.Error
@@ -613,14 +610,21 @@ func grantGone(code string) bool {
 	return code == "invalid_grant" || code == "bad_refresh_token"
 }
 
-// sanitizeCode keeps an OAuth error code to its RFC 6749 character set
-// (%x20-21 / %x23-5B / %x5D-7E) and 64 bytes.
-func sanitizeCode(s string) string {
-	b := make([]byte, 0, min(len(s), 64))
-	for i := 0; i < len(s) && len(b) < 64; i++ {
-		if c := s[i]; c >= 0x20 && c <= 0x7e && c != '"' && c != '\\' {
-			b = append(b, c)
-		}
+// knownCode returns an OAuth error code from the upstream when it is one
+// of the registered codes (RFC 6749 §5.2 and §4.1.2.1, RFC 6750, RFC 9449)
+// or GitHub's, and a fixed text otherwise: the error field is the
+// upstream's free text, and one that echoes the request would carry the
+// refresh token or the client secret into errors and logs.
+func knownCode(code string) string {
+	switch code {
+	case "":
+		return "no error code"
+	case "invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
+		"unsupported_grant_type", "invalid_scope", "access_denied", "server_error",
+		"temporarily_unavailable", "invalid_token", "insufficient_scope", "slow_down",
+		"invalid_dpop_proof", "use_dpop_nonce",
+		"bad_refresh_token", "incorrect_client_credentials", "bad_verification_code":
+		return code
 	}
-	return string(b)
+	return "unrecognised error code"
 }
