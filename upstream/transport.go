@@ -326,6 +326,9 @@ func (t *Transport) session(ctx context.Context) (*Session, error) {
 	}
 	s, err := t.store.GetSession(ctx, tsid)
 	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			t.unsaved.Delete(tsid) // the session ended: its unsaved pair is useless
+		}
 		return nil, transportStoreErr("load session", err)
 	}
 	// Fail closed: a session without a Subject, or a caller without a
@@ -517,6 +520,7 @@ func (t *Transport) upstream(ctx context.Context, name string) (*oauth2.Config, 
 type unsavedPair struct {
 	base    uint64
 	session Session
+	at      time.Time // when the store refused it
 }
 
 // save writes next (rotated from cur) with a compare-and-swap. The
@@ -558,7 +562,17 @@ func (t *Transport) save(ctx context.Context, cur, next *Session) (*Session, err
 	}
 	pair := *next
 	pair.Version = 0
-	t.unsaved.Store(cur.TSID, &unsavedPair{base: base, session: pair})
+	now := t.now()
+	// A pair older than the session ttl is useless (the session it was
+	// refreshed from has expired): drop those, so that the pairs held in
+	// memory are bounded by the sessions refreshed within one ttl.
+	t.unsaved.Range(func(k, v any) bool {
+		if now.Sub(v.(*unsavedPair).at) > t.ttl {
+			t.unsaved.CompareAndDelete(k, v)
+		}
+		return true
+	})
+	t.unsaved.Store(cur.TSID, &unsavedPair{base: base, session: pair, at: now})
 	t.log.LogAttrs(ctx, slog.LevelWarn, "upstream: could not store a refreshed upstream token yet; keeping it in memory to store on the next request",
 		slog.String("tsid", cur.TSID), slog.String("cause", werr.Error()))
 	return nil, transportStoreErr("store refreshed session", werr)
