@@ -77,6 +77,15 @@ type TransportConfig struct {
 	// RefreshTokenTTL. If nil, Store and Upstreams are required.
 	Server *Server
 
+	// Issuer is the issuer (iss) of the access tokens whose tsid claim this
+	// Transport honours: the embedded authorization server's. A token of
+	// any other issuer the inbound verifier trusts gets nothing, whatever
+	// tsid and sub it carries. Empty means the Server's Issuer with Server;
+	// without Server it is required (a Transport serving tokens of every
+	// trusted issuer would let another issuer's token name a session).
+	// With Server it must equal the Server's Issuer.
+	Issuer string
+
 	// Store holds the sessions the authorization server wrote (the
 	// Server's Store). Required without Server. If it implements
 	// [SessionLocker], refreshes are locked across replicas.
@@ -146,9 +155,9 @@ type TransportConfig struct {
 // Authorization on the request is replaced; the inbound token anywhere
 // else refuses the request). Without a verified identity nothing is sent,
 // and the session must be the caller's: its Subject must equal the token's
-// sub, and with TransportConfig.Server the token must come from that
-// Server's issuer, so a token of another trusted issuer that carries a tsid
-// claim gets nothing.
+// sub, and the token must come from TransportConfig.Issuer (the Server's),
+// so a token of another trusted issuer that carries a tsid claim gets
+// nothing.
 //
 // A token that expired, or expires within RefreshSkew, is refreshed first
 // at the upstream token endpoint — once per session whatever the
@@ -171,6 +180,7 @@ type TransportConfig struct {
 // the inbound response (401 invalid_token, 503 with Retry-After).
 type Transport struct {
 	server    *Server
+	issuer    string
 	store     Store
 	locker    SessionLocker
 	upstreams map[string]*oauth2.Config
@@ -241,6 +251,16 @@ func NewTransport(cfg TransportConfig, base http.RoundTripper) (*Transport, erro
 		guard:     g,
 		base:      base,
 	}
+	t.issuer = cfg.Issuer
+	if srv := cfg.Server; srv != nil {
+		if t.issuer != "" && t.issuer != srv.cfg.Issuer {
+			return nil, fmt.Errorf("upstream: TransportConfig.Issuer %q is not the Server's issuer %q", t.issuer, srv.cfg.Issuer)
+		}
+		t.issuer = srv.cfg.Issuer
+	}
+	if t.issuer == "" {
+		return nil, errors.New("upstream: TransportConfig.Issuer is empty (and no Server): the issuer of the access tokens carrying tsid is required")
+	}
 	t.locker, _ = cfg.Store.(SessionLocker)
 	if t.now == nil {
 		t.now = time.Now
@@ -297,8 +317,8 @@ func authorization(s *Session) string {
 	return s.TokenType + " " + s.AccessToken
 }
 
-// caller returns the verified caller in ctx and its tsid claim. With a
-// Server, the token must be one that Server issued.
+// caller returns the verified caller in ctx and its tsid claim. The token
+// must come from the configured issuer.
 func (t *Transport) caller(ctx context.Context) (*authn.TokenInfo, string, error) {
 	info, ok := authn.FromContext(ctx)
 	if !ok {
@@ -308,7 +328,7 @@ func (t *Transport) caller(ctx context.Context) (*authn.TokenInfo, string, error
 	if tsid == "" {
 		return nil, "", fmt.Errorf("%w (the access token has no tsid claim)", ErrReauthenticate)
 	}
-	if t.server != nil && info.Issuer != t.server.cfg.Issuer {
+	if info.Issuer != t.issuer {
 		return nil, "", fmt.Errorf("%w (the access token was not issued by this authorization server)", ErrReauthenticate)
 	}
 	return info, tsid, nil

@@ -93,7 +93,8 @@ func TestNoSecretInErrorsOrLogs(t *testing.T) {
 				t.Fatal(err)
 			}
 			cfg := upstream.TransportConfig{
-				Store: store,
+				Issuer: testIssuer,
+				Store:  store,
 				Upstreams: map[string]*oauth2.Config{"fake": {
 					ClientID: "mcp-server", ClientSecret: canarySecret,
 					Endpoint: oauth2.Endpoint{TokenURL: e.token.URL, AuthStyle: oauth2.AuthStyleInParams},
@@ -105,7 +106,7 @@ func TestNoSecretInErrorsOrLogs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			info := (&authn.TokenInfo{Subject: "fake|42", Claims: map[string]any{"tsid": "tsid-canary"}}).WithToken(canaryInbound)
+			info := (&authn.TokenInfo{Issuer: testIssuer, Subject: "fake|42", Claims: map[string]any{"tsid": "tsid-canary"}}).WithToken(canaryInbound)
 			ctx := authn.NewContext(context.Background(), info)
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.backend.URL+tc.url, nil)
 			if tc.mod != nil {

@@ -58,6 +58,7 @@ func TestTransportHoldsNothingPerSession(t *testing.T) {
 	clock := func() time.Time { return now.Add(time.Duration(offset.Load())) }
 	store := &refusingUpdates{Store: &MemoryStore{Now: clock}}
 	tr, err := NewTransport(TransportConfig{
+		Issuer:     "https://as.example.com",
 		Store:      store,
 		Upstreams:  map[string]*oauth2.Config{"fake": {Endpoint: oauth2.Endpoint{TokenURL: tokenSrv.URL}}},
 		SessionTTL: time.Hour,
@@ -68,7 +69,7 @@ func TestTransportHoldsNothingPerSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	call := func(tsid string) error {
-		info := (&authn.TokenInfo{Subject: "fake|1", Claims: map[string]any{"tsid": tsid}}).WithToken("inbound-token-0123456789abcdef")
+		info := (&authn.TokenInfo{Issuer: "https://as.example.com", Subject: "fake|1", Claims: map[string]any{"tsid": tsid}}).WithToken("inbound-token-0123456789abcdef")
 		req, _ := http.NewRequestWithContext(authn.NewContext(context.Background(), info), http.MethodGet, backend.URL, nil)
 		resp, err := tr.RoundTrip(req)
 		if err == nil {

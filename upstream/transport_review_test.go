@@ -53,7 +53,8 @@ func (e *tokenEndpoint) expiredSession(t *testing.T, store upstream.Store, mod f
 		t.Fatal(err)
 	}
 	cfg := upstream.TransportConfig{
-		Store: store,
+		Issuer: testIssuer,
+		Store:  store,
 		Upstreams: map[string]*oauth2.Config{"fake": {
 			ClientID: "mcp-server", ClientSecret: "s3cret",
 			Endpoint: oauth2.Endpoint{TokenURL: e.token.URL, AuthStyle: oauth2.AuthStyleInParams},
@@ -140,7 +141,7 @@ func TestRefreshErrorClassification(t *testing.T) {
 // the Transport must refuse rather than send blind, as tokenexchange does.
 func TestIdentityWithoutRawTokenRefused(t *testing.T) {
 	f := newFixture(t, upstream.NewMemoryStore(), time.Now().Add(time.Hour), nil)
-	info := &authn.TokenInfo{Subject: "fake|42", Claims: map[string]any{"sub": "fake|42", "tsid": f.tsid}}
+	info := &authn.TokenInfo{Issuer: testIssuer, Subject: "fake|42", Claims: map[string]any{"sub": "fake|42", "tsid": f.tsid}}
 	ctx := authn.NewContext(context.Background(), info)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.up.APIURL(), nil)
 	req.Header.Set("X-Forwarded-Access-Token", inboundToken) // the handler forwards the inbound token
@@ -172,10 +173,35 @@ func TestSessionWithoutSubjectRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, sub := range []string{"attacker|1", ""} {
-		info := (&authn.TokenInfo{Subject: sub, Claims: map[string]any{"tsid": f.tsid}}).WithToken(inboundToken)
+		info := (&authn.TokenInfo{Issuer: testIssuer, Subject: sub, Claims: map[string]any{"tsid": f.tsid}}).WithToken(inboundToken)
 		_, err := call(authn.NewContext(context.Background(), info), f.tr, f.up.APIURL())
 		if !errors.Is(err, upstream.ErrReauthenticate) || f.up.apiCalls.Load() != 0 {
 			t.Fatalf("sub %q got a session without Subject: err %v, %d backend calls", sub, err, f.up.apiCalls.Load())
 		}
+	}
+}
+
+// TestForeignIssuerRefused: without a Server the Transport still knows
+// whose tokens carry a meaningful tsid: a token of another issuer the
+// verifier trusts (another authorization server minting tsid claims, with
+// the victim's sub) gets nothing. A Transport that cannot tell is refused
+// at construction.
+func TestForeignIssuerRefused(t *testing.T) {
+	f := newFixture(t, upstream.NewMemoryStore(), time.Now().Add(time.Hour), nil)
+	for _, iss := range []string{"https://other-as.example.com", "", testIssuer + "/"} {
+		info := (&authn.TokenInfo{Issuer: iss, Subject: "fake|42", Claims: map[string]any{"tsid": f.tsid}}).WithToken(inboundToken)
+		_, err := call(authn.NewContext(context.Background(), info), f.tr, f.up.APIURL())
+		if !errors.Is(err, upstream.ErrReauthenticate) || f.up.apiCalls.Load() != 0 {
+			t.Fatalf("issuer %q: err %v, %d backend calls", iss, err, f.up.apiCalls.Load())
+		}
+	}
+	resp, err := call(withIdentity(context.Background(), f.tsid), f.tr, f.up.APIURL())
+	expectGrant(t, resp, err, f.grantID)
+	_, err = upstream.NewTransport(upstream.TransportConfig{
+		Store:     upstream.NewMemoryStore(),
+		Upstreams: map[string]*oauth2.Config{"fake": {Endpoint: oauth2.Endpoint{TokenURL: "https://idp.example.com/token"}}},
+	}, nil)
+	if err == nil {
+		t.Fatal("NewTransport without Issuer or Server accepted")
 	}
 }

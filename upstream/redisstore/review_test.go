@@ -22,7 +22,8 @@ func lockReplica(t *testing.T, addr string, key redisstore.Key, up *fakeUpstream
 		t.Fatal(err)
 	}
 	tr, err := upstream.NewTransport(upstream.TransportConfig{
-		Store: s,
+		Issuer: testIssuer,
+		Store:  s,
 		Upstreams: map[string]*oauth2.Config{"fake": {
 			ClientID: "mcp-server", ClientSecret: "s3cret",
 			Endpoint: oauth2.Endpoint{TokenURL: up.TokenURL(), AuthStyle: oauth2.AuthStyleInParams},
