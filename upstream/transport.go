@@ -60,9 +60,10 @@ var (
 // can never outlive its lock and let another replica spend the same
 // refresh token.
 //
-// A Store without it (the in-memory one) relies on the single flight inside
-// one Transport and on UpdateSession's compare-and-swap: right for one
-// process with one Transport per Store, not for a Store shared by replicas.
+// [MemoryStore] implements it within its process, so several Transports
+// over one MemoryStore are safe. A Store without it relies on the single
+// flight inside one Transport and on UpdateSession's compare-and-swap:
+// right for one Transport per Store, not for a Store shared by replicas.
 type SessionLocker interface {
 	LockSession(ctx context.Context, tsid string) (unlock func(), err error)
 }

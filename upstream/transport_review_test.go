@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -203,5 +204,34 @@ func TestForeignIssuerRefused(t *testing.T) {
 	}, nil)
 	if err == nil {
 		t.Fatal("NewTransport without Issuer or Server accepted")
+	}
+}
+
+// TestTwoTransportsOneMemoryStore: an application that builds more than one
+// Transport over the same in-memory store (one per handler, say) still
+// refreshes each session once: the single flight is per Transport, so the
+// store itself must serialise refreshes, or two Transports spend the same
+// rotating refresh token and the upstream revokes the grant.
+func TestTwoTransportsOneMemoryStore(t *testing.T) {
+	f := newFixture(t, upstream.NewMemoryStore(), time.Now().Add(-time.Minute), nil)
+	f.up.delay = 50 * time.Millisecond
+	second := f.transport(t, f.store, nil)
+	ctx := withIdentity(context.Background(), f.tsid)
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tr := f.tr
+			if i%2 == 1 {
+				tr = second
+			}
+			resp, err := call(ctx, tr, f.up.APIURL())
+			expectGrant(t, resp, err, f.grantID)
+		}()
+	}
+	wg.Wait()
+	if _, _, revoked := f.up.state(f.grantID); revoked || f.up.refreshes.Load() != 1 {
+		t.Fatalf("%d refreshes, grant revoked %v", f.up.refreshes.Load(), revoked)
 	}
 }
