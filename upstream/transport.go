@@ -123,7 +123,8 @@ type TransportConfig struct {
 	RefreshTimeout time.Duration
 
 	// HTTPClient sends the refresh requests to the upstream token
-	// endpoint. If nil, the Server's (for its upstreams), else
+	// endpoint; its redirect policy is replaced (a redirect is never
+	// followed, as the request body holds the refresh token). If nil, the Server's (for its upstreams), else
 	// http.DefaultClient.
 	HTTPClient *http.Client
 
@@ -488,10 +489,7 @@ func (t *Transport) refreshLocked(ctx context.Context, cur *Session) (*Session, 
 	if err != nil {
 		return nil, err
 	}
-	hctx := ctx
-	if client != nil {
-		hctx = context.WithValue(ctx, oauth2.HTTPClient, client)
-	}
+	hctx := context.WithValue(ctx, oauth2.HTTPClient, noRedirects(client))
 	// x/oauth2 sends grant_type=refresh_token, keeps the old refresh token
 	// when the response has none, and caps the response at 1 MiB.
 	tok, err := conf.TokenSource(hctx, &oauth2.Token{RefreshToken: cur.RefreshToken}).Token()
@@ -534,6 +532,20 @@ func (t *Transport) upstream(ctx context.Context, name string) (*oauth2.Config, 
 		}
 	}
 	return nil, nil, fmt.Errorf("upstream: no refresh configuration for upstream %q (TransportConfig.Upstreams or Server)", name)
+}
+
+// noRedirects returns a copy of c (http.DefaultClient if nil) that does not
+// follow redirects: net/http re-sends a POST body on a 307 or 308, even to
+// another host, and a refresh request's body holds the refresh token (and
+// the client secret with AuthStyleInParams). A redirect answer is then a
+// failed refresh, like any other non-2xx status.
+func noRedirects(c *http.Client) *http.Client {
+	if c == nil {
+		c = http.DefaultClient
+	}
+	nc := *c
+	nc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &nc
 }
 
 // unsavedPair is a rotated session the store refused to take, kept until

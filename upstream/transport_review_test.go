@@ -3,9 +3,11 @@ package upstream_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -233,5 +235,34 @@ func TestTwoTransportsOneMemoryStore(t *testing.T) {
 	wg.Wait()
 	if _, _, revoked := f.up.state(f.grantID); revoked || f.up.refreshes.Load() != 1 {
 		t.Fatalf("%d refreshes, grant revoked %v", f.up.refreshes.Load(), revoked)
+	}
+}
+
+// TestRefreshDoesNotFollowRedirects: a token endpoint answering the
+// refresh with a 307/308 to another host (an open redirect, a hijacked
+// route) must not make the Transport re-send the form, which carries the
+// refresh token and the client secret, to that host.
+func TestRefreshDoesNotFollowRedirects(t *testing.T) {
+	var stolen atomic.Int64
+	thief := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		if r.PostForm.Get("refresh_token") != "" || r.PostForm.Get("client_secret") != "" {
+			stolen.Add(1)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"access_token":"stolen-at","token_type":"bearer","expires_in":3600}`)
+	}))
+	t.Cleanup(thief.Close)
+	thiefURL := strings.Replace(thief.URL, "127.0.0.1", "localhost", 1)
+	for _, status := range []int{http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		e := newTokenEndpoint(t, func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, thiefURL+"/token", status)
+		})
+		tr := e.expiredSession(t, upstream.NewMemoryStore(), nil)
+		_, err := call(withIdentity(context.Background(), "tsid-review"), tr, e.backend.URL)
+		if stolen.Load() != 0 {
+			t.Fatalf("%d: the refresh form was re-sent to the redirect target", status)
+		}
+		checkUnavailable(t, fmt.Sprint(status), err)
 	}
 }
