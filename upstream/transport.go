@@ -124,8 +124,8 @@ type TransportConfig struct {
 
 	// HTTPClient sends the refresh requests to the upstream token
 	// endpoint; its redirect policy is replaced (a redirect is never
-	// followed, as the request body holds the refresh token). If nil, the Server's (for its upstreams), else
-	// http.DefaultClient.
+	// followed, as the request body holds the refresh token). If nil, the
+	// Server's (for its upstreams), else http.DefaultClient.
 	HTTPClient *http.Client
 
 	// Hosts, if not empty, lists the only hosts the upstream token may be
