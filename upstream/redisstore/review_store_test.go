@@ -1,8 +1,13 @@
 package redisstore_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -132,4 +137,26 @@ func TestScriptsUnderOOM(t *testing.T) {
 		}
 	}
 	t.Logf("under OOM: PutCode %v; UpdateSession %v", errPut, errUpd)
+}
+
+// TestKeyNeverMarshalsSecret: a Key logged by a JSON handler or marshalled
+// (a config dump) shows its ID only.
+func TestKeyNeverMarshalsSecret(t *testing.T) {
+	k := newKey("primary")
+	secret64 := base64.StdEncoding.EncodeToString(k.Secret)
+	var logs bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logs, nil)).Info("config", "key", k, "keys", []redisstore.Key{k},
+		"cfg", redisstore.Config{Keys: []redisstore.Key{k}})
+	b, err := json.Marshal(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for where, s := range map[string]string{"json.Marshal": string(b), "slog JSON": logs.String()} {
+		if strings.Contains(s, secret64) || strings.Contains(s, string(k.Secret)) {
+			t.Errorf("%s shows the secret: %s", where, s)
+		}
+		if !strings.Contains(s, "primary") {
+			t.Errorf("%s lost the key ID: %s", where, s)
+		}
+	}
 }
