@@ -120,7 +120,10 @@ func TestNoSecretInErrorsOrLogs(t *testing.T) {
 			_, tsErr := tr.TokenSource(ctx).Token()
 			w := httptest.NewRecorder()
 			upstream.WriteError(w, rerr, upstream.ErrorOptions{})
+			var jsonLog strings.Builder
+			slog.New(slog.NewJSONHandler(&jsonLog, nil)).Info("config", "cfg", cfg, "transport", tr)
 			seen := map[string]string{
+				"JSON log of config": jsonLog.String(),
 				"RoundTrip error":   rerr.Error(),
 				"TokenSource error": fmt.Sprint(tsErr),
 				"logs":              logs.String(),
