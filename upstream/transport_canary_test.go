@@ -124,12 +124,12 @@ func TestNoSecretInErrorsOrLogs(t *testing.T) {
 			slog.New(slog.NewJSONHandler(&jsonLog, nil)).Info("config", "cfg", cfg, "transport", tr)
 			seen := map[string]string{
 				"JSON log of config": jsonLog.String(),
-				"RoundTrip error":   rerr.Error(),
-				"TokenSource error": fmt.Sprint(tsErr),
-				"logs":              logs.String(),
-				"WriteError answer": fmt.Sprint(w.Header()) + w.Body.String(),
-				"Transport":         fmt.Sprintf("%v %+v %#v", tr, tr, tr),
-				"TransportConfig":   fmt.Sprintf("%v %+v %#v", cfg, cfg, cfg),
+				"RoundTrip error":    rerr.Error(),
+				"TokenSource error":  fmt.Sprint(tsErr),
+				"logs":               logs.String(),
+				"WriteError answer":  fmt.Sprint(w.Header()) + w.Body.String(),
+				"Transport":          fmt.Sprintf("%v %+v %#v", tr, tr, tr),
+				"TransportConfig":    fmt.Sprintf("%v %+v %#v", cfg, cfg, cfg),
 			}
 			for where, text := range seen {
 				for _, c := range canaries {
