@@ -126,3 +126,39 @@ func TestCancelledRequestKeepsRotatedPair(t *testing.T) {
 		t.Fatalf("revoked %v, %d refreshes", revoked, f.up.refreshes.Load())
 	}
 }
+
+// conflictOnce makes the first UpdateSession lose its compare-and-swap:
+// another writer bumps the stored version just before it.
+type conflictOnce struct {
+	upstream.Store
+	done atomic.Bool
+}
+
+func (s *conflictOnce) UpdateSession(ctx context.Context, sess *upstream.Session, ttl time.Duration) error {
+	if s.done.CompareAndSwap(false, true) {
+		other, err := s.Store.GetSession(ctx, sess.TSID)
+		if err != nil {
+			return err
+		}
+		if err := s.Store.UpdateSession(ctx, other, ttl); err != nil {
+			return err
+		}
+	}
+	return s.Store.UpdateSession(ctx, sess, ttl)
+}
+
+// TestRefreshCASConflict: a compare-and-swap lost after the upstream
+// rotated the refresh token is retried on the current version (the rotated
+// pair exists nowhere else); no second refresh, the grant survives, and the
+// stored session holds the rotated pair.
+func TestRefreshCASConflict(t *testing.T) {
+	store := &conflictOnce{Store: upstream.NewMemoryStore()}
+	f := newFixture(t, store, time.Now().Add(-time.Minute), nil)
+	resp, err := call(withIdentity(context.Background(), f.tsid), f.tr, f.up.APIURL())
+	expectGrant(t, resp, err, f.grantID)
+	at, rt, revoked := f.up.state(f.grantID)
+	s, err := store.GetSession(context.Background(), f.tsid)
+	if err != nil || s.AccessToken != at || s.RefreshToken != rt || revoked || f.up.refreshes.Load() != 1 || !store.done.Load() {
+		t.Fatalf("after a lost CAS: %v %v, revoked %v, %d refreshes", s, err, revoked, f.up.refreshes.Load())
+	}
+}
