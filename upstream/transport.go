@@ -379,9 +379,21 @@ func transportStoreErr(op string, err error) error {
 }
 
 // fresh reports whether s's access token may be sent now (it does not
-// expire within the skew). A token without expiry is always fresh.
+// expire within the skew). A token without expiry is always fresh. The
+// skew is at most half the token's lifetime when that is known, so a token
+// living less than the skew is not refreshed on every call.
 func (t *Transport) fresh(s *Session) bool {
-	return s.AccessToken != "" && (s.Expiry.IsZero() || t.now().Add(t.skew).Before(s.Expiry))
+	if s.AccessToken == "" {
+		return false
+	}
+	if s.Expiry.IsZero() {
+		return true
+	}
+	skew := t.skew
+	if !s.Obtained.IsZero() && s.Expiry.After(s.Obtained) {
+		skew = min(skew, s.Expiry.Sub(s.Obtained)/2)
+	}
+	return t.now().Add(skew).Before(s.Expiry)
 }
 
 // sharedRefresh runs one refresh per session in this process; each caller
@@ -501,6 +513,7 @@ func (t *Transport) refreshLocked(ctx context.Context, cur *Session) (*Session, 
 	next.RefreshToken = tok.RefreshToken
 	next.TokenType = tok.TokenType
 	next.Expiry = tok.Expiry
+	next.Obtained = t.now()
 	if tok.ExpiresIn > 0 {
 		// On the Transport's clock, which decides freshness (x/oauth2
 		// computes Expiry with time.Now).

@@ -266,3 +266,20 @@ func TestRefreshDoesNotFollowRedirects(t *testing.T) {
 		checkUnavailable(t, fmt.Sprint(status), err)
 	}
 }
+
+// TestShortLivedTokensNotRefreshedPerCall: an upstream whose access tokens
+// live less than RefreshSkew (10s tokens, 30s default skew) must not cost a
+// refresh on every backend call: a token the Transport just obtained is
+// used for (at least) half its lifetime.
+func TestShortLivedTokensNotRefreshedPerCall(t *testing.T) {
+	f := newFixture(t, upstream.NewMemoryStore(), time.Now().Add(-time.Minute), nil)
+	f.up.expiresIn = 10
+	ctx := withIdentity(context.Background(), f.tsid)
+	for range 5 {
+		resp, err := call(ctx, f.tr, f.up.APIURL())
+		expectGrant(t, resp, err, f.grantID)
+	}
+	if n := f.up.refreshes.Load(); n != 1 {
+		t.Fatalf("%d refreshes for 5 calls within a 10s token's lifetime, want 1", n)
+	}
+}
