@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -279,6 +281,27 @@ func cmpOr(d, def time.Duration) time.Duration {
 	}
 	return def
 }
+
+// String describes the Transport by its issuer and upstream names. A
+// Transport never prints its internals: they include the sessions in
+// flight and change under concurrent use.
+func (t *Transport) String() string {
+	names := make([]string, 0, len(t.upstreams))
+	for name := range t.upstreams {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return fmt.Sprintf("upstream.Transport{Issuer:%q Upstreams:%q}", t.issuer, names)
+}
+
+// GoString is String.
+func (t *Transport) GoString() string { return t.String() }
+
+// Format prints String for every verb.
+func (t *Transport) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, t.String()) }
+
+// LogValue logs the Transport as String does.
+func (t *Transport) LogValue() slog.Value { return slog.StringValue(t.String()) }
 
 // RoundTrip implements [http.RoundTripper].
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
