@@ -56,6 +56,22 @@ var (
 	_ SessionLocker = (*MemoryStore)(nil)
 )
 
+// String describes the store without its records. A MemoryStore never
+// prints its internals: they hold session IDs and change under concurrent
+// use.
+func (m *MemoryStore) String() string {
+	m.mu.Lock()
+	n := len(m.recs)
+	m.mu.Unlock()
+	return fmt.Sprintf("upstream.MemoryStore{records:%d}", n)
+}
+
+// GoString is String.
+func (m *MemoryStore) GoString() string { return m.String() }
+
+// Format prints String for every verb.
+func (m *MemoryStore) Format(f fmt.State, _ rune) { _, _ = fmt.Fprint(f, m.String()) }
+
 // NewMemoryStore returns an empty MemoryStore using time.Now.
 func NewMemoryStore() *MemoryStore { return &MemoryStore{} }
 
