@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -158,5 +159,30 @@ func TestKeyNeverMarshalsSecret(t *testing.T) {
 		if !strings.Contains(s, "primary") {
 			t.Errorf("%s lost the key ID: %s", where, s)
 		}
+	}
+}
+
+// TestStorePrintsNoInternals: a Store printed while in use shows its
+// prefix, not its lock owner tokens or cipher state, and reads nothing
+// unsynchronised.
+func TestStorePrintsNoInternals(t *testing.T) {
+	s, _, _ := newStore(t)
+	ctx := context.Background()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 50 {
+			if unlock, err := s.LockSession(ctx, "p"); err == nil {
+				unlock()
+			}
+		}
+	}()
+	var out string
+	for range 50 {
+		out = fmt.Sprintf("%v %+v %#v", s, s, s)
+	}
+	<-done
+	if !strings.Contains(out, `"test:"`) || strings.Contains(out, "aeads") || strings.Contains(out, "unreleased") {
+		t.Fatalf("printed Store: %.300s", out)
 	}
 }

@@ -86,6 +86,19 @@ func New(cfg Config) (*Store, error) {
 	return &Store{rdb: cfg.Client, prefix: prefix, seal: s, lockTTL: lockTTL}, nil
 }
 
+// String describes the Store by its key prefix and lock lifetime. A Store
+// never prints its internals (lock owner tokens, cipher state), which
+// change under concurrent use.
+func (s *Store) String() string {
+	return fmt.Sprintf("redisstore.Store{Prefix:%q LockTTL:%s}", s.prefix, s.lockTTL)
+}
+
+// GoString is String.
+func (s *Store) GoString() string { return s.String() }
+
+// Format prints String for every verb.
+func (s *Store) Format(f fmt.State, _ rune) { _, _ = fmt.Fprint(f, s.String()) }
+
 // Record kinds, part of every key name.
 const (
 	kindClient  = "client:"
