@@ -45,23 +45,23 @@ func (g *Guard) CheckPassthrough(req *http.Request, token string) error {
 		if g.header != "" && len(name) == len(g.header) && strings.EqualFold(name, g.header) {
 			continue // replaced by Send, whatever it holds
 		}
-		if nameCarries(name, token) {
-			return fmt.Errorf("%s%w: a header name", g.prefix, ErrPassthrough)
-		}
 		for _, v := range values {
 			if headerCarries(name, v, token) {
 				return fmt.Errorf("%s%w: header %s", g.prefix, ErrPassthrough, name)
 			}
 		}
+		if nameCarries(name, token) {
+			return fmt.Errorf("%s%w: a header name", g.prefix, ErrPassthrough)
+		}
 	}
 	for name, values := range req.Trailer {
-		if nameCarries(name, token) {
-			return fmt.Errorf("%s%w: a trailer name", g.prefix, ErrPassthrough)
-		}
 		for _, v := range values {
 			if headerCarries(name, v, token) {
 				return fmt.Errorf("%s%w: trailer %s", g.prefix, ErrPassthrough, name)
 			}
+		}
+		if nameCarries(name, token) {
+			return fmt.Errorf("%s%w: a trailer name", g.prefix, ErrPassthrough)
 		}
 	}
 	long := len(token) >= minSubstringLen
