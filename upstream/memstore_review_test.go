@@ -2,6 +2,7 @@ package upstream_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -40,5 +41,43 @@ func TestMemoryStorePrintsNoRecords(t *testing.T) {
 	wg.Wait()
 	if strings.Contains(out, "SECRETTSID") {
 		t.Fatalf("printed MemoryStore shows record keys: %.300s", out)
+	}
+}
+
+// TestMemoryStoreLockSession: one holder per session; an unlock releases
+// only its own lock (a second call, or one after another holder took the
+// lock, changes nothing); a done context is ErrUnavailable.
+func TestMemoryStoreLockSession(t *testing.T) {
+	s := upstream.NewMemoryStore()
+	ctx := context.Background()
+	unlock, err := s.LockSession(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LockSession(ctx, "a"); !errors.Is(err, upstream.ErrLocked) {
+		t.Fatalf("second lock: %v", err)
+	}
+	other, err := s.LockSession(ctx, "b")
+	if err != nil {
+		t.Fatalf("another session's lock: %v", err)
+	}
+	defer other()
+	unlock()
+	unlock2, err := s.LockSession(ctx, "a")
+	if err != nil {
+		t.Fatalf("lock after unlock: %v", err)
+	}
+	unlock() // stale: must not release unlock2's lock
+	if _, err := s.LockSession(ctx, "a"); !errors.Is(err, upstream.ErrLocked) {
+		t.Fatalf("a stale unlock released the current holder's lock: %v", err)
+	}
+	unlock2()
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := s.LockSession(cctx, "c"); !errors.Is(err, upstream.ErrUnavailable) {
+		t.Fatalf("done context: %v", err)
+	}
+	if s.LockTTL() <= 0 {
+		t.Fatal("no lock lifetime")
 	}
 }
