@@ -186,3 +186,48 @@ func TestStorePrintsNoInternals(t *testing.T) {
 		t.Fatalf("printed Store: %.300s", out)
 	}
 }
+
+// TestRotationReachesRecordsWithoutTTL: records stored without a ttl (the
+// Server's dynamically registered clients when ClientTTL is zero, its
+// default) never expire, so "keep the old key until every value written
+// under it has expired" would mean keeping it forever. A record read
+// through a Store whose first key is the new one is re-sealed under it
+// (keeping its TTL), so the old key can go once every live record has been
+// used.
+func TestRotationReachesRecordsWithoutTTL(t *testing.T) {
+	oldKey, newK := newKey("2026-01"), newKey("2026-02")
+	s1, _, c := newStore(t, oldKey)
+	ctx := context.Background()
+	if err := s1.PutClient(ctx, &upstream.Client{ID: "dcr-client"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s1.PutSession(ctx, secretSession("rot"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := redisstore.New(redisstore.Config{Client: c, Prefix: "test:", Keys: []redisstore.Key{newK, oldKey}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s2.GetClient(ctx, "dcr-client"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s2.GetSession(ctx, "rot"); err != nil {
+		t.Fatal(err)
+	}
+	s3, err := redisstore.New(redisstore.Config{Client: c, Prefix: "test:", Keys: []redisstore.Key{newK}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s3.GetClient(ctx, "dcr-client"); err != nil {
+		t.Fatalf("client read during the rotation is still under the old key: %v", err)
+	}
+	if _, err := s3.GetSession(ctx, "rot"); err != nil {
+		t.Fatalf("session read during the rotation is still under the old key: %v", err)
+	}
+	if d := c.PTTL(ctx, c.Keys(ctx, "test:session:*").Val()[0]).Val(); d <= 59*time.Minute {
+		t.Fatalf("re-sealing changed the session's TTL to %v", d)
+	}
+	if d := c.PTTL(ctx, c.Keys(ctx, "test:client:*").Val()[0]).Val(); d != -1 {
+		t.Fatalf("re-sealing gave the client a TTL: %v", d)
+	}
+}

@@ -114,6 +114,13 @@ func (s *sealer) seal(key string, plaintext []byte) []byte {
 	return aead.Seal(out, nonce, plaintext, additionalData(key))
 }
 
+// stale reports whether sealed (a value open accepted) was sealed under a
+// key other than the active one.
+func (s *sealer) stale(sealed []byte) bool {
+	n := int(sealed[1])
+	return string(sealed[2:2+n]) != s.active
+}
+
 // open decrypts a value read from the Redis key name key.
 func (s *sealer) open(key string, sealed []byte) ([]byte, error) {
 	if len(sealed) < 2 || sealed[0] != sealVersion {
