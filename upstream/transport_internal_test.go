@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -94,6 +95,11 @@ func TestTransportHoldsNothingPerSession(t *testing.T) {
 	}
 	if c := unsavedCount(tr); c != 0 {
 		t.Fatalf("%d pairs held after successful refreshes", c)
+	}
+	// singleflight.Group keeps its calls in an unexported map, nil until
+	// the first call: every key must be gone once its refresh returned.
+	if m := reflect.ValueOf(&tr.flight).Elem().FieldByName("m"); m.Len() != 0 {
+		t.Fatalf("%d single-flight keys left after %d refreshes", m.Len(), n)
 	}
 
 	// The store refuses the rotated pairs: they are held in memory...
