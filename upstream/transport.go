@@ -175,7 +175,9 @@ type TransportConfig struct {
 // fails right after the upstream rotated the refresh token, the new pair is
 // kept in this Transport's memory and stored by the next refresh attempt
 // for that session, instead of spending the stale refresh token again
-// (which would revoke the grant).
+// (which would revoke the grant); with a [SessionLocker] that reports its
+// lock lifetime, the session's lock is kept meanwhile (until it expires),
+// so other replicas wait instead of spending it either.
 //
 // Failures: [ErrReauthenticate] when only a new login helps, an error
 // wrapping [ErrUnavailable] when the store (or the upstream token endpoint)
@@ -187,6 +189,7 @@ type Transport struct {
 	issuer    string
 	store     Store
 	locker    SessionLocker
+	lockTTL   time.Duration // the locker's lock lifetime; 0 if unknown
 	upstreams map[string]*oauth2.Config
 	skew      time.Duration
 	ttl       time.Duration
@@ -226,8 +229,10 @@ func NewTransport(cfg TransportConfig, base http.RoundTripper) (*Transport, erro
 		return nil, errors.New("upstream: TransportConfig.RefreshSkew is negative")
 	}
 	timeout := cmpOr(cfg.RefreshTimeout, 10*time.Second)
+	var lockTTL time.Duration
 	if l, ok := cfg.Store.(interface{ LockTTL() time.Duration }); ok {
 		if lt := l.LockTTL(); lt > 0 {
+			lockTTL = lt
 			if cfg.RefreshTimeout <= 0 {
 				timeout = min(timeout, lt/2)
 			} else if cfg.RefreshTimeout >= lt {
@@ -266,6 +271,9 @@ func NewTransport(cfg TransportConfig, base http.RoundTripper) (*Transport, erro
 		return nil, errors.New("upstream: TransportConfig.Issuer is empty (and no Server): the issuer of the access tokens carrying tsid is required")
 	}
 	t.locker, _ = cfg.Store.(SessionLocker)
+	if t.locker != nil {
+		t.lockTTL = lockTTL
+	}
 	if t.now == nil {
 		t.now = time.Now
 	}
@@ -372,7 +380,10 @@ func (t *Transport) session(ctx context.Context) (*Session, error) {
 	s, err := t.store.GetSession(ctx, tsid)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
-			t.unsaved.Delete(tsid) // the session ended: its unsaved pair is useless
+			// The session ended: its unsaved pair is useless.
+			if v, ok := t.unsaved.LoadAndDelete(tsid); ok && v.(*unsavedPair).unlock != nil {
+				v.(*unsavedPair).unlock()
+			}
 		}
 		return nil, transportStoreErr("load session", err)
 	}
@@ -458,6 +469,14 @@ func (t *Transport) refresh(ctx context.Context, tsid string) (*Session, error) 
 		if t.locker == nil {
 			return t.refreshLocked(ctx, cur)
 		}
+		// A pair this Transport could not store keeps the lock it was
+		// refreshed under (see release): store it under that lock.
+		if unlock, until, ok := t.heldLock(tsid); ok {
+			s, err := t.refreshUnder(ctx, tsid)
+			t.release(tsid, unlock, until)
+			return s, err
+		}
+		acquired := time.Now()
 		unlock, err := t.locker.LockSession(ctx, tsid)
 		if errors.Is(err, ErrLocked) {
 			// Another replica is refreshing: wait for its write and
@@ -475,9 +494,41 @@ func (t *Transport) refresh(ctx context.Context, tsid string) (*Session, error) 
 			return nil, transportStoreErr("lock session", err)
 		}
 		s, err := t.refreshUnder(ctx, tsid)
-		unlock()
+		t.release(tsid, unlock, acquired.Add(t.lockTTL))
 		return s, err
 	}
+}
+
+// release releases a session's refresh lock, unless the refresh left a
+// rotated pair this Transport could not store: the refresh token in the
+// store is spent, so the lock is kept until it expires (until, on the wall
+// clock), and this Transport's next refresh of the session stores the pair
+// under it while other replicas wait instead of spending the stale token.
+func (t *Transport) release(tsid string, unlock func(), until time.Time) {
+	if t.lockTTL > 0 {
+		if v, ok := t.unsaved.Load(tsid); ok {
+			u := *v.(*unsavedPair)
+			u.unlock, u.lockUntil = unlock, until
+			if t.unsaved.CompareAndSwap(tsid, v, &u) {
+				return
+			}
+		}
+	}
+	unlock()
+}
+
+// heldLock returns the lock kept with tsid's unsaved pair, if it still
+// holds for a whole refresh.
+func (t *Transport) heldLock(tsid string) (func(), time.Time, bool) {
+	v, ok := t.unsaved.Load(tsid)
+	if !ok {
+		return nil, time.Time{}, false
+	}
+	u := v.(*unsavedPair)
+	if u.unlock == nil || !time.Now().Add(t.timeout).Before(u.lockUntil) {
+		return nil, time.Time{}, false
+	}
+	return u.unlock, u.lockUntil, true
 }
 
 // refreshUnder re-reads the session under the lock (the previous holder may
@@ -590,6 +641,11 @@ type unsavedPair struct {
 	base    uint64
 	session Session
 	at      time.Time // when the store refused it
+
+	// unlock releases the session's refresh lock, kept with the pair
+	// until lockUntil (wall clock); nil if none is kept.
+	unlock    func()
+	lockUntil time.Time
 }
 
 // save writes next (rotated from cur) with a compare-and-swap. The

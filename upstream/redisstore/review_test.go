@@ -2,7 +2,11 @@ package redisstore_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -77,5 +81,80 @@ func TestLockOutlivesRefresh(t *testing.T) {
 	_, _, err = backendCall(withIdentity(context.Background(), tsid), trC, up.APIURL())
 	if el := time.Since(start); err == nil || el >= lockTTL {
 		t.Fatalf("a refresh hanging for 800ms returned after %v (err %v); the 300ms lock had expired under it", el, err)
+	}
+}
+
+// refusingStore is a replica's Store whose UpdateSession fails while
+// refuse is set (Redis refusing writes: OOM, a failover's read-only
+// replica), everything else passing through, locks included.
+type refusingStore struct {
+	*redisstore.Store
+	refuse atomic.Bool
+}
+
+func (s *refusingStore) UpdateSession(ctx context.Context, sess *upstream.Session, ttl time.Duration) error {
+	if s.refuse.Load() {
+		return fmt.Errorf("test: %w: OOM command not allowed", upstream.ErrUnavailable)
+	}
+	return s.Store.UpdateSession(ctx, sess, ttl)
+}
+
+// TestUnsavedPairKeepsTheLock: replica A refreshed (the upstream rotated
+// the refresh token) but could not store the new pair. The refresh token
+// in Redis is spent: replica B must not refresh with it (the upstream
+// would revoke the grant). A keeps the session's lock while it holds the
+// unsaved pair, so B waits, and A stores the pair on its next request.
+func TestUnsavedPairKeepsTheLock(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	key := newKey("k1")
+	up := newFakeUpstream(t)
+	a := &refusingStore{}
+	var err error
+	if a.Store, err = redisstore.New(redisstore.Config{Client: newClient(t, srv.Addr()), Keys: []redisstore.Key{key}, LockTTL: 5 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := func(s upstream.Store) upstream.TransportConfig {
+		return upstream.TransportConfig{
+			Issuer: testIssuer,
+			Store:  s,
+			Upstreams: map[string]*oauth2.Config{"fake": {
+				ClientID: "mcp-server", ClientSecret: "s3cret",
+				Endpoint: oauth2.Endpoint{TokenURL: up.TokenURL(), AuthStyle: oauth2.AuthStyleInParams},
+			}},
+			RefreshTimeout: 2 * time.Second,
+		}
+	}
+	trA, err := upstream.NewTransport(cfg(a), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storeB, trB, err := lockReplica(t, srv.Addr(), key, up, 5*time.Second, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tsid, grantID := putSession(t, storeB, up, time.Now().Add(-time.Minute))
+	ctx := withIdentity(context.Background(), tsid)
+
+	a.refuse.Store(true)
+	if _, _, err := backendCall(ctx, trA, up.APIURL()); !errors.Is(err, upstream.ErrUnavailable) {
+		t.Fatalf("A with writes refused: %v", err)
+	}
+	a.refuse.Store(false)
+	// B comes first after the outage: it must not spend the stale token.
+	bctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	_, _, errB := backendCall(bctx, trB, up.APIURL())
+	if _, _, revoked := up.state(grantID); revoked || up.refreshes.Load() != 1 {
+		t.Fatalf("B refreshed with the spent refresh token (err %v): %d refreshes, grant revoked %v", errB, up.refreshes.Load(), revoked)
+	}
+	// A's next request stores its pair; then B reads it.
+	if status, body, err := backendCall(ctx, trA, up.APIURL()); err != nil || status != http.StatusOK || body != grantID {
+		t.Fatalf("A after the outage: %d %q %v", status, body, err)
+	}
+	if status, body, err := backendCall(ctx, trB, up.APIURL()); err != nil || status != http.StatusOK || body != grantID {
+		t.Fatalf("B after A stored the pair: %d %q %v", status, body, err)
+	}
+	if _, _, revoked := up.state(grantID); revoked || up.refreshes.Load() != 1 {
+		t.Fatalf("%d refreshes, grant revoked %v", up.refreshes.Load(), revoked)
 	}
 }
