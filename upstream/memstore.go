@@ -20,7 +20,14 @@ type MemoryStore struct {
 	writes int
 	recs   map[memKey]*memEntry
 	lastGC time.Time
+	locks  map[string]*memLock // session refresh locks, by tsid
 }
+
+// memLock is a held session refresh lock.
+type memLock struct{ expires time.Time }
+
+// memLockTTL bounds a refresh lock whose holder never unlocks it.
+const memLockTTL = 30 * time.Second
 
 type memKind uint8
 
@@ -44,7 +51,26 @@ type memEntry struct {
 	consumed bool
 }
 
-var _ Store = (*MemoryStore)(nil)
+var (
+	_ Store         = (*MemoryStore)(nil)
+	_ SessionLocker = (*MemoryStore)(nil)
+)
+
+// String describes the store without its records. A MemoryStore never
+// prints its internals: they hold session IDs and change under concurrent
+// use.
+func (m *MemoryStore) String() string {
+	m.mu.Lock()
+	n := len(m.recs)
+	m.mu.Unlock()
+	return fmt.Sprintf("upstream.MemoryStore{records:%d}", n)
+}
+
+// GoString is String.
+func (m *MemoryStore) GoString() string { return m.String() }
+
+// Format prints String for every verb.
+func (m *MemoryStore) Format(f fmt.State, _ rune) { _, _ = fmt.Fprint(f, m.String()) }
 
 // NewMemoryStore returns an empty MemoryStore using time.Now.
 func NewMemoryStore() *MemoryStore { return &MemoryStore{} }
@@ -355,3 +381,34 @@ func (m *MemoryStore) GetConsent(ctx context.Context, key string) (*Consent, err
 	}
 	return clonePtr(e.val.(*Consent)), nil
 }
+
+// LockSession implements [SessionLocker] within this process, so that
+// several Transports sharing one MemoryStore (one per handler, say)
+// refresh a session once, as replicas sharing a Redis do. The lock expires
+// after 30 seconds (wall clock, whatever Now says) if never released.
+func (m *MemoryStore) LockSession(ctx context.Context, tsid string) (func(), error) {
+	if _, err := m.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	now := time.Now()
+	if l := m.locks[tsid]; l != nil && now.Before(l.expires) {
+		return nil, fmt.Errorf("upstream: memory store: %w", ErrLocked)
+	}
+	if m.locks == nil {
+		m.locks = make(map[string]*memLock)
+	}
+	l := &memLock{expires: now.Add(memLockTTL)}
+	m.locks[tsid] = l
+	return func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if m.locks[tsid] == l {
+			delete(m.locks, tsid)
+		}
+	}, nil
+}
+
+// LockTTL returns the lifetime of a lock taken with LockSession (30
+// seconds); NewTransport keeps refreshes shorter.
+func (m *MemoryStore) LockTTL() time.Duration { return memLockTTL }

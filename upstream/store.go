@@ -239,6 +239,11 @@ type Session struct {
 	TokenType    string    `json:"token_type,omitempty"`
 	IDToken      string    `json:"id_token,omitempty"`
 	Expiry       time.Time `json:"expiry"`
+	// Obtained is when the access token was obtained, zero if unknown. A
+	// Transport sets it on refresh, and refreshes a token that lives less
+	// than its RefreshSkew after half its lifetime rather than on every
+	// call.
+	Obtained time.Time `json:"obtained,omitzero"`
 	// Version is the store's revision of this session, for UpdateSession.
 	Version uint64 `json:"version"`
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -21,8 +23,11 @@ import (
 var (
 	// ErrNoIdentity means the request context carries no verified identity
 	// ([authn.FromContext]): the Transport never sends a request it cannot
-	// attribute to a logged-in user. It is a wiring mistake (the handler is
-	// not behind authn), answered like an unknown error.
+	// attribute to a logged-in user, nor one whose identity lacks its raw
+	// access token ([authn.TokenInfo.Token]; authn's middleware always sets
+	// it), since the token-passthrough check needs it. It is a wiring
+	// mistake (the handler is not behind authn), answered like an unknown
+	// error.
 	ErrNoIdentity = errors.New("upstream: no verified identity in request context")
 
 	// ErrReauthenticate means the caller's upstream authorization is gone
@@ -50,9 +55,17 @@ var (
 // its own after a bounded time if its holder dies, and unlock must release
 // it only while the caller still holds it.
 //
-// A Store without it (the in-memory one) relies on the single flight inside
-// one Transport and on UpdateSession's compare-and-swap: right for one
-// process with one Transport per Store, not for a Store shared by replicas.
+// A locker whose locks expire after a fixed lifetime should also have a
+// method LockTTL() time.Duration returning it (redisstore's Store does):
+// [NewTransport] then refuses a RefreshTimeout that is not below it, and
+// defaults RefreshTimeout to at most half of it, so that a slow refresh
+// can never outlive its lock and let another replica spend the same
+// refresh token.
+//
+// [MemoryStore] implements it within its process, so several Transports
+// over one MemoryStore are safe. A Store without it relies on the single
+// flight inside one Transport and on UpdateSession's compare-and-swap:
+// right for one Transport per Store, not for a Store shared by replicas.
 type SessionLocker interface {
 	LockSession(ctx context.Context, tsid string) (unlock func(), err error)
 }
@@ -66,6 +79,15 @@ type TransportConfig struct {
 	// the Server's HTTP client, and SessionTTL defaults to the Server's
 	// RefreshTokenTTL. If nil, Store and Upstreams are required.
 	Server *Server
+
+	// Issuer is the issuer (iss) of the access tokens whose tsid claim this
+	// Transport honours: the embedded authorization server's. A token of
+	// any other issuer the inbound verifier trusts gets nothing, whatever
+	// tsid and sub it carries. Empty means the Server's Issuer with Server;
+	// without Server it is required (a Transport serving tokens of every
+	// trusted issuer would let another issuer's token name a session).
+	// With Server it must equal the Server's Issuer.
+	Issuer string
 
 	// Store holds the sessions the authorization server wrote (the
 	// Server's Store). Required without Server. If it implements
@@ -96,14 +118,16 @@ type TransportConfig struct {
 	// lock, the call to the upstream token endpoint, and the store writes.
 	// It runs apart from the request that started it (a cancelled request
 	// does not abort a refresh other requests wait for); each request
-	// still returns at its own deadline. Keep it below the SessionLocker's
-	// lock lifetime (redisstore's LockTTL, default 20s). Zero means 10
-	// seconds.
+	// still returns at its own deadline. It must be below the
+	// SessionLocker's lock lifetime (redisstore's LockTTL, default 20s):
+	// NewTransport refuses it otherwise. Zero means 10 seconds, or half the
+	// lock lifetime when that is shorter.
 	RefreshTimeout time.Duration
 
 	// HTTPClient sends the refresh requests to the upstream token
-	// endpoint. If nil, the Server's (for its upstreams), else
-	// http.DefaultClient.
+	// endpoint; its redirect policy is replaced (a redirect is never
+	// followed, as the request body holds the refresh token). If nil, the
+	// Server's (for its upstreams), else http.DefaultClient.
 	HTTPClient *http.Client
 
 	// Hosts, if not empty, lists the only hosts the upstream token may be
@@ -135,9 +159,9 @@ type TransportConfig struct {
 // Authorization on the request is replaced; the inbound token anywhere
 // else refuses the request). Without a verified identity nothing is sent,
 // and the session must be the caller's: its Subject must equal the token's
-// sub, and with TransportConfig.Server the token must come from that
-// Server's issuer, so a token of another trusted issuer that carries a tsid
-// claim gets nothing.
+// sub, and the token must come from TransportConfig.Issuer (the Server's),
+// so a token of another trusted issuer that carries a tsid claim gets
+// nothing.
 //
 // A token that expired, or expires within RefreshSkew, is refreshed first
 // at the upstream token endpoint — once per session whatever the
@@ -151,7 +175,9 @@ type TransportConfig struct {
 // fails right after the upstream rotated the refresh token, the new pair is
 // kept in this Transport's memory and stored by the next refresh attempt
 // for that session, instead of spending the stale refresh token again
-// (which would revoke the grant).
+// (which would revoke the grant); with a [SessionLocker] that reports its
+// lock lifetime, the session's lock is kept meanwhile (until it expires),
+// so other replicas wait instead of spending it either.
 //
 // Failures: [ErrReauthenticate] when only a new login helps, an error
 // wrapping [ErrUnavailable] when the store (or the upstream token endpoint)
@@ -160,8 +186,10 @@ type TransportConfig struct {
 // the inbound response (401 invalid_token, 503 with Retry-After).
 type Transport struct {
 	server    *Server
+	issuer    string
 	store     Store
 	locker    SessionLocker
+	lockTTL   time.Duration // the locker's lock lifetime; 0 if unknown
 	upstreams map[string]*oauth2.Config
 	skew      time.Duration
 	ttl       time.Duration
@@ -200,6 +228,18 @@ func NewTransport(cfg TransportConfig, base http.RoundTripper) (*Transport, erro
 	if cfg.RefreshSkew < 0 {
 		return nil, errors.New("upstream: TransportConfig.RefreshSkew is negative")
 	}
+	timeout := cmpOr(cfg.RefreshTimeout, 10*time.Second)
+	var lockTTL time.Duration
+	if l, ok := cfg.Store.(interface{ LockTTL() time.Duration }); ok {
+		if lt := l.LockTTL(); lt > 0 {
+			lockTTL = lt
+			if cfg.RefreshTimeout <= 0 {
+				timeout = min(timeout, lt/2)
+			} else if cfg.RefreshTimeout >= lt {
+				return nil, fmt.Errorf("upstream: TransportConfig.RefreshTimeout %v is not below the store's lock lifetime %v: a slow refresh would outlive its lock and another replica would spend the same refresh token", cfg.RefreshTimeout, lt)
+			}
+		}
+	}
 	g, err := outbound.New(outbound.Config{
 		Prefix: "upstream", Header: "Authorization",
 		Hosts: cfg.Hosts, InsecureAllowHTTP: cfg.InsecureAllowHTTP,
@@ -213,14 +253,27 @@ func NewTransport(cfg TransportConfig, base http.RoundTripper) (*Transport, erro
 		upstreams: cfg.Upstreams,
 		skew:      cmpOr(cfg.RefreshSkew, 30*time.Second),
 		ttl:       cmpOr(cfg.SessionTTL, ttl),
-		timeout:   cmpOr(cfg.RefreshTimeout, 10*time.Second),
+		timeout:   timeout,
 		client:    cfg.HTTPClient,
 		now:       cfg.Now,
 		log:       cfg.Logger,
 		guard:     g,
 		base:      base,
 	}
+	t.issuer = cfg.Issuer
+	if srv := cfg.Server; srv != nil {
+		if t.issuer != "" && t.issuer != srv.cfg.Issuer {
+			return nil, fmt.Errorf("upstream: TransportConfig.Issuer %q is not the Server's issuer %q", t.issuer, srv.cfg.Issuer)
+		}
+		t.issuer = srv.cfg.Issuer
+	}
+	if t.issuer == "" {
+		return nil, errors.New("upstream: TransportConfig.Issuer is empty (and no Server): the issuer of the access tokens carrying tsid is required")
+	}
 	t.locker, _ = cfg.Store.(SessionLocker)
+	if t.locker != nil {
+		t.lockTTL = lockTTL
+	}
 	if t.now == nil {
 		t.now = time.Now
 	}
@@ -237,12 +290,39 @@ func cmpOr(d, def time.Duration) time.Duration {
 	return def
 }
 
+// String describes the Transport by its issuer and upstream names. A
+// Transport never prints its internals: they include the sessions in
+// flight and change under concurrent use.
+func (t *Transport) String() string {
+	names := make([]string, 0, len(t.upstreams))
+	for name := range t.upstreams {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return fmt.Sprintf("upstream.Transport{Issuer:%q Upstreams:%q}", t.issuer, names)
+}
+
+// GoString is String.
+func (t *Transport) GoString() string { return t.String() }
+
+// Format prints String for every verb.
+func (t *Transport) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, t.String()) }
+
+// LogValue logs the Transport as String does.
+func (t *Transport) LogValue() slog.Value { return slog.StringValue(t.String()) }
+
 // RoundTrip implements [http.RoundTripper].
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	// Destination and passthrough first: a refused request costs no store
 	// read and reaches nobody.
 	inbound := outbound.InboundToken(ctx)
+	if inbound == "" {
+		// No verified identity, or one without its raw token (a custom
+		// middleware that skipped TokenInfo.WithToken): the passthrough
+		// check would have nothing to look for, so nothing is sent.
+		return outbound.Refuse(req, errNoInbound(ctx))
+	}
 	if err := t.guard.Check(req, inbound); err != nil {
 		return outbound.Refuse(req, err)
 	}
@@ -254,6 +334,14 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.guard.Send(t.base, req, authorization(s), inbound)
 }
 
+// errNoInbound explains why ctx has no inbound token.
+func errNoInbound(ctx context.Context) error {
+	if _, ok := authn.FromContext(ctx); !ok {
+		return ErrNoIdentity
+	}
+	return fmt.Errorf("%w (the verified identity carries no raw access token, so token passthrough cannot be checked; build it with authn.TokenInfo.WithToken)", ErrNoIdentity)
+}
+
 // authorization returns the Authorization value for s's access token.
 func authorization(s *Session) string {
 	if s.TokenType == "" || strings.EqualFold(s.TokenType, "bearer") {
@@ -262,8 +350,8 @@ func authorization(s *Session) string {
 	return s.TokenType + " " + s.AccessToken
 }
 
-// caller returns the verified caller in ctx and its tsid claim. With a
-// Server, the token must be one that Server issued.
+// caller returns the verified caller in ctx and its tsid claim. The token
+// must come from the configured issuer.
 func (t *Transport) caller(ctx context.Context) (*authn.TokenInfo, string, error) {
 	info, ok := authn.FromContext(ctx)
 	if !ok {
@@ -273,7 +361,7 @@ func (t *Transport) caller(ctx context.Context) (*authn.TokenInfo, string, error
 	if tsid == "" {
 		return nil, "", fmt.Errorf("%w (the access token has no tsid claim)", ErrReauthenticate)
 	}
-	if t.server != nil && info.Issuer != t.server.cfg.Issuer {
+	if info.Issuer != t.issuer {
 		return nil, "", fmt.Errorf("%w (the access token was not issued by this authorization server)", ErrReauthenticate)
 	}
 	return info, tsid, nil
@@ -291,9 +379,17 @@ func (t *Transport) session(ctx context.Context) (*Session, error) {
 	}
 	s, err := t.store.GetSession(ctx, tsid)
 	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			// The session ended: its unsaved pair is useless.
+			if v, ok := t.unsaved.LoadAndDelete(tsid); ok && v.(*unsavedPair).unlock != nil {
+				v.(*unsavedPair).unlock()
+			}
+		}
 		return nil, transportStoreErr("load session", err)
 	}
-	if s.Subject != "" && s.Subject != info.Subject {
+	// Fail closed: a session without a Subject, or a caller without a
+	// sub, matches nobody.
+	if s.Subject == "" || s.Subject != info.Subject {
 		t.log.LogAttrs(ctx, slog.LevelWarn, "upstream: access token names another subject's upstream session",
 			slog.String("iss", info.Issuer), slog.String("sub", info.Subject))
 		return nil, fmt.Errorf("%w (the session belongs to another subject)", ErrReauthenticate)
@@ -317,9 +413,21 @@ func transportStoreErr(op string, err error) error {
 }
 
 // fresh reports whether s's access token may be sent now (it does not
-// expire within the skew). A token without expiry is always fresh.
+// expire within the skew). A token without expiry is always fresh. The
+// skew is at most half the token's lifetime when that is known, so a token
+// living less than the skew is not refreshed on every call.
 func (t *Transport) fresh(s *Session) bool {
-	return s.AccessToken != "" && (s.Expiry.IsZero() || t.now().Add(t.skew).Before(s.Expiry))
+	if s.AccessToken == "" {
+		return false
+	}
+	if s.Expiry.IsZero() {
+		return true
+	}
+	skew := t.skew
+	if !s.Obtained.IsZero() && s.Expiry.After(s.Obtained) {
+		skew = min(skew, s.Expiry.Sub(s.Obtained)/2)
+	}
+	return t.now().Add(skew).Before(s.Expiry)
 }
 
 // sharedRefresh runs one refresh per session in this process; each caller
@@ -361,6 +469,14 @@ func (t *Transport) refresh(ctx context.Context, tsid string) (*Session, error) 
 		if t.locker == nil {
 			return t.refreshLocked(ctx, cur)
 		}
+		// A pair this Transport could not store keeps the lock it was
+		// refreshed under (see release): store it under that lock.
+		if unlock, until, ok := t.heldLock(tsid); ok {
+			s, err := t.refreshUnder(ctx, tsid)
+			t.release(tsid, unlock, until)
+			return s, err
+		}
+		acquired := time.Now()
 		unlock, err := t.locker.LockSession(ctx, tsid)
 		if errors.Is(err, ErrLocked) {
 			// Another replica is refreshing: wait for its write and
@@ -378,9 +494,41 @@ func (t *Transport) refresh(ctx context.Context, tsid string) (*Session, error) 
 			return nil, transportStoreErr("lock session", err)
 		}
 		s, err := t.refreshUnder(ctx, tsid)
-		unlock()
+		t.release(tsid, unlock, acquired.Add(t.lockTTL))
 		return s, err
 	}
+}
+
+// release releases a session's refresh lock, unless the refresh left a
+// rotated pair this Transport could not store: the refresh token in the
+// store is spent, so the lock is kept until it expires (until, on the wall
+// clock), and this Transport's next refresh of the session stores the pair
+// under it while other replicas wait instead of spending the stale token.
+func (t *Transport) release(tsid string, unlock func(), until time.Time) {
+	if t.lockTTL > 0 {
+		if v, ok := t.unsaved.Load(tsid); ok {
+			u := *v.(*unsavedPair)
+			u.unlock, u.lockUntil = unlock, until
+			if t.unsaved.CompareAndSwap(tsid, v, &u) {
+				return
+			}
+		}
+	}
+	unlock()
+}
+
+// heldLock returns the lock kept with tsid's unsaved pair, if it still
+// holds for a whole refresh.
+func (t *Transport) heldLock(tsid string) (func(), time.Time, bool) {
+	v, ok := t.unsaved.Load(tsid)
+	if !ok {
+		return nil, time.Time{}, false
+	}
+	u := v.(*unsavedPair)
+	if u.unlock == nil || !time.Now().Add(t.timeout).Before(u.lockUntil) {
+		return nil, time.Time{}, false
+	}
+	return u.unlock, u.lockUntil, true
 }
 
 // refreshUnder re-reads the session under the lock (the previous holder may
@@ -427,10 +575,7 @@ func (t *Transport) refreshLocked(ctx context.Context, cur *Session) (*Session, 
 	if err != nil {
 		return nil, err
 	}
-	hctx := ctx
-	if client != nil {
-		hctx = context.WithValue(ctx, oauth2.HTTPClient, client)
-	}
+	hctx := context.WithValue(ctx, oauth2.HTTPClient, noRedirects(client))
 	// x/oauth2 sends grant_type=refresh_token, keeps the old refresh token
 	// when the response has none, and caps the response at 1 MiB.
 	tok, err := conf.TokenSource(hctx, &oauth2.Token{RefreshToken: cur.RefreshToken}).Token()
@@ -442,6 +587,7 @@ func (t *Transport) refreshLocked(ctx context.Context, cur *Session) (*Session, 
 	next.RefreshToken = tok.RefreshToken
 	next.TokenType = tok.TokenType
 	next.Expiry = tok.Expiry
+	next.Obtained = t.now()
 	if tok.ExpiresIn > 0 {
 		// On the Transport's clock, which decides freshness (x/oauth2
 		// computes Expiry with time.Now).
@@ -475,11 +621,31 @@ func (t *Transport) upstream(ctx context.Context, name string) (*oauth2.Config, 
 	return nil, nil, fmt.Errorf("upstream: no refresh configuration for upstream %q (TransportConfig.Upstreams or Server)", name)
 }
 
+// noRedirects returns a copy of c (http.DefaultClient if nil) that does not
+// follow redirects: net/http re-sends a POST body on a 307 or 308, even to
+// another host, and a refresh request's body holds the refresh token (and
+// the client secret with AuthStyleInParams). A redirect answer is then a
+// failed refresh, like any other non-2xx status.
+func noRedirects(c *http.Client) *http.Client {
+	if c == nil {
+		c = http.DefaultClient
+	}
+	nc := *c
+	nc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &nc
+}
+
 // unsavedPair is a rotated session the store refused to take, kept until
 // it can be written over the version it was refreshed from.
 type unsavedPair struct {
 	base    uint64
 	session Session
+	at      time.Time // when the store refused it
+
+	// unlock releases the session's refresh lock, kept with the pair
+	// until lockUntil (wall clock); nil if none is kept.
+	unlock    func()
+	lockUntil time.Time
 }
 
 // save writes next (rotated from cur) with a compare-and-swap. The
@@ -521,35 +687,52 @@ func (t *Transport) save(ctx context.Context, cur, next *Session) (*Session, err
 	}
 	pair := *next
 	pair.Version = 0
-	t.unsaved.Store(cur.TSID, &unsavedPair{base: base, session: pair})
+	now := t.now()
+	// A pair older than the session ttl is useless (the session it was
+	// refreshed from has expired): drop those, so that the pairs held in
+	// memory are bounded by the sessions refreshed within one ttl.
+	t.unsaved.Range(func(k, v any) bool {
+		if now.Sub(v.(*unsavedPair).at) > t.ttl {
+			t.unsaved.CompareAndDelete(k, v)
+		}
+		return true
+	})
+	t.unsaved.Store(cur.TSID, &unsavedPair{base: base, session: pair, at: now})
 	t.log.LogAttrs(ctx, slog.LevelWarn, "upstream: could not store a refreshed upstream token yet; keeping it in memory to store on the next request",
 		slog.String("tsid", cur.TSID), slog.String("cause", werr.Error()))
 	return nil, transportStoreErr("store refreshed session", werr)
 }
 
-// refreshErr classifies a failed refresh: an OAuth error answer (the grant
-// was revoked, the client is no longer allowed) needs a new login; anything
-// else (5xx, 429, network, timeout) is temporary. The upstream's body is
-// never quoted: it may echo what was sent.
+// refreshErr classifies a failed refresh. Only an OAuth error saying the
+// grant itself is gone (invalid_grant, or GitHub's bad_refresh_token, which
+// GitHub answers with status 200) needs a new login. Anything else is
+// temporary or an operator's problem that a new login cannot fix (5xx,
+// 429, a timeout, a proxy's error page, invalid_client after a rotated
+// client secret): answering those with 401 would send every user through a
+// new login and orphan their sessions, so they are ErrUnavailable and the
+// session is kept. The upstream's body is never quoted: it may echo what
+// was sent.
 func (t *Transport) refreshErr(ctx context.Context, cur *Session, err error) (*Session, error) {
 	var re *oauth2.RetrieveError
-	if errors.As(err, &re) && re.Response != nil {
-		status := re.Response.StatusCode
-		if status >= 400 && status < 500 && status != http.StatusTooManyRequests && status != http.StatusRequestTimeout {
+	if errors.As(err, &re) {
+		status := 0
+		if re.Response != nil {
+			status = re.Response.StatusCode
+		}
+		code := knownCode(re.ErrorCode)
+		if grantGone(re.ErrorCode) {
 			// A replica whose lock expired mid-refresh may have rotated the
 			// token before us: then our refresh token is simply stale.
 			if again, gerr := t.store.GetSession(ctx, cur.TSID); gerr == nil && again.Version != cur.Version && t.fresh(again) {
 				return again, nil
 			}
-			code := re.ErrorCode
-			if code == "" {
-				code = "no error code"
-			}
 			t.log.LogAttrs(ctx, slog.LevelInfo, "upstream: upstream refused the refresh",
-				slog.String("tsid", cur.TSID), slog.Int("status", status), slog.String("error", sanitizeCode(code)))
-			return nil, fmt.Errorf("upstream: the upstream refused the refresh (status %d, %s): %w", status, sanitizeCode(code), ErrReauthenticate)
+				slog.String("tsid", cur.TSID), slog.Int("status", status), slog.String("error", code))
+			return nil, fmt.Errorf("upstream: the upstream refused the refresh (status %d, %s): %w", status, code, ErrReauthenticate)
 		}
-		return nil, fmt.Errorf("upstream: the upstream token endpoint answered status %d: %w", status, ErrUnavailable)
+		t.log.LogAttrs(ctx, slog.LevelWarn, "upstream: the upstream token endpoint failed the refresh",
+			slog.String("tsid", cur.TSID), slog.Int("status", status), slog.String("error", code))
+		return nil, fmt.Errorf("upstream: the upstream token endpoint answered status %d (%s): %w", status, code, ErrUnavailable)
 	}
 	// A *url.Error quotes the token URL; keep only its cause.
 	var ue *url.Error
@@ -559,14 +742,28 @@ func (t *Transport) refreshErr(ctx context.Context, cur *Session, err error) (*S
 	return nil, fmt.Errorf("upstream: refreshing at the upstream token endpoint: %w: %w", ErrUnavailable, err)
 }
 
-// sanitizeCode keeps an OAuth error code to its RFC 6749 character set
-// (%x20-21 / %x23-5B / %x5D-7E) and 64 bytes.
-func sanitizeCode(s string) string {
-	b := make([]byte, 0, min(len(s), 64))
-	for i := 0; i < len(s) && len(b) < 64; i++ {
-		if c := s[i]; c >= 0x20 && c <= 0x7e && c != '"' && c != '\\' {
-			b = append(b, c)
-		}
+// grantGone reports whether an OAuth error code from the token endpoint
+// means the refresh token (the grant) is no longer valid: RFC 6749
+// invalid_grant, or GitHub's bad_refresh_token.
+func grantGone(code string) bool {
+	return code == "invalid_grant" || code == "bad_refresh_token"
+}
+
+// knownCode returns an OAuth error code from the upstream when it is one
+// of the registered codes (RFC 6749 §5.2 and §4.1.2.1, RFC 6750, RFC 9449)
+// or GitHub's, and a fixed text otherwise: the error field is the
+// upstream's free text, and one that echoes the request would carry the
+// refresh token or the client secret into errors and logs.
+func knownCode(code string) string {
+	switch code {
+	case "":
+		return "no error code"
+	case "invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
+		"unsupported_grant_type", "invalid_scope", "access_denied", "server_error",
+		"temporarily_unavailable", "invalid_token", "insufficient_scope", "slow_down",
+		"invalid_dpop_proof", "use_dpop_nonce",
+		"bad_refresh_token", "incorrect_client_credentials", "bad_verification_code":
+		return code
 	}
-	return string(b)
+	return "unrecognised error code"
 }

@@ -34,6 +34,7 @@ func benchTransport(b *testing.B, base http.RoundTripper) (*upstream.Transport, 
 		b.Fatal(err)
 	}
 	tr, err := upstream.NewTransport(upstream.TransportConfig{
+		Issuer:    testIssuer,
 		Store:     store,
 		Upstreams: map[string]*oauth2.Config{"u": {Endpoint: oauth2.Endpoint{TokenURL: "https://idp.example.com/token"}}},
 	}, base)

@@ -30,7 +30,8 @@ func ExampleNewTransport() {
 	defer api.Close()
 
 	tr, err := upstream.NewTransport(upstream.TransportConfig{
-		Store: store,
+		Issuer: "https://mcp.example.com", // the embedded authorization server's
+		Store:  store,
 		Upstreams: map[string]*oauth2.Config{"github": {
 			ClientID: "app", ClientSecret: "secret", Endpoint: oauth2.Endpoint{TokenURL: "https://github.com/login/oauth/access_token"},
 		}},
@@ -41,7 +42,7 @@ func ExampleNewTransport() {
 	client := &http.Client{Transport: tr}
 
 	// What authn's middleware puts in the request context.
-	caller := (&authn.TokenInfo{Subject: "github:42", Claims: map[string]any{"tsid": "s1"}}).WithToken("mcp-access-token")
+	caller := (&authn.TokenInfo{Issuer: "https://mcp.example.com", Subject: "github:42", Claims: map[string]any{"tsid": "s1"}}).WithToken("mcp-access-token")
 	ctx := authn.NewContext(context.Background(), caller)
 
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, api.URL+"/user", nil)

@@ -179,7 +179,10 @@ func (fw *failureWriter) Unwrap() http.ResponseWriter { return fw.ResponseWriter
 // ctx, for SDK clients that take one: each Token call returns that
 // session's fresh upstream access token (refreshed as [Transport] does),
 // without the refresh token. Use it for the request ctx belongs to only;
-// its errors are the Transport's.
+// its errors are the Transport's. The token goes wherever the SDK sends
+// it: TransportConfig.Hosts, the https rule and the passthrough check
+// apply to the Transport only, so prefer the Transport when the SDK takes
+// an http.Client.
 func (t *Transport) TokenSource(ctx context.Context) oauth2.TokenSource {
 	return tokenSource{t: t, ctx: ctx}
 }

@@ -21,6 +21,9 @@ import (
 
 const inboundToken = "inbound-mcp-access-token-0123456789"
 
+// testIssuer is the issuer of the test identities' access tokens.
+const testIssuer = "https://as.example.com"
+
 // withIdentity returns ctx carrying a verified caller whose access token
 // names session tsid.
 func withIdentity(ctx context.Context, tsid string) context.Context {
@@ -28,7 +31,7 @@ func withIdentity(ctx context.Context, tsid string) context.Context {
 	if tsid != "" {
 		claims["tsid"] = tsid
 	}
-	info := (&authn.TokenInfo{Subject: "fake|42", Claims: claims}).WithToken(inboundToken)
+	info := (&authn.TokenInfo{Issuer: testIssuer, Subject: "fake|42", Claims: claims}).WithToken(inboundToken)
 	return authn.NewContext(ctx, info)
 }
 
@@ -61,7 +64,8 @@ func newFixture(t testing.TB, store upstream.Store, expiry time.Time, mod func(*
 func (f *fixture) transport(t testing.TB, store upstream.Store, mod func(*upstream.TransportConfig)) *upstream.Transport {
 	t.Helper()
 	cfg := upstream.TransportConfig{
-		Store: store,
+		Issuer: testIssuer,
+		Store:  store,
 		Upstreams: map[string]*oauth2.Config{"fake": {
 			ClientID: "mcp-server", ClientSecret: "s3cret",
 			Endpoint: oauth2.Endpoint{TokenURL: f.up.TokenURL(), AuthStyle: oauth2.AuthStyleInParams},
@@ -139,7 +143,7 @@ func TestTransportRefuses(t *testing.T) {
 		{"no tsid claim", f.tr, withIdentity(context.Background(), ""), f.up.APIURL(), nil, upstream.ErrReauthenticate},
 		{"unknown session", f.tr, withIdentity(context.Background(), "nope"), f.up.APIURL(), nil, upstream.ErrReauthenticate},
 		{"another subject's session", f.tr, authn.NewContext(context.Background(),
-			(&authn.TokenInfo{Subject: "other|7", Claims: map[string]any{"tsid": f.tsid}}).WithToken(inboundToken)),
+			(&authn.TokenInfo{Issuer: testIssuer, Subject: "other|7", Claims: map[string]any{"tsid": f.tsid}}).WithToken(inboundToken)),
 			f.up.APIURL(), nil, upstream.ErrReauthenticate},
 		{"inbound token in another header", f.tr, withIdentity(context.Background(), f.tsid), f.up.APIURL(),
 			func(r *http.Request) { r.Header.Set("X-Forwarded-Token", inboundToken) }, upstream.ErrPassthrough},
@@ -395,7 +399,7 @@ func TestHandleErrors(t *testing.T) {
 		t.Fatalf("lost session answered %d %q", w.Code, w.Body)
 	}
 	f.up.status.Store(http.StatusServiceUnavailable)
-	_ = f.store.UpdateSession(context.Background(), &upstream.Session{TSID: f.tsid, Upstream: "fake", RefreshToken: "x", Version: 2}, time.Hour)
+	_ = f.store.UpdateSession(context.Background(), &upstream.Session{TSID: f.tsid, Upstream: "fake", Subject: "fake|42", RefreshToken: "x", Version: 2}, time.Hour)
 	if w := serve(f.tsid); w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
 		t.Fatalf("outage answered %d %q", w.Code, w.Body)
 	}

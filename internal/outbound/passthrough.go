@@ -19,12 +19,13 @@ const minSubstringLen = 16
 // carries token anywhere but the header the guard owns, and nil when token
 // is empty (nothing to leak).
 //
-// The token is looked for in every header value (the owned one excepted)
-// and every trailer value; as the credentials of a "<scheme> <credentials>"
-// value (Bearer, DPoP, Token, …); as the user-id or the password of a Basic
-// credential (RFC 7617); as a cookie name or value; in the URL's user info;
-// and as a query parameter name or value, raw or unescaped, whatever the
-// separator ('&' or ';'). Tokens of 16 bytes or more are also searched for
+// The token is looked for in every header name and value (the owned
+// header's value excepted) and every trailer name and value; as the
+// credentials of a "<scheme> <credentials>" value (Bearer, DPoP, Token, …);
+// as the user-id or the password of a Basic credential (RFC 7617); as a
+// cookie name or value; in the URL's user info; and as a query parameter
+// name or value, raw or unescaped, whatever the separator ('&' or ';').
+// Tokens of 16 bytes or more are also searched for
 // as a substring of each of those values, of the URL's host, path and raw
 // query, and of the Host override (a token wrapped in JSON, for instance).
 // Whole-value comparisons are constant-time for equal lengths; the
@@ -34,8 +35,8 @@ const minSubstringLen = 16
 // query part long enough to hold the token.
 //
 // The error names where the token was found ("header Authorization",
-// "header Cookie", "trailer X-…", "query parameter", "URL path", "URL host",
-// "URL user info"), never the token.
+// "header Cookie", "trailer X-…", "a header name", "query parameter", "URL
+// path", "URL host", "URL user info"), never the token.
 func (g *Guard) CheckPassthrough(req *http.Request, token string) error {
 	if token == "" {
 		return nil
@@ -49,12 +50,18 @@ func (g *Guard) CheckPassthrough(req *http.Request, token string) error {
 				return fmt.Errorf("%s%w: header %s", g.prefix, ErrPassthrough, name)
 			}
 		}
+		if nameCarries(name, token) {
+			return fmt.Errorf("%s%w: a header name", g.prefix, ErrPassthrough)
+		}
 	}
 	for name, values := range req.Trailer {
 		for _, v := range values {
 			if headerCarries(name, v, token) {
 				return fmt.Errorf("%s%w: trailer %s", g.prefix, ErrPassthrough, name)
 			}
+		}
+		if nameCarries(name, token) {
+			return fmt.Errorf("%s%w: a trailer name", g.prefix, ErrPassthrough)
 		}
 	}
 	long := len(token) >= minSubstringLen
@@ -86,6 +93,18 @@ func (g *Guard) CheckPassthrough(req *http.Request, token string) error {
 		}
 	}
 	return nil
+}
+
+// nameCarries reports whether a header or trailer name carries token: a
+// name is sent as it is in the map (a JWT consists of token characters, so
+// it is a valid field name), and compared case-insensitively because field
+// names are.
+func nameCarries(name, token string) bool {
+	if len(name) < len(token) {
+		return false
+	}
+	return len(name) == len(token) && strings.EqualFold(name, token) ||
+		len(token) >= minSubstringLen && strings.Contains(name, token)
 }
 
 // headerCarries reports whether the header value v carries token.

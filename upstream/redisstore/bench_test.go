@@ -48,6 +48,7 @@ func BenchmarkForward(b *testing.B) {
 	ctx := withIdentity(context.Background(), "bench")
 	transport := func(b *testing.B, s upstream.Store, base http.RoundTripper) *upstream.Transport {
 		tr, err := upstream.NewTransport(upstream.TransportConfig{
+			Issuer:    testIssuer,
 			Store:     s,
 			Upstreams: map[string]*oauth2.Config{"u": {Endpoint: oauth2.Endpoint{TokenURL: "https://idp.example.com/token"}}},
 		}, base)

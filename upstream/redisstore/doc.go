@@ -33,7 +33,12 @@
 // a code onto a refresh family — does not decrypt. A dump of the Redis (RDB,
 // AOF, replica, MONITOR) contains no token, code, verifier or ID in the
 // clear. A value that no configured key opens is reported as
-// [ErrUndecryptable], wrapped in upstream.ErrUnavailable.
+// [ErrUndecryptable], wrapped in upstream.ErrUnavailable (never as absent:
+// a replica missing a key must not make the server revoke what it cannot
+// read). A value read under an older key is re-sealed under Keys[0],
+// keeping its TTL. Authenticated encryption does not stop a writer to the
+// Redis from restoring an older value of the same key (a rollback): keep
+// write access to the Redis as private as the keys.
 //
 // # Atomicity
 //
@@ -45,7 +50,9 @@
 // read (a random nonce makes every write's ciphertext unique, so this is an
 // exact compare-and-swap). [Store.LockSession] is the refresh lock
 // upstream.Transport takes across replicas (SET NX PX with an owner token,
-// released by a compare-and-delete script).
+// released by a compare-and-delete script); its lifetime, Config.LockTTL,
+// must exceed the Transport's RefreshTimeout, which upstream.NewTransport
+// checks through [Store.LockTTL].
 //
 // # Durability
 //

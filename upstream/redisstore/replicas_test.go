@@ -21,8 +21,11 @@ import (
 
 const inboundToken = "inbound-mcp-access-token-0123456789"
 
+// testIssuer is the issuer of the test identities' access tokens.
+const testIssuer = "https://as.example.com"
+
 func withIdentity(ctx context.Context, tsid string) context.Context {
-	info := (&authn.TokenInfo{Subject: "fake|42", Claims: map[string]any{"tsid": tsid}}).WithToken(inboundToken)
+	info := (&authn.TokenInfo{Issuer: testIssuer, Subject: "fake|42", Claims: map[string]any{"tsid": tsid}}).WithToken(inboundToken)
 	return authn.NewContext(ctx, info)
 }
 
@@ -40,13 +43,14 @@ func newReplica(t testing.TB, addr string, key redisstore.Key, up *fakeUpstream)
 		t.Fatal(err)
 	}
 	tr, err := upstream.NewTransport(upstream.TransportConfig{
-		Store: s,
+		Issuer: testIssuer,
+		Store:  s,
 		Upstreams: map[string]*oauth2.Config{"fake": {
 			ClientID: "mcp-server", ClientSecret: "s3cret",
 			Endpoint: oauth2.Endpoint{TokenURL: up.TokenURL(), AuthStyle: oauth2.AuthStyleInParams},
 		}},
 		SessionTTL:     24 * time.Hour,
-		RefreshTimeout: 5 * time.Second,
+		RefreshTimeout: 4 * time.Second, // below the 5s LockTTL
 	}, nil)
 	if err != nil {
 		t.Fatal(err)

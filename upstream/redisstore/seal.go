@@ -4,14 +4,16 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 )
 
 // Key is one encryption key for stored values.
 //
-// A Key prints as its ID only: String, GoString and Format never show the
-// secret.
+// A Key shows its ID only: String, GoString, Format, LogValue and
+// MarshalJSON never show the secret.
 type Key struct {
 	// ID names the key in every value it seals, so values sealed under an
 	// older key still open after a rotation. Required; 1 to 255 bytes,
@@ -30,6 +32,19 @@ func (k Key) GoString() string { return k.String() }
 
 // Format makes every verb print String.
 func (k Key) Format(f fmt.State, _ rune) { _, _ = fmt.Fprint(f, k.String()) }
+
+// LogValue logs the key's ID only.
+func (k Key) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("id", k.ID), slog.String("secret", "REDACTED"))
+}
+
+// MarshalJSON encodes the key's ID only: {"id":…,"secret":"REDACTED"}.
+func (k Key) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		ID     string `json:"id"`
+		Secret string `json:"secret"`
+	}{k.ID, "REDACTED"})
+}
 
 // sealVersion is the first byte of every sealed value; a later format gets
 // another number so old values stay readable.
@@ -97,6 +112,13 @@ func (s *sealer) seal(key string, plaintext []byte) []byte {
 	_, _ = rand.Read(nonce) // crypto/rand.Read never fails (Go 1.24+)
 	out = out[:len(out)+aead.NonceSize()]
 	return aead.Seal(out, nonce, plaintext, additionalData(key))
+}
+
+// stale reports whether sealed (a value open accepted) was sealed under a
+// key other than the active one.
+func (s *sealer) stale(sealed []byte) bool {
+	n := int(sealed[1])
+	return string(sealed[2:2+n]) != s.active
 }
 
 // open decrypts a value read from the Redis key name key.

@@ -33,9 +33,12 @@ type Config struct {
 
 	// Keys are the encryption keys of stored values. Required (at least
 	// one). Keys[0] encrypts every new value; every key in the list
-	// decrypts. To rotate, put the new key first and keep the old one until
-	// every value written under it has expired (the longest TTL, usually
-	// the refresh-token lifetime).
+	// decrypts, and a record read under an older key is re-sealed under
+	// Keys[0] (its TTL kept). To rotate, put the new key first and keep the
+	// old one until every value written under it has expired (the longest
+	// TTL, usually the refresh-token lifetime) or been read since; records
+	// stored without a TTL (the Server's registered clients when its
+	// ClientTTL is zero) leave the old key only by being read.
 	Keys []Key
 
 	// LockTTL bounds how long a refresh lock taken with [Store.LockSession]
@@ -85,6 +88,19 @@ func New(cfg Config) (*Store, error) {
 	}
 	return &Store{rdb: cfg.Client, prefix: prefix, seal: s, lockTTL: lockTTL}, nil
 }
+
+// String describes the Store by its key prefix and lock lifetime. A Store
+// never prints its internals (lock owner tokens, cipher state), which
+// change under concurrent use.
+func (s *Store) String() string {
+	return fmt.Sprintf("redisstore.Store{Prefix:%q LockTTL:%s}", s.prefix, s.lockTTL)
+}
+
+// GoString is String.
+func (s *Store) GoString() string { return s.String() }
+
+// Format prints String for every verb.
+func (s *Store) Format(f fmt.State, _ rune) { _, _ = fmt.Fprint(f, s.String()) }
 
 // Record kinds, part of every key name.
 const (
@@ -148,7 +164,36 @@ func (s *Store) get(ctx context.Context, op, kind, id string, v encoding.BinaryU
 	if err != nil {
 		return unavailable(op, err)
 	}
-	return s.decode(op, k, b, v)
+	if err := s.decode(op, k, b, v); err != nil {
+		return err
+	}
+	s.reseal(ctx, k, b)
+	return nil
+}
+
+// resealScript replaces KEYS[1] with ARGV[2], keeping its TTL, only if it
+// still holds ARGV[1].
+var resealScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+  return 1
+end
+return 0`)
+
+// reseal rewrites a value read from k under the active key when it was
+// sealed under an older one (a rotation is under way), keeping its TTL, so
+// that records that never expire (a ttl of 0) leave the old key too. It is
+// best effort: a failure leaves the value as it was, still readable while
+// the old key is configured.
+func (s *Store) reseal(ctx context.Context, k string, sealed []byte) {
+	if !s.seal.stale(sealed) {
+		return
+	}
+	pt, err := s.seal.open(k, sealed)
+	if err != nil {
+		return
+	}
+	_ = resealScript.Run(ctx, s.rdb, []string{k}, sealed, s.seal.seal(k, pt)).Err()
 }
 
 func (s *Store) decode(op, key string, sealed []byte, v encoding.BinaryUnmarshaler) error {
@@ -450,6 +495,11 @@ func (s *Store) GetConsent(ctx context.Context, key string) (*upstream.Consent, 
 	}
 	return c, nil
 }
+
+// LockTTL returns the lifetime of a refresh lock (Config.LockTTL, or its
+// default). [upstream.NewTransport] reads it to keep every refresh shorter
+// than its lock.
+func (s *Store) LockTTL() time.Duration { return s.lockTTL }
 
 // unlockScript deletes the lock only if it still holds the caller's owner
 // token, so an owner whose lock expired cannot release a successor's.
