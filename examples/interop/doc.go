@@ -22,6 +22,19 @@
 //     conformance suite (0.2.0-alpha.12) against examples/gosdk,
 //     twice (stateless at 2026-07-28, stateful at 2025-11-25), each checked
 //     against its baseline in testdata/conformance-baseline-gosdk-*.yml.
+//   - embeddedas_test.go: the embedded authorization server (package
+//     upstream, run as examples/embedded-as) with oidc-provider as its
+//     upstream IdP. The conformance suite's authorization-server scenarios
+//     (metadata, and an authorization code grant whose printed URL the test
+//     opens: consent page, upstream login, callback) end "3 passed, 0
+//     failed" for a DCR client, a Client ID Metadata Document client and a
+//     pre-registered client (issuer with a path); the TypeScript SDK and Go
+//     SDK clients log in through it (DCR, CIMD with the document on https
+//     from 127.0.0.1, allowed by -cimd-allow and trusted through
+//     SSL_CERT_FILE, and DCR with an issuer path) and call a tool with the
+//     token it issued, which names the upstream user; the TypeScript SDK
+//     then refreshes (rotated refresh token) and calls again; the Inspector
+//     CLI logs in and reuses its stored authorization.
 //
 // The Node programs and their pinned packages are in testdata/node
 // (package.json and package-lock.json; node_modules is not committed).

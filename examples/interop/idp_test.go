@@ -221,8 +221,9 @@ func (p *idp) authorizationCode(t *testing.T, id, secret, redirectURI, resource,
 }
 
 // browser is a plain HTTP client with a cookie jar that walks the IdP's
-// development login and consent pages the way a user would: follow
-// redirects, fill in the form, submit it.
+// development login and consent pages (and the embedded authorization
+// server's consent page) the way a user would: follow redirects, fill in
+// the form, submit it.
 type browser struct {
 	c *http.Client
 }
@@ -239,9 +240,35 @@ func newBrowser() *browser {
 }
 
 var (
-	formAction = regexp.MustCompile(`<form[^>]*\saction="([^"]*)"[^>]*method="post"`)
+	formBlock  = regexp.MustCompile(`(?is)<form\b([^>]*)>(.*?)</form>`)
+	formPost   = regexp.MustCompile(`(?i)\smethod="post"`)
+	formAction = regexp.MustCompile(`(?i)\saction="([^"]*)"`)
 	formInput  = regexp.MustCompile(`<input[^>]*\sname="([^"]+)"(?:[^>]*\svalue="([^"]*)")?`)
+	formButton = regexp.MustCompile(`<button[^>]*\sname="([^"]+)"[^>]*\svalue="([^"]*)"`)
 )
+
+// postForm finds the first form of page that is posted and returns its
+// action and the fields a browser would send when the user clicks its first
+// submit button: the form's inputs, and that button's name and value when
+// it has them (the embedded authorization server's consent page names the
+// chosen upstream on its button).
+func postForm(page []byte) (action string, form url.Values, ok bool) {
+	for _, m := range formBlock.FindAllSubmatch(page, -1) {
+		a := formAction.FindSubmatch(m[1])
+		if !formPost.Match(m[1]) || a == nil {
+			continue
+		}
+		form = url.Values{}
+		for _, in := range formInput.FindAllSubmatch(m[2], -1) {
+			form.Set(string(in[1]), html.UnescapeString(string(in[2])))
+		}
+		if b := formButton.FindSubmatch(m[2]); b != nil {
+			form.Set(string(b[1]), html.UnescapeString(string(b[2])))
+		}
+		return html.UnescapeString(string(a[1])), form, true
+	}
+	return "", nil, false
+}
 
 // authorize starts at the authorization URL and returns the query of the
 // redirect to redirectURI, logging in as user on the way (any password is
@@ -271,19 +298,15 @@ func (b *browser) authorize(ctx context.Context, authURL, redirectURI, user stri
 				return nil, err
 			}
 		case resp.StatusCode == http.StatusOK:
-			m := formAction.FindSubmatch(body)
-			if m == nil {
+			target, form, ok := postForm(body)
+			if !ok {
 				return nil, fmt.Errorf("login page %s has no form", resp.Request.URL.Path)
 			}
-			action, err := resp.Request.URL.Parse(html.UnescapeString(string(m[1])))
+			action, err := resp.Request.URL.Parse(target)
 			if err != nil {
 				return nil, err
 			}
-			form := url.Values{}
-			for _, in := range formInput.FindAllSubmatch(body, -1) {
-				form.Set(string(in[1]), html.UnescapeString(string(in[2])))
-			}
-			if form.Has("login") {
+			if form.Has("password") { // a login form (the consent page has a hidden "login" id)
 				form.Set("login", user)
 				form.Set("password", "any password: the development pages accept all")
 			}

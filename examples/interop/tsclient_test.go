@@ -23,6 +23,23 @@ type tsResult struct {
 		Resource string `json:"resource"`
 	} `json:"authorizations"`
 	HTTP []exchange `json:"http"`
+	// Refresh is set when the configuration asked for a refresh.
+	Refresh *tsRefresh `json:"refresh"`
+}
+
+// tsRefresh is the outcome of the SDK's auth() run again with the tokens it
+// holds, and of the calls made after it.
+type tsRefresh struct {
+	Result          string `json:"result"`          // AUTHORIZED or REDIRECT
+	Login           bool   `json:"login"`           // the SDK sent the user to log in again
+	NewAccessToken  bool   `json:"newAccessToken"`  // the access token changed
+	NewRefreshToken bool   `json:"newRefreshToken"` // the refresh token was rotated
+	Calls           []struct {
+		Name    string `json:"name"`
+		IsError bool   `json:"isError"`
+		Text    string `json:"text"`
+		Error   string `json:"error"`
+	} `json:"calls"`
 }
 
 // exchange is one HTTP request a client made and its status.

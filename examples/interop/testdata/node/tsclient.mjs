@@ -7,17 +7,21 @@
 //	  "flow":  "authorization_code" | "client_credentials" | "private_key_jwt",
 //	  "user":  "<login at the IdP's development pages>",          (authorization_code)
 //	  "redirect": "<redirect URI; nothing needs to listen there>", (authorization_code)
+//	  "clientMetadataUrl": "<https client_id URL>",                 (authorization_code, optional)
+//	  "refresh": true,            (authorization_code, optional: refresh, then make the calls again)
 //	  "clientId", "clientSecret", "privateKey" (a JWK), "alg", "scope",
 //	  "issuer": "<the authorization server the client credentials belong to>",
 //	  "calls": [{"name": "<tool>", "arguments": {...}}, ...]
 //	}
 //
-// authorization_code registers a public client dynamically (RFC 7591) and
-// logs in with PKCE through the SDK's own auth(); the others use the SDK's
-// ClientCredentialsProvider and PrivateKeyJwtProvider. Every OAuth step is
-// the SDK's: this program only answers its redirectToAuthorization by
-// walking the login pages, then hands the code back (finishAuth) and
-// retries, as a real client does after the user returns.
+// authorization_code registers a public client dynamically (RFC 7591), or
+// uses clientMetadataUrl as its client_id when the server supports Client ID
+// Metadata Documents, and logs in with PKCE through the SDK's own auth();
+// the others use the SDK's ClientCredentialsProvider and
+// PrivateKeyJwtProvider. Every OAuth step is the SDK's: this program only
+// answers its redirectToAuthorization by walking the login pages, then
+// hands the code back (finishAuth) and retries, as a real client does after
+// the user returns.
 //
 // It prints one JSON document on stdout: the tool names tools/list
 // returned, each call's outcome, the scopes of each authorization request
@@ -28,7 +32,7 @@ import { randomBytes } from 'node:crypto';
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import { UnauthorizedError, auth } from '@modelcontextprotocol/sdk/client/auth.js';
 import { ClientCredentialsProvider, PrivateKeyJwtProvider } from '@modelcontextprotocol/sdk/client/auth-extensions.js';
 
 import { login } from './login.mjs';
@@ -49,6 +53,10 @@ const recordingFetch = async (input, init) => {
 class CodeFlow {
   constructor() { this.pending = undefined; this.jar = new Map(); }
   get redirectUrl() { return cfg.redirect; }
+  // With cfg.clientMetadataUrl, an authorization server that supports
+  // Client ID Metadata Documents gets that URL as the client_id instead of
+  // a registration.
+  get clientMetadataUrl() { return cfg.clientMetadataUrl; }
   get clientMetadata() {
     return {
       client_name: 'mcpauth-interop-ts-sdk',
@@ -125,17 +133,41 @@ try {
 
 const listed = await withLogin(transport, () => client.listTools());
 out.tools = listed.tools.map((t) => t.name).sort();
-for (const call of cfg.calls ?? []) {
-  try {
-    const res = await withLogin(transport, () => client.callTool({ name: call.name, arguments: call.arguments ?? {} }));
-    out.calls.push({
-      name: call.name,
-      isError: res.isError === true,
-      text: (res.content ?? []).filter((c) => c.type === 'text').map((c) => c.text).join(''),
-    });
-  } catch (err) {
-    out.calls.push({ name: call.name, error: String(err?.message ?? err).slice(0, 300) });
+
+// runCalls makes cfg.calls and appends each outcome to results.
+async function runCalls(results) {
+  for (const call of cfg.calls ?? []) {
+    try {
+      const res = await withLogin(transport, () => client.callTool({ name: call.name, arguments: call.arguments ?? {} }));
+      results.push({
+        name: call.name,
+        isError: res.isError === true,
+        text: (res.content ?? []).filter((c) => c.type === 'text').map((c) => c.text).join(''),
+      });
+    } catch (err) {
+      results.push({ name: call.name, error: String(err?.message ?? err).slice(0, 300) });
+    }
   }
+}
+await runCalls(out.calls);
+
+// With cfg.refresh (authorization_code), the SDK's auth() runs again with
+// the tokens it holds, which uses the refresh token (refresh_token grant),
+// and the calls are made again with the new access token. out.refresh says
+// whether auth() succeeded without a login and whether both tokens changed
+// (rotation), never the tokens themselves.
+if (cfg.refresh) {
+  const before = await provider.tokens();
+  const result = await auth(provider, { serverUrl: cfg.url, fetchFn: recordingFetch });
+  const after = await provider.tokens();
+  out.refresh = {
+    result,
+    login: provider.pending !== undefined,
+    newAccessToken: !!after?.access_token && after.access_token !== before?.access_token,
+    newRefreshToken: !!after?.refresh_token && after.refresh_token !== before?.refresh_token,
+    calls: [],
+  };
+  await runCalls(out.refresh.calls);
 }
 await client.close();
 process.stdout.write(`${JSON.stringify(out)}\n`);
