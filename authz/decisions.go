@@ -1,7 +1,6 @@
 package authz
 
 import (
-	"slices"
 	"strings"
 	"sync"
 
@@ -11,9 +10,10 @@ import (
 // This file is the decision cache. A tools/list (or prompts/list,
 // resources/list) response asks one decision per item, and the same caller
 // lists the same items again on every connect and every list_changed
-// notification, then calls some of them: whenever a decision cannot depend
-// on a request's arguments (see Authorizer.decideOp) it is made once per
-// caller, action, item, policy set and tool annotations version.
+// notification, then calls some of them, often with the same arguments: a
+// decision is made once per caller, action, item, policy set, tool
+// annotations version and source text of the arguments its policies can
+// read (none when they read none; see Authorizer.decideOp).
 
 // maxCachedDecisions bounds one policy set's decision cache; when full it
 // is emptied and starts again. An entry keeps its subject alive (a few KB
@@ -31,6 +31,9 @@ type decisionKey struct {
 	action cedar.EntityUID
 	name   string // the resource id (action and type fix the entity type)
 	ann    uint64 // toolAnnotations.version when decided
+	// args is the source text of the arguments the policies can read
+	// (see operation.argKey); empty when they read none.
+	args string
 }
 
 // decisionCache holds decisions made under one policy set. It lives in the
@@ -48,12 +51,17 @@ func (c *decisionCache) get(k decisionKey) (Decision, bool) {
 	return d, ok
 }
 
-// put stores a copy of d: the name is copied (it points into a request or
-// a response), and so are the policy ids (they live in a scratch).
+// put stores d under k. It copies the name and the arguments of k, which
+// point into a request, a response or a scratch, into one new string; d
+// must own its slices (see policySet.ownedIDs).
 func (c *decisionCache) put(k decisionKey, d Decision) {
-	k.name = strings.Clone(k.name)
+	var b strings.Builder
+	b.Grow(len(k.name) + len(k.args))
+	b.WriteString(k.name)
+	b.WriteString(k.args)
+	s := b.String()
+	k.name, k.args = s[:len(k.name)], s[len(k.name):]
 	d.Resource.ID = cedar.String(k.name)
-	d.Policies = slices.Clone(d.Policies)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil || len(c.m) >= maxCachedDecisions {

@@ -1,11 +1,13 @@
 package authz
 
 import (
+	"encoding/binary"
 	"errors"
 	"maps"
 	"slices"
 	"strings"
 	"sync"
+	"unsafe"
 
 	cedar "github.com/cedar-policy/cedar-go"
 
@@ -62,11 +64,13 @@ func (a *Authorizer) decide(ps *policySet, sub *subject, req *rpcRequest, sc *sc
 
 // decideOp decides op through ps's decision cache when the decision cannot
 // depend on anything but the caller, the operation's action and resource,
-// and the tool annotations: an operation without arguments, or one whose
-// policies never read an argument (selection.argFree). Anything else is
-// evaluated. A cached Decision is shared: its slices must not be modified.
+// the tool annotations and the source text of the arguments the policies
+// can read (selection.argNames): an operation without arguments, or one
+// whose policies read arguments only by name (not the whole context) and
+// whose read arguments are short. Anything else is evaluated. A cached
+// Decision is shared: its slices must not be modified.
 func (a *Authorizer) decideOp(ps *policySet, sub *subject, op *operation, sc *scratch) Decision {
-	if op.list || sub.token == "" || (op.args != nil && !ps.lookup(op.action, op.resource).argFree) {
+	if op.list || sub.token == "" {
 		// A subject without a token is built for one request: an entry
 		// keyed on it would never be found again.
 		return a.evaluate(ps, sub, op, sc)
@@ -74,12 +78,58 @@ func (a *Authorizer) decideOp(ps *policySet, sub *subject, op *operation, sc *sc
 	// The version is read before deciding: a decision made while hints
 	// change is filed under the old version, which is never asked again.
 	key := decisionKey{sub: sub, action: op.action, name: string(op.resource.ID), ann: a.annotations.version.Load()}
+	if sel := ps.lookup(op.action, op.resource); op.args != nil && !sel.argFree {
+		if sel.ctxAll {
+			return a.evaluate(ps, sub, op, sc)
+		}
+		if sc == nil {
+			sc = new(scratch)
+		}
+		b, ok := op.argKey(sel.argNames, sc.argKey[:0])
+		sc.argKey = b[:0]
+		if !ok {
+			return a.evaluate(ps, sub, op, sc)
+		}
+		// The key points into sc only for the lookup; put copies it.
+		key.args = unsafe.String(unsafe.SliceData(b), len(b))
+	}
 	if d, ok := ps.decisions.get(key); ok {
 		return d
 	}
 	d := a.evaluate(ps, sub, op, sc)
-	ps.decisions.put(key, d)
+	stored := d
+	stored.Policies = ps.ownedIDs(d.Policies)
+	ps.decisions.put(key, stored)
 	return d
+}
+
+// maxArgKey bounds the arguments' part of a decision cache key: a call
+// whose read arguments are longer is evaluated, so that a cache entry
+// stays small.
+const maxArgKey = 512
+
+// argKey appends to b the key of the arguments named (sorted): for each,
+// 0 when it is absent or null (it is then left out of the context and the
+// resource), else 1, its source length (uvarint) and its source text. Two
+// calls with the same key have the same value for every argument named,
+// so policies that read no other argument decide them alike. ok is false
+// when the key would exceed maxArgKey.
+func (op *operation) argKey(names []string, b []byte) ([]byte, bool) {
+	for _, n := range names {
+		v, ok := op.args.Get(n)
+		if !ok || v.Kind == jsonread.Null {
+			b = append(b, 0)
+			continue
+		}
+		text := op.src[v.Start:v.End]
+		if len(b)+len(text)+1+binary.MaxVarintLen32 > maxArgKey {
+			return b, false
+		}
+		b = append(b, 1)
+		b = binary.AppendUvarint(b, uint64(len(text)))
+		b = append(b, text...)
+	}
+	return b, true
 }
 
 // operation is the Cedar shape of one resource-bearing request.
@@ -89,6 +139,7 @@ type operation struct {
 	feature  string          // "tool", "prompt", "resource"; its generated attributes are built lazily
 	list     bool            // a list action on FeatureType::"<feature>"
 	args     *jsonread.Value // the arguments object; nil when none
+	src      []byte          // the request body args points into
 	scopes   []string        // Config.ToolScopes of a tool, checked by evaluate before any policy
 }
 
@@ -115,7 +166,7 @@ func (a *Authorizer) operation(r *rpcRequest, m mcpMethod) (operation, error) {
 				return op, err
 			}
 			if len(args.Kids) > 0 {
-				op.args = args
+				op.args, op.src = args, r.body
 			}
 		}
 		return op, nil
@@ -412,6 +463,7 @@ type scratch struct {
 	ov     overlay
 	ctx    cedar.RecordMap
 	pols   [4]cedar.PolicyID
+	argKey []byte // the arguments' part of a decision cache key
 }
 
 var scratches = sync.Pool{New: func() any { return new(scratch) }}
