@@ -530,6 +530,10 @@ func TestCallDecisionCache(t *testing.T) {
 	assert.True(t, decide(call("v", `{"s":"ab"}`)).Allowed)
 	assert.False(t, decide(call("v", `{"s":"ba"}`)).Allowed)
 	assert.Equal(t, before+2, cached())
+	// Nor is a long item name.
+	longName := strings.Repeat("n", maxCachedName+1)
+	assert.False(t, decide(call(longName, "")).Allowed)
+	assert.Equal(t, before+2, cached(), "nothing cached for a long name")
 
 	require.NoError(t, a.Reload(`@id("none") forbid (principal, action, resource == Tool::"get_issue");
 @id("rest") permit (principal, action, resource);`))

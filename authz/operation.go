@@ -70,9 +70,11 @@ func (a *Authorizer) decide(ps *policySet, sub *subject, req *rpcRequest, sc *sc
 // whose read arguments are short. Anything else is evaluated. A cached
 // Decision is shared: its slices must not be modified.
 func (a *Authorizer) decideOp(ps *policySet, sub *subject, op *operation, sc *scratch) Decision {
-	if op.list || sub.token == "" {
+	if op.list || sub.token == "" || len(op.resource.ID) > maxCachedName {
 		// A subject without a token is built for one request: an entry
-		// keyed on it would never be found again.
+		// keyed on it would never be found again. A long name (a request
+		// can carry one of up to Config.MaxBodyBytes) would make the
+		// cache's bound one of count only, not of memory.
 		return a.evaluate(ps, sub, op, sc)
 	}
 	// The version is read before deciding: a decision made while hints
@@ -103,10 +105,14 @@ func (a *Authorizer) decideOp(ps *policySet, sub *subject, op *operation, sc *sc
 	return d
 }
 
-// maxArgKey bounds the arguments' part of a decision cache key: a call
-// whose read arguments are longer is evaluated, so that a cache entry
-// stays small.
-const maxArgKey = 512
+// Bounds of a decision cache key's strings: a call whose item name or read
+// arguments are longer is evaluated, so that a cache entry stays small (at
+// most a few KB, so at most some 30 MB for a full cache). MCP tool names
+// have at most 128 characters.
+const (
+	maxCachedName = 1024
+	maxArgKey     = 512
+)
 
 // argKey appends to b the key of the arguments named (sorted): for each,
 // 0 when it is absent or null (it is then left out of the context and the

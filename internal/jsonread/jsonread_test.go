@@ -327,8 +327,9 @@ func TestParserReuse(t *testing.T) {
 	assert.ErrorIs(t, err, ErrDuplicate)
 }
 
-// TestSameName checks the first-letter shortcut against strings.EqualFold
-// on every pair of runes a name can start with that folds specially.
+// TestSameName checks the first- and last-letter shortcuts against
+// strings.EqualFold on every pair of runes a name can start or end with
+// that folds specially.
 func TestSameName(t *testing.T) {
 	t.Parallel()
 	starts := []string{"", "a", "A", "k", "K", "\u212a", "s", "S", "\u017f", "[", "{", "@", "`", "é", "É", "1"}
@@ -336,6 +337,10 @@ func TestSameName(t *testing.T) {
 		for _, y := range starts {
 			for _, rest := range []string{"", "ey", "EY"} {
 				a, b := x+"ey", y+rest
+				assert.Equal(t, strings.EqualFold(a, b), sameName(a, b), "%q %q", a, b)
+				a, b = "ey"+x, rest+y
+				assert.Equal(t, strings.EqualFold(a, b), sameName(a, b), "%q %q", a, b)
+				a, b = x, y
 				assert.Equal(t, strings.EqualFold(a, b), sameName(a, b), "%q %q", a, b)
 			}
 		}
@@ -396,6 +401,24 @@ func TestContainerSizes(t *testing.T) {
 			dup = dup[:len(dup)-1] + `,"K0":1}`
 			_, err := p.Parse([]byte(dup), Options{})
 			assert.ErrorIs(t, err, ErrDuplicate, "%d/%d", outer, inner)
+		}
+	}
+}
+
+// BenchmarkParserRequest parses a 2026-07-28 tools/call as authz does: with
+// a warm Parser, _meta checked but not kept.
+func BenchmarkParserRequest(b *testing.B) {
+	body := []byte(`{"jsonrpc":"2.0","id":17,"method":"tools/call","params":{"name":"tool5",` +
+		`"arguments":{"n":5,"path":"/tmp/x","verbose":true},` +
+		`"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28",` +
+		`"io.modelcontextprotocol/clientInfo":{"name":"ExampleClient","version":"1.0.0"},` +
+		`"io.modelcontextprotocol/clientCapabilities":{"elicitation":{},"sampling":{}}}}}`)
+	var p Parser
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := p.Parse(body, Options{SkipMeta: true, MaxValues: 1 << 17}); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
