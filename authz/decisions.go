@@ -1,8 +1,10 @@
 package authz
 
 import (
+	"hash/maphash"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	cedar "github.com/cedar-policy/cedar-go"
 )
@@ -41,6 +43,31 @@ type decisionKey struct {
 type decisionCache struct {
 	mu sync.RWMutex
 	m  map[decisionKey]Decision
+	// seen admits a decision keyed on arguments only the second time its
+	// key is asked (see admit): calls whose arguments never repeat (a new
+	// path, query or id each time) would otherwise each pay for an entry
+	// no one reads, and keep the cache full of them.
+	seen [admitSlots]atomic.Uint64
+	seed maphash.Seed
+}
+
+// admitSlots is the number of key hashes decisionCache.seen remembers.
+const admitSlots = 1 << 12
+
+// admit reports whether a decision under k should be stored: always when
+// it is not keyed on arguments, else when k's hash was seen since it was
+// last overwritten in seen by another key's.
+func (c *decisionCache) admit(k *decisionKey) bool {
+	if k.args == "" {
+		return true
+	}
+	h := maphash.Comparable(c.seed, *k) | 1 // never 0, the empty slot
+	slot := &c.seen[h%admitSlots]
+	if slot.Load() == h {
+		return true
+	}
+	slot.Store(h)
+	return false
 }
 
 // get returns the cached decision for k.

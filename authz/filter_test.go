@@ -502,7 +502,7 @@ func TestCallDecisionCache(t *testing.T) {
 	var before int
 	for _, tool := range []string{"t", "u"} {
 		before = cached()
-		for range 2 { // evaluated, then from the cache
+		for range 3 { // evaluated, evaluated and admitted to the cache, then from it
 			assert.False(t, decide(call(tool, "")).Allowed, tool)
 			assert.True(t, decide(call(tool, `{"x":1}`)).Allowed, tool)
 			assert.False(t, decide(call(tool, `{"x":2}`)).Allowed, tool)
@@ -527,6 +527,11 @@ func TestCallDecisionCache(t *testing.T) {
 	assert.True(t, decide(call("v", `{"s":"`+long+`"}`)).Allowed)
 	assert.False(t, decide(call("v", `{"s":"b`+long+`"}`)).Allowed)
 	assert.Equal(t, before, cached(), "nothing cached for the whole context or long arguments")
+	// A decision keyed on arguments is stored the second time its key is
+	// asked: arguments that never repeat do not fill the cache.
+	assert.True(t, decide(call("v", `{"s":"ab"}`)).Allowed)
+	assert.False(t, decide(call("v", `{"s":"ba"}`)).Allowed)
+	assert.Equal(t, before, cached())
 	assert.True(t, decide(call("v", `{"s":"ab"}`)).Allowed)
 	assert.False(t, decide(call("v", `{"s":"ba"}`)).Allowed)
 	assert.Equal(t, before+2, cached())

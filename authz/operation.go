@@ -99,9 +99,11 @@ func (a *Authorizer) decideOp(ps *policySet, sub *subject, op *operation, sc *sc
 		return d
 	}
 	d := a.evaluate(ps, sub, op, sc)
-	stored := d
-	stored.Policies = ps.ownedIDs(d.Policies)
-	ps.decisions.put(key, stored)
+	if ps.decisions.admit(&key) {
+		stored := d
+		stored.Policies = ps.ownedIDs(d.Policies)
+		ps.decisions.put(key, stored)
+	}
 	return d
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"iter"
 	"maps"
 	"slices"
@@ -283,6 +284,7 @@ func (a *Authorizer) compilePolicies(text string) (*policySet, error) {
 		index: make(map[cedar.EntityUID]*actionIndex, len(knownActions)),
 		byID:  make(map[cedar.PolicyID]*policyEntry, len(list)),
 	}
+	ps.decisions.seed = maphash.MakeSeed()
 	seen := make(map[cedar.PolicyID]cedar.Position, len(list))
 	for i, p := range list {
 		id := cedar.PolicyID(fmt.Sprintf("policy%d", i))
