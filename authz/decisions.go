@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	cedar "github.com/cedar-policy/cedar-go"
 )
@@ -61,7 +62,16 @@ func (c *decisionCache) admit(k *decisionKey) bool {
 	if k.args == "" {
 		return true
 	}
-	h := maphash.Comparable(c.seed, *k) | 1 // never 0, the empty slot
+	var mh maphash.Hash
+	mh.SetSeed(c.seed)
+	mh.WriteString(k.name)
+	mh.WriteString(k.args)
+	h := mh.Sum64()
+	// The rest of the key, mixed in without hashing its strings again:
+	// the subject's address, the action (by its id: its type is fixed)
+	// and the annotations version.
+	h ^= uint64(uintptr(unsafe.Pointer(k.sub)))*0x9e3779b97f4a7c15 ^ k.ann*0xbf58476d1ce4e5b9 ^ uint64(len(k.action.ID))<<56 ^ uint64(len(k.name))<<48
+	h |= 1 // never 0, the empty slot
 	slot := &c.seen[h%admitSlots]
 	if slot.Load() == h {
 		return true

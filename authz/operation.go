@@ -70,19 +70,20 @@ func (a *Authorizer) decide(ps *policySet, sub *subject, req *rpcRequest, sc *sc
 // whose read arguments are short. Anything else is evaluated. A cached
 // Decision is shared: its slices must not be modified.
 func (a *Authorizer) decideOp(ps *policySet, sub *subject, op *operation, sc *scratch) Decision {
+	sel := ps.lookup(op.action, op.resource)
 	if op.list || sub.token == "" || len(op.resource.ID) > maxCachedName {
 		// A subject without a token is built for one request: an entry
 		// keyed on it would never be found again. A long name (a request
 		// can carry one of up to Config.MaxBodyBytes) would make the
 		// cache's bound one of count only, not of memory.
-		return a.evaluate(ps, sub, op, sc)
+		return a.evaluate(ps, sel, sub, op, sc)
 	}
 	// The version is read before deciding: a decision made while hints
 	// change is filed under the old version, which is never asked again.
 	key := decisionKey{sub: sub, action: op.action, name: string(op.resource.ID), ann: a.annotations.version.Load()}
-	if sel := ps.lookup(op.action, op.resource); op.args != nil && !sel.argFree {
+	if op.args != nil && !sel.argFree {
 		if sel.ctxAll {
-			return a.evaluate(ps, sub, op, sc)
+			return a.evaluate(ps, sel, sub, op, sc)
 		}
 		if sc == nil {
 			sc = new(scratch)
@@ -90,7 +91,7 @@ func (a *Authorizer) decideOp(ps *policySet, sub *subject, op *operation, sc *sc
 		b, ok := op.argKey(sel.argNames, sc.argKey[:0])
 		sc.argKey = b[:0]
 		if !ok {
-			return a.evaluate(ps, sub, op, sc)
+			return a.evaluate(ps, sel, sub, op, sc)
 		}
 		// The key points into sc only for the lookup; put copies it.
 		key.args = unsafe.String(unsafe.SliceData(b), len(b))
@@ -98,7 +99,7 @@ func (a *Authorizer) decideOp(ps *policySet, sub *subject, op *operation, sc *sc
 	if d, ok := ps.decisions.get(key); ok {
 		return d
 	}
-	d := a.evaluate(ps, sub, op, sc)
+	d := a.evaluate(ps, sel, sub, op, sc)
 	if ps.decisions.admit(&key) {
 		stored := d
 		stored.Policies = ps.ownedIDs(d.Policies)
@@ -261,12 +262,12 @@ func (a *Authorizer) toolScopes(tool string) []string {
 }
 
 // evaluate decides one operation: the scopes it requires (Config.ToolScopes)
-// first, then the indexed policies. Deny by default; any evaluation error in
+// first, then the indexed policies (sel, ps.lookup of the operation). Deny by default; any evaluation error in
 // a policy that applies is a deny, whatever the other policies say.
 //
 // sc (nil: fresh memory) lends the entity view, the context's scratch map
 // and the Decision's Policies array.
-func (a *Authorizer) evaluate(ps *policySet, sub *subject, op *operation, sc *scratch) Decision {
+func (a *Authorizer) evaluate(ps *policySet, sel *selection, sub *subject, op *operation, sc *scratch) Decision {
 	for _, s := range op.scopes {
 		if !slices.Contains(sub.scopes, s) {
 			return Decision{Action: op.action, Resource: op.resource, Scopes: op.scopes, Reason: "missing scope"}
@@ -275,7 +276,6 @@ func (a *Authorizer) evaluate(ps *policySet, sub *subject, op *operation, sc *sc
 	if sc == nil {
 		sc = new(scratch)
 	}
-	sel := ps.lookup(op.action, op.resource)
 	req := sub.requestInto(a, op, sel, &sc.ov, &sc.ctx)
 	dec, diag := cedar.Authorize(sel, &sc.ov, req)
 	sc.ov = overlay{} // drop the request's references
