@@ -358,14 +358,11 @@ func (p *parser) keepChild(depth int, key string) bool {
 }
 
 func (p *parser) ws() {
-	for p.pos < len(p.data) {
-		switch p.data[p.pos] {
-		case ' ', '\t', '\n', '\r':
-			p.pos++
-		default:
-			return
-		}
+	i, d := p.pos, p.data
+	for i < len(d) && (d[i] == ' ' || d[i] == '\t' || d[i] == '\n' || d[i] == '\r') {
+		i++
 	}
+	p.pos = i
 }
 
 func (p *parser) lit(dst *Value, s string, k Kind) error {
@@ -413,6 +410,9 @@ func (p *parser) value(dst *Value, depth int, keep bool) error {
 func (p *parser) object(dst *Value, depth int, keep bool) error {
 	if depth > MaxDepth {
 		return ErrDepth
+	}
+	if !keep {
+		return p.skipObject(dst, depth)
 	}
 	start := p.pos
 	var seen map[string]struct{} // folded names, once the object is large
@@ -539,6 +539,9 @@ func (p *parser) array(dst *Value, depth int, keep bool) error {
 	if depth > MaxDepth {
 		return ErrDepth
 	}
+	if !keep {
+		return p.skipArray(dst, depth)
+	}
 	start := p.pos
 	p.pos++ // '['
 	p.ws()
@@ -584,6 +587,114 @@ func (p *parser) array(dst *Value, depth int, keep bool) error {
 			if keep {
 				dst.Kids = p.emit(cur)
 			}
+			return nil
+		default:
+			return ErrSyntax
+		}
+	}
+}
+
+// skipObject parses an object whose members are not kept: it checks
+// what object checks (syntax, UTF-8, depth, duplicate and case-variant
+// names, the value count) but keeps only the member names, on the stack up
+// to smallObject of them and then as folded names in a map, and gives dst
+// no kids.
+func (p *parser) skipObject(dst *Value, depth int) error {
+	start := p.pos
+	p.pos++ // '{'
+	var local [smallObject]string
+	names := local[:0]
+	var seen map[string]struct{}
+	var scratch Value // what the members parse into, then drop
+	p.ws()
+	if p.pos < len(p.data) && p.data[p.pos] == '}' {
+		p.pos++
+		*dst = Value{Kind: Object, Start: int32(start), End: int32(p.pos)}
+		return nil
+	}
+	for {
+		p.ws()
+		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
+			return ErrSyntax
+		}
+		key, err := p.string()
+		if err != nil {
+			return err
+		}
+		if seen == nil {
+			for _, n := range names {
+				if sameName(n, key) {
+					return ErrDuplicate
+				}
+			}
+			if len(names) < len(local) {
+				names = append(names, key)
+			} else {
+				seen = make(map[string]struct{}, 2*smallObject)
+				for _, n := range names {
+					seen[foldKey(n)] = struct{}{}
+				}
+			}
+		}
+		if seen != nil {
+			fk := foldKey(key)
+			if _, dup := seen[fk]; dup {
+				return ErrDuplicate
+			}
+			seen[fk] = struct{}{}
+		}
+		p.ws()
+		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
+			return ErrSyntax
+		}
+		p.pos++
+		p.ws()
+		if err := p.value(&scratch, depth, false); err != nil {
+			return err
+		}
+		p.ws()
+		if p.pos >= len(p.data) {
+			return ErrSyntax
+		}
+		switch p.data[p.pos] {
+		case ',':
+			p.pos++
+		case '}':
+			p.pos++
+			*dst = Value{Kind: Object, Start: int32(start), End: int32(p.pos)}
+			return nil
+		default:
+			return ErrSyntax
+		}
+	}
+}
+
+// skipArray is skipObject for an array.
+func (p *parser) skipArray(dst *Value, depth int) error {
+	start := p.pos
+	p.pos++ // '['
+	var scratch Value
+	p.ws()
+	if p.pos < len(p.data) && p.data[p.pos] == ']' {
+		p.pos++
+		*dst = Value{Kind: Array, Start: int32(start), End: int32(p.pos)}
+		return nil
+	}
+	for {
+		p.ws()
+		if err := p.value(&scratch, depth, false); err != nil {
+			return err
+		}
+		p.ws()
+		if p.pos >= len(p.data) {
+			return ErrSyntax
+		}
+		switch p.data[p.pos] {
+		case ',':
+			p.pos++
+		case ']':
+			p.pos++
+			*dst = Value{Kind: Array, Start: int32(start), End: int32(p.pos)}
 			return nil
 		default:
 			return ErrSyntax
@@ -653,9 +764,11 @@ func (p *parser) string() (string, error) {
 	p.pos++ // opening quote
 	start := p.pos
 	// Fast path: no escapes, ASCII only.
-	for p.pos < len(d) && plainASCII[d[p.pos]] {
-		p.pos++
+	i := p.pos // a local, so that the loop keeps it in a register
+	for i < len(d) && plainASCII[d[i]] {
+		i++
 	}
+	p.pos = i
 	for p.pos < len(d) {
 		c := d[p.pos]
 		if c == '"' {

@@ -197,6 +197,20 @@ func FuzzParseJSON(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		compareObject(t, data)
+		// Containers that are not kept are checked alike: same verdict,
+		// same value count, same span.
+		for _, max := range []int{0, 5} {
+			full, ferr := ParseWith(data, Options{MaxValues: max})
+			for _, o := range []Options{{KeepDepth: 1, MaxValues: max}, {KeepDepth: 2, MaxValues: max}, {SkipMeta: true, MaxValues: max}} {
+				part, perr := ParseWith(data, o)
+				if (ferr == nil) != (perr == nil) || (ferr != nil && !errors.Is(perr, ferr)) {
+					t.Fatalf("%q: %+v: error %v, full parse %v", data, o, perr, ferr)
+				}
+				if ferr == nil && (part.Kind != full.Kind || part.Start != full.Start || part.End != full.End) {
+					t.Fatalf("%q: %+v: root %v, full parse %v", data, o, part, full)
+				}
+			}
+		}
 		v, err := Parse(data)
 		if err != nil {
 			return
