@@ -484,11 +484,17 @@ func (p *parser) object(dst *Value, depth int, keep bool) error {
 				return err
 			}
 		} else {
-			m := Member{Key: key}
-			if err := p.value(&m.Val, depth, kk); err != nil {
+			// The kids are on p.members (moved there first), so the
+			// stack array is free: parse into its first slot (a pointer
+			// to a plain local would make the compiler put it on the heap).
+			cur = p.moveKids(&p.members, &base, cur)
+			slot := local[:1]
+			slot[0] = Member{Key: key}
+			if err := p.value(&slot[0].Val, depth, kk); err != nil {
 				return err
 			}
-			cur = p.addKid(&p.members, &base, cur, m)
+			p.members = append(grow(p.members), slot[0])
+			cur = p.members[base:]
 			p.hiMembers = max(p.hiMembers, len(p.members))
 		}
 		p.ws()
@@ -515,14 +521,10 @@ func (p *parser) object(dst *Value, depth int, keep bool) error {
 // collected on the stack before they move to the parser's heap stacks.
 const stackKids = 8
 
-// addKid appends m to a container's kids: to cur while it is the
-// container's stack array and has room, else to *stack (the parser's
-// member or element stack), where the kids move the first time (*base
-// records where they start). It returns the kids so far.
-func (p *parser) addKid(stack *[]Member, base *int, cur []Member, m Member) []Member {
-	if *base < 0 && len(cur) < cap(cur) {
-		return append(cur, m)
-	}
+// moveKids moves a container's kids from its stack array (cur) to *stack
+// (the parser's member or element stack) the first time (*base records
+// where they start there) and returns them there.
+func (p *parser) moveKids(stack *[]Member, base *int, cur []Member) []Member {
 	if *base < 0 {
 		// Nested containers have given back what they took, so the
 		// stack ends where this container's kids go.
@@ -531,7 +533,6 @@ func (p *parser) addKid(stack *[]Member, base *int, cur []Member, m Member) []Me
 			*stack = append(grow(*stack), k)
 		}
 	}
-	*stack = append(grow(*stack), m)
 	return (*stack)[*base:]
 }
 
@@ -567,11 +568,14 @@ func (p *parser) array(dst *Value, depth int, keep bool) error {
 				return err
 			}
 		} else {
-			var m Member
-			if err := p.value(&m.Val, depth, kk); err != nil {
+			cur = p.moveKids(&p.elems, &base, cur) // as in object
+			slot := local[:1]
+			slot[0] = Member{}
+			if err := p.value(&slot[0].Val, depth, kk); err != nil {
 				return err
 			}
-			cur = p.addKid(&p.elems, &base, cur, m)
+			p.elems = append(grow(p.elems), slot[0])
+			cur = p.elems[base:]
 			p.hiElems = max(p.hiElems, len(p.elems))
 		}
 		p.ws()

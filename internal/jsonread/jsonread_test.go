@@ -436,3 +436,36 @@ func BenchmarkParserRequest(b *testing.B) {
 		}
 	}
 }
+
+// TestParserWarmAllocs: a warm Parser parses without allocating, with
+// containers past the stack array's size (stackKids) kept and skipped.
+func TestParserWarmAllocs(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"a":[`)
+	for i := range 40 {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"n":%d,"s":"x","o":[1,2,3,4,5,6,7,8,9,10]}`, i)
+	}
+	b.WriteString(`],"_meta":{`)
+	for i := range smallObject {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `"k%d":[1,2,3,4,5,6,7,8,9,10,{"x":1}]`, i)
+	}
+	b.WriteString(`}}`)
+	doc := []byte(b.String())
+	var p Parser
+	for _, o := range []Options{{}, {SkipMeta: true}, {KeepDepth: 2}} {
+		_, err := p.Parse(doc, o)
+		require.NoError(t, err)
+		allocs := testing.AllocsPerRun(50, func() {
+			if _, err := p.Parse(doc, o); err != nil {
+				t.Fatal(err)
+			}
+		})
+		assert.Zero(t, allocs, "%+v", o)
+	}
+}
