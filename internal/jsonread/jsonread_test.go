@@ -440,6 +440,9 @@ func BenchmarkParserRequest(b *testing.B) {
 // TestParserWarmAllocs: a warm Parser parses without allocating, with
 // containers past the stack array's size (stackKids) kept and skipped.
 func TestParserWarmAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not asserted under the race detector (sync.Pool drops items at random)")
+	}
 	var b strings.Builder
 	b.WriteString(`{"a":[`)
 	for i := range 40 {
