@@ -81,10 +81,21 @@ func (d *discardWriter) Header() http.Header         { return d.h }
 func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (d *discardWriter) WriteHeader(int)             {}
 
-func serveBench(b *testing.B, h http.Handler) {
+func serveBench(b *testing.B, h http.Handler) { serveBenchVarying(b, h, false) }
+
+// serveBenchVarying is serveBench; with newArgs, every call's path
+// argument differs from the previous 10^8 calls', so no decision comes
+// from the decision cache.
+func serveBenchVarying(b *testing.B, h http.Handler, newArgs bool) {
 	b.Helper()
 	ctx := authn.NewContext(context.Background(), benchIdentity())
 	body := []byte(benchBody)
+	digits := -1
+	if newArgs {
+		body = []byte(strings.Replace(benchBody, `"/tmp/x"`, `"/tmp/x00000000"`, 1))
+		digits = bytes.Index(body, []byte("00000000"))
+	}
+	n := 0
 	req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/mcp", nil)
 	req.Header.Set("Mcp-Method", "tools/call")
 	req.Header.Set("Mcp-Name", "tool5")
@@ -92,6 +103,12 @@ func serveBench(b *testing.B, h http.Handler) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
+		if digits >= 0 {
+			n++
+			for i, v := 7, n; i >= 0; i, v = i-1, v/10 {
+				body[digits+i] = byte('0' + v%10)
+			}
+		}
 		r := *req
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		r.ContentLength = int64(len(body))
@@ -101,10 +118,12 @@ func serveBench(b *testing.B, h http.Handler) {
 }
 
 // BenchmarkAuthorize measures one tools/call through the middleware at 10,
-// 100 and 1000 policies (middleware: policies that read arguments, so
-// every call is evaluated; middleware-argfree: policies that do not, so
-// the call's decision comes from the decision cache), the decision alone
-// (Authorize), and the bare handler as the in-run baseline.
+// 100 and 1000 policies (middleware: policies that read arguments, the
+// same arguments every call, so the decision comes from the decision cache
+// keyed on them; middleware-newargs: the same with a new path argument
+// every call, so every call is evaluated; middleware-argfree: policies
+// that read no argument), the decision alone (Authorize), and the bare
+// handler as the in-run baseline.
 func BenchmarkAuthorize(b *testing.B) {
 	b.Run("bare-handler", func(b *testing.B) { serveBench(b, bareHandler) })
 	for _, n := range []int{10, 100, 1000} {
@@ -114,6 +133,9 @@ func BenchmarkAuthorize(b *testing.B) {
 		}
 		b.Run(fmt.Sprintf("middleware/policies=%d", n), func(b *testing.B) {
 			serveBench(b, a.Middleware(bareHandler))
+		})
+		b.Run(fmt.Sprintf("middleware-newargs/policies=%d", n), func(b *testing.B) {
+			serveBenchVarying(b, a.Middleware(bareHandler), true)
 		})
 		af, err := New(Config{Policies: benchPoliciesArgFree(n)})
 		if err != nil {

@@ -254,6 +254,8 @@ func sortedIDs[T ~string](xs []T) []string {
 func TestDifferentialCedar(t *testing.T) {
 	node, script := referenceNode(t)
 	r := rand.New(rand.NewPCG(2026, 7))
+	cr := rand.New(rand.NewPCG(2026, 8)) // the cached-subject comparison's
+	cacheHits := 0
 	var statics cedar.EntityMap
 	require.NoError(t, json.Unmarshal([]byte(diffEntities), &statics))
 
@@ -277,6 +279,16 @@ func TestDifferentialCedar(t *testing.T) {
 		require.NoError(t, err, doc.String())
 		ps := a.policies.Load()
 		policySets = append(policySets, texts)
+		// Token-backed subjects, whose decisions go through the decision
+		// cache, each beside the same identity uncached: every request is
+		// also decided as one of them (from its own generator, so the
+		// reference cases stay as they were), and the two must agree.
+		var cachedSubs, plainSubs []*subject
+		for k := range 3 {
+			info := genIdentity(cr)
+			cachedSubs = append(cachedSubs, a.newSubject(info, fmt.Sprintf("token-%d-%d", s, k)))
+			plainSubs = append(plainSubs, a.newSubject(info, ""))
+		}
 		for range nReqs {
 			body := genRequest(r)
 			info := genIdentity(r)
@@ -298,6 +310,18 @@ func TestDifferentialCedar(t *testing.T) {
 			creq, ov := sub.request(a, &op, nil)
 			d, err := a.decide(ps, sub, req, nil)
 			require.NoError(t, err)
+			k := cr.IntN(len(cachedSubs))
+			n := ps.decisions.len()
+			dc, err := a.decide(ps, cachedSubs[k], req, new(scratch))
+			require.NoError(t, err)
+			if ps.decisions.len() == n {
+				cacheHits++
+			}
+			dp, err := a.decide(ps, plainSubs[k], req, nil)
+			require.NoError(t, err)
+			require.Equal(t, dp.Allowed, dc.Allowed, "cached decision: %s", body)
+			require.Equal(t, dp.Reason, dc.Reason, "cached decision: %s", body)
+			require.Equal(t, sortedIDs(dp.Policies), sortedIDs(dc.Policies), "cached decision: %s", body)
 			sel := ps.lookup(op.action, op.resource)
 			preq, pov := sub.request(a, &op, sel)
 			_, diag := cedar.Authorize(sel.pols, pov, preq)
@@ -341,6 +365,8 @@ func TestDifferentialCedar(t *testing.T) {
 		}
 	}
 	require.GreaterOrEqual(t, combos, 2000, "request × policy combinations")
+	require.Positive(t, cacheHits, "decisions served from the cache")
+	t.Logf("%d requests decided again without adding to the decision cache", cacheHits)
 
 	input, err := json.Marshal(map[string]any{"policySets": policySets, "cases": cases})
 	require.NoError(t, err)

@@ -188,9 +188,17 @@
 // members kept) and each item is decided once per caller: the decision is
 // cached per (subject, item, tool annotations version) in the policy set it
 // was made with, bounded in size, so a Reload, another caller or a change
-// of the tool's hints never reuses it. The memory a decision needs (parse
-// tree, entity view, context scratch) is recycled between requests; it
-// never holds the body the handler reads.
+// of the tool's hints never reuses it. A call is cached the same way, its
+// key extended with the source text of the arguments its policies name
+// (`arg_<name>`, on the context or the resource; Cedar reaches an attribute
+// only by its literal name): a call whose policies read no argument is
+// decided once per caller and tool, one whose policies read some is decided
+// again for any other text of those arguments, and one whose policies use
+// the whole context, or whose read arguments exceed 512 bytes, is always
+// evaluated. A decision keyed on arguments is stored only the second time
+// its key is asked, so arguments that never repeat cost no entry. The
+// memory a decision needs (parse tree, entity view, context scratch) is
+// recycled between requests; it never holds the body the handler reads.
 //
 // [Authorizer.Reload] swaps the policy set atomically; a bad set is rejected
 // and the old one stays in force.

@@ -468,15 +468,20 @@ func TestListDecisionCache(t *testing.T) {
 	assert.LessOrEqual(t, ps.decisions.len(), maxCachedDecisions)
 }
 
-// TestCallDecisionCache (issue 13): a tools/call whose policies cannot read
-// its arguments is decided once per caller and tool; one whose policies
-// can (through the context or the resource) is always evaluated.
+// TestCallDecisionCache (issue 13): a tools/call is decided once per
+// caller, tool and source text of the arguments its policies can read
+// (through the context or the resource): arguments no policy reads do not
+// split the cache, a cached decision is never served to another value of a
+// read argument, and policies that use the whole context, or read long
+// arguments, are always evaluated.
 func TestCallDecisionCache(t *testing.T) {
 	t.Parallel()
 	a := newTestAuthorizer(t, func(c *Config) {
 		c.Policies = `@id("eng") permit (principal in THVGroup::"engineering", action == Action::"call_tool", resource == Tool::"get_issue");
 @id("res-arg") permit (principal, action == Action::"call_tool", resource == Tool::"t") when { resource has arg_x && resource.arg_x == 1 };
-@id("ctx-arg") permit (principal, action == Action::"call_tool", resource == Tool::"u") when { context has arg_x && context.arg_x == 1 };`
+@id("ctx-arg") permit (principal, action == Action::"call_tool", resource == Tool::"u") when { context has arg_x && context.arg_x == 1 };
+@id("ctx-all") permit (principal, action == Action::"call_tool", resource == Tool::"w") when { {"c": context}.c.arg_x == 1 };
+@id("long") permit (principal, action == Action::"call_tool", resource == Tool::"v") when { context has arg_s && context.arg_s like "a*" };`
 	})
 	ctx := authn.NewContext(context.Background(), engineer().WithToken("alice-token"))
 	decide := func(body string) Decision {
@@ -485,27 +490,63 @@ func TestCallDecisionCache(t *testing.T) {
 		require.NoError(t, err)
 		return d
 	}
+	cached := func() int { return a.policies.Load().decisions.len() }
 	d := decide(call("get_issue", `{"x":1}`))
 	require.True(t, d.Allowed)
 	d.Policies[0] = "tampered" // the caller's copy
 	d = decide(call("get_issue", `{"x":2}`))
 	assert.True(t, d.Allowed)
 	assert.Equal(t, []cedar.PolicyID{"eng"}, d.Policies, "a cached decision names its policies")
-	assert.Equal(t, 1, a.policies.Load().decisions.len(), "arguments no policy reads do not split the cache")
+	assert.Equal(t, 1, cached(), "arguments no policy reads do not split the cache")
 
+	var before int
 	for _, tool := range []string{"t", "u"} {
-		assert.False(t, decide(call(tool, "")).Allowed, tool)             // cached: no arguments
-		assert.True(t, decide(call(tool, `{"x":1}`)).Allowed, tool)       // evaluated
-		assert.False(t, decide(call(tool, `{"x":2}`)).Allowed, tool)      // evaluated
-		assert.True(t, decide(call(tool, `{"x":1,"y":0}`)).Allowed, tool) // evaluated
+		before = cached()
+		for range 3 { // evaluated, evaluated and admitted to the cache, then from it
+			assert.False(t, decide(call(tool, "")).Allowed, tool)
+			assert.True(t, decide(call(tool, `{"x":1}`)).Allowed, tool)
+			assert.False(t, decide(call(tool, `{"x":2}`)).Allowed, tool)
+			assert.False(t, decide(call(tool, `{"x":"1"}`)).Allowed, tool)
+			assert.False(t, decide(call(tool, `{"x":null}`)).Allowed, tool)
+			assert.False(t, decide(call(tool, `{"x":[1]}`)).Allowed, tool)
+			assert.True(t, decide(call(tool, `{"x":1,"y":0}`)).Allowed, tool)
+			assert.False(t, decide(call(tool, `{"y":1}`)).Allowed, tool)
+		}
+		// One entry per distinct text of x: no arguments, 1 (shared with
+		// {"x":1,"y":0}), 2, "1", [1], and x null or absent (both leave
+		// arg_x out).
+		assert.Equal(t, before+6, cached(), tool)
 	}
+
+	// The whole context, and long arguments, are evaluated every time.
+	before = cached()
+	assert.True(t, decide(call("w", `{"x":1}`)).Allowed)
+	assert.False(t, decide(call("w", `{"x":2}`)).Allowed)
+	assert.True(t, decide(call("w", `{"x":1}`)).Allowed)
+	long := strings.Repeat("a", maxArgKey)
+	assert.True(t, decide(call("v", `{"s":"`+long+`"}`)).Allowed)
+	assert.False(t, decide(call("v", `{"s":"b`+long+`"}`)).Allowed)
+	assert.Equal(t, before, cached(), "nothing cached for the whole context or long arguments")
+	// A decision keyed on arguments is stored the second time its key is
+	// asked: arguments that never repeat do not fill the cache.
+	assert.True(t, decide(call("v", `{"s":"ab"}`)).Allowed)
+	assert.False(t, decide(call("v", `{"s":"ba"}`)).Allowed)
+	assert.Equal(t, before, cached())
+	assert.True(t, decide(call("v", `{"s":"ab"}`)).Allowed)
+	assert.False(t, decide(call("v", `{"s":"ba"}`)).Allowed)
+	assert.Equal(t, before+2, cached())
+	// Nor is a long item name.
+	longName := strings.Repeat("n", maxCachedName+1)
+	assert.False(t, decide(call(longName, "")).Allowed)
+	assert.Equal(t, before+2, cached(), "nothing cached for a long name")
 
 	require.NoError(t, a.Reload(`@id("none") forbid (principal, action, resource == Tool::"get_issue");
 @id("rest") permit (principal, action, resource);`))
 	assert.False(t, decide(call("get_issue", `{"x":1}`)).Allowed, "no decision survives Reload")
+	assert.True(t, decide(call("u", `{"x":2}`)).Allowed, "no decision keyed on arguments survives Reload")
 	// An identity without a token has a subject of its own per request:
 	// nothing is cached for it.
-	before := a.policies.Load().decisions.len()
+	before = a.policies.Load().decisions.len()
 	noToken := authn.NewContext(context.Background(), engineer())
 	for range 3 {
 		_, err := a.Authorize(noToken, []byte(call("get_issue", "")))

@@ -79,7 +79,7 @@ func (a *Authorizer) middleware(next http.Handler, resourceMetadataURL string) h
 			next.ServeHTTP(w, r)
 			return
 		}
-		body, err := readBody(r, a.cfg.MaxBodyBytes)
+		body, rb, err := readBody(r, a.cfg.MaxBodyBytes)
 		if err != nil {
 			writeRPCError(w, http.StatusBadRequest, nil, CodeParseError, msgParse)
 			return
@@ -145,7 +145,9 @@ func (a *Authorizer) middleware(next http.Handler, resourceMetadataURL string) h
 		}
 		m := mcpMethods[req.method]
 		list := !req.isResponse && m.kind == kindList
-		rb := &replayBody{}
+		if rb == nil {
+			rb = &replayBody{}
+		}
 		rb.Reset(body)
 		r.Body = rb
 		r.ContentLength = int64(len(body))
@@ -181,23 +183,33 @@ func writeRPCError(w http.ResponseWriter, status int, id []byte, code int, msg s
 
 // readBody reads at most limit+1 bytes of the request body and closes it,
 // sizing the buffer from Content-Length when it is declared and in range.
-func readBody(r *http.Request, limit int64) ([]byte, error) {
+// A body of at most smallBody bytes is read into the array of a new
+// smallReplay, whose replayBody it also returns (one allocation for both);
+// otherwise rb is nil.
+func readBody(r *http.Request, limit int64) (body []byte, rb *replayBody, err error) {
 	defer r.Body.Close()
 	if n := r.ContentLength; n >= 0 && n <= limit {
-		buf := make([]byte, n, n+1)
+		var buf []byte
+		if n <= smallBody {
+			sr := new(smallReplay)
+			buf, rb = sr.buf[:n:n+1], &sr.rb
+		} else {
+			buf = make([]byte, n, n+1)
+		}
 		if _, err := io.ReadFull(r.Body, buf); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		// A body longer than declared is an error of its own in net/http;
 		// read one more byte (into the spare capacity, so that nothing
 		// else is allocated) so a lying client cannot pass the cap.
 		if m, _ := r.Body.Read(buf[n : n+1]); m > 0 {
 			rest, err := io.ReadAll(io.LimitReader(r.Body, limit))
-			return append(buf[:n+1], rest...), err
+			return append(buf[:n+1], rest...), nil, err
 		}
-		return buf, nil
+		return buf, rb, nil
 	}
-	return io.ReadAll(io.LimitReader(r.Body, limit+1))
+	body, err = io.ReadAll(io.LimitReader(r.Body, limit+1))
+	return body, nil, err
 }
 
 // replayBody hands the handler the bytes that were authorized.
@@ -205,3 +217,14 @@ type replayBody struct{ bytes.Reader }
 
 // Close implements io.Closer.
 func (*replayBody) Close() error { return nil }
+
+// smallBody is the largest body read into a smallReplay: a tools/call with
+// its _meta is some 300 to 500 bytes.
+const smallBody = 512
+
+// smallReplay is a replayBody with the array its body is read into (plus
+// the byte readBody probes past Content-Length).
+type smallReplay struct {
+	rb  replayBody
+	buf [smallBody + 1]byte
+}

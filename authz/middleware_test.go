@@ -301,6 +301,34 @@ func TestMiddlewareBodyLimit(t *testing.T) {
 	assert.Len(t, rec.bodies, 1)
 }
 
+// TestReplayBodySizes: the handler reads the bytes that were authorized,
+// whether the body was read into the replay's own array (up to smallBody
+// bytes) or into one of its size, and whatever Content-Length declared.
+func TestReplayBodySizes(t *testing.T) {
+	t.Parallel()
+	a := newTestAuthorizer(t, nil)
+	rec := &recorder{}
+	h := withIdentity(engineer(), a.Middleware(rec.handler(nil)))
+	base := len(call("get_issue", `{"pad":""}`))
+	var want []string
+	for _, size := range []int{base, smallBody - 1, smallBody, smallBody + 1, 4 * smallBody} {
+		body := call("get_issue", `{"pad":"`+strings.Repeat("x", size-base)+`"}`)
+		require.Len(t, body, size)
+		for _, declared := range []int64{int64(size), -1} {
+			req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
+			req.ContentLength = declared
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			require.Equal(t, http.StatusOK, w.Code, "size %d declared %d", size, declared)
+			want = append(want, body)
+		}
+	}
+	require.Len(t, rec.bodies, len(want))
+	for i := range want {
+		assert.Equal(t, want[i], string(rec.bodies[i]))
+	}
+}
+
 // TestMiddlewareValueLimit: the parsed form of a value costs some 36 times
 // the two bytes of "0,", so the number of values is bounded as well as the
 // body size.

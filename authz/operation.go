@@ -1,11 +1,13 @@
 package authz
 
 import (
+	"encoding/binary"
 	"errors"
 	"maps"
 	"slices"
 	"strings"
 	"sync"
+	"unsafe"
 
 	cedar "github.com/cedar-policy/cedar-go"
 
@@ -62,24 +64,81 @@ func (a *Authorizer) decide(ps *policySet, sub *subject, req *rpcRequest, sc *sc
 
 // decideOp decides op through ps's decision cache when the decision cannot
 // depend on anything but the caller, the operation's action and resource,
-// and the tool annotations: an operation without arguments, or one whose
-// policies never read an argument (selection.argFree). Anything else is
-// evaluated. A cached Decision is shared: its slices must not be modified.
+// the tool annotations and the source text of the arguments the policies
+// can read (selection.argNames): an operation without arguments, or one
+// whose policies read arguments only by name (not the whole context) and
+// whose read arguments are short. Anything else is evaluated. A cached
+// Decision is shared: its slices must not be modified.
 func (a *Authorizer) decideOp(ps *policySet, sub *subject, op *operation, sc *scratch) Decision {
-	if op.list || sub.token == "" || (op.args != nil && !ps.lookup(op.action, op.resource).argFree) {
+	sel := ps.lookup(op.action, op.resource)
+	if op.list || sub.token == "" || len(op.resource.ID) > maxCachedName {
 		// A subject without a token is built for one request: an entry
-		// keyed on it would never be found again.
-		return a.evaluate(ps, sub, op, sc)
+		// keyed on it would never be found again. A long name (a request
+		// can carry one of up to Config.MaxBodyBytes) would make the
+		// cache's bound one of count only, not of memory.
+		return a.evaluate(ps, sel, sub, op, sc)
 	}
 	// The version is read before deciding: a decision made while hints
 	// change is filed under the old version, which is never asked again.
 	key := decisionKey{sub: sub, action: op.action, name: string(op.resource.ID), ann: a.annotations.version.Load()}
+	if op.args != nil && !sel.argFree {
+		if sel.ctxAll {
+			return a.evaluate(ps, sel, sub, op, sc)
+		}
+		if sc == nil {
+			sc = new(scratch)
+		}
+		b, ok := op.argKey(sel.argNames, sc.argKey[:0])
+		sc.argKey = b[:0]
+		if !ok {
+			return a.evaluate(ps, sel, sub, op, sc)
+		}
+		// The key points into sc only for the lookup; put copies it.
+		key.args = unsafe.String(unsafe.SliceData(b), len(b))
+	}
 	if d, ok := ps.decisions.get(key); ok {
 		return d
 	}
-	d := a.evaluate(ps, sub, op, sc)
-	ps.decisions.put(key, d)
+	d := a.evaluate(ps, sel, sub, op, sc)
+	if ps.decisions.admit(&key) {
+		stored := d
+		stored.Policies = ps.ownedIDs(d.Policies)
+		ps.decisions.put(key, stored)
+	}
 	return d
+}
+
+// Bounds of a decision cache key's strings: a call whose item name or read
+// arguments are longer is evaluated, so that a cache entry stays small (at
+// most a few KB, so at most some 30 MB for a full cache). MCP tool names
+// have at most 128 characters.
+const (
+	maxCachedName = 1024
+	maxArgKey     = 512
+)
+
+// argKey appends to b the key of the arguments named (sorted): for each,
+// 0 when it is absent or null (it is then left out of the context and the
+// resource), else 1, its source length (uvarint) and its source text. Two
+// calls with the same key have the same value for every argument named,
+// so policies that read no other argument decide them alike. ok is false
+// when the key would exceed maxArgKey.
+func (op *operation) argKey(names []string, b []byte) ([]byte, bool) {
+	for _, n := range names {
+		v, ok := op.args.Get(n)
+		if !ok || v.Kind == jsonread.Null {
+			b = append(b, 0)
+			continue
+		}
+		text := op.src[v.Start:v.End]
+		if len(b)+len(text)+1+binary.MaxVarintLen32 > maxArgKey {
+			return b, false
+		}
+		b = append(b, 1)
+		b = binary.AppendUvarint(b, uint64(len(text)))
+		b = append(b, text...)
+	}
+	return b, true
 }
 
 // operation is the Cedar shape of one resource-bearing request.
@@ -89,6 +148,7 @@ type operation struct {
 	feature  string          // "tool", "prompt", "resource"; its generated attributes are built lazily
 	list     bool            // a list action on FeatureType::"<feature>"
 	args     *jsonread.Value // the arguments object; nil when none
+	src      []byte          // the request body args points into
 	scopes   []string        // Config.ToolScopes of a tool, checked by evaluate before any policy
 }
 
@@ -115,7 +175,7 @@ func (a *Authorizer) operation(r *rpcRequest, m mcpMethod) (operation, error) {
 				return op, err
 			}
 			if len(args.Kids) > 0 {
-				op.args = args
+				op.args, op.src = args, r.body
 			}
 		}
 		return op, nil
@@ -202,12 +262,12 @@ func (a *Authorizer) toolScopes(tool string) []string {
 }
 
 // evaluate decides one operation: the scopes it requires (Config.ToolScopes)
-// first, then the indexed policies. Deny by default; any evaluation error in
+// first, then the indexed policies (sel, ps.lookup of the operation). Deny by default; any evaluation error in
 // a policy that applies is a deny, whatever the other policies say.
 //
 // sc (nil: fresh memory) lends the entity view, the context's scratch map
 // and the Decision's Policies array.
-func (a *Authorizer) evaluate(ps *policySet, sub *subject, op *operation, sc *scratch) Decision {
+func (a *Authorizer) evaluate(ps *policySet, sel *selection, sub *subject, op *operation, sc *scratch) Decision {
 	for _, s := range op.scopes {
 		if !slices.Contains(sub.scopes, s) {
 			return Decision{Action: op.action, Resource: op.resource, Scopes: op.scopes, Reason: "missing scope"}
@@ -216,7 +276,6 @@ func (a *Authorizer) evaluate(ps *policySet, sub *subject, op *operation, sc *sc
 	if sc == nil {
 		sc = new(scratch)
 	}
-	sel := ps.lookup(op.action, op.resource)
 	req := sub.requestInto(a, op, sel, &sc.ov, &sc.ctx)
 	dec, diag := cedar.Authorize(sel, &sc.ov, req)
 	sc.ov = overlay{} // drop the request's references
@@ -412,6 +471,7 @@ type scratch struct {
 	ov     overlay
 	ctx    cedar.RecordMap
 	pols   [4]cedar.PolicyID
+	argKey []byte // the arguments' part of a decision cache key
 }
 
 var scratches = sync.Pool{New: func() any { return new(scratch) }}

@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"iter"
+	"maps"
+	"slices"
 	"strings"
 
 	cedar "github.com/cedar-policy/cedar-go"
@@ -57,36 +60,39 @@ type policyEntry struct {
 	// resource or anything else) or uses the whole context, so a request's
 	// arguments can change what it says.
 	readsArgs bool
+	// argNames are the arguments it can read: the <name> of every
+	// attribute "arg_<name>" it names, on any value.
+	argNames []string
+	// ids is []cedar.PolicyID{id}: what a cached decision that only this
+	// policy determined names (see policySet.ownedIDs).
+	ids []cedar.PolicyID
 }
 
-// namesArgAttribute reports whether a policy's JSON form reads or tests an
-// attribute whose name starts with "arg_", on any value. Cedar reaches an
+// argAttributes adds to names the <name> of every attribute "arg_<name>"
+// a policy's JSON form reads or tests, on any value. Cedar reaches an
 // attribute only by its literal name (`.attr`, `["attr"]`, `has attr`), so
-// a policy without one cannot observe the arguments, which are attributes
+// a policy can observe no other argument: the arguments are attributes
 // named arg_<name> of the context and of the resource entity.
-func namesArgAttribute(doc any) bool {
+func argAttributes(doc any, names map[string]bool) {
 	switch x := doc.(type) {
 	case []any:
 		for _, e := range x {
-			if namesArgAttribute(e) {
-				return true
-			}
+			argAttributes(e, names)
 		}
 	case map[string]any:
 		for k, v := range x {
 			if k == "." || k == "has" {
 				if op, ok := v.(map[string]any); ok {
-					if attr, ok := op["attr"].(string); ok && strings.HasPrefix(attr, "arg_") {
-						return true
+					if attr, ok := op["attr"].(string); ok {
+						if name, ok := strings.CutPrefix(attr, "arg_"); ok {
+							names[name] = true
+						}
 					}
 				}
 			}
-			if namesArgAttribute(v) {
-				return true
-			}
+			argAttributes(v, names)
 		}
 	}
-	return false
 }
 
 // policyJSON returns a policy's JSON form (cedar-go's MarshalJSON) as
@@ -180,6 +186,10 @@ type selection struct {
 	// arguments, so its decision depends only on the caller, the action
 	// and the resource (see decisionCache).
 	argFree bool
+	// argNames are the arguments the selection's policies can read, sorted
+	// (see policyEntry.argNames). Unless ctxAll, a decision depends on a
+	// request's arguments only through these.
+	argNames []string
 }
 
 func newSelection(b bucket) *selection {
@@ -192,6 +202,11 @@ func newSelection(b bucket) *selection {
 		if e.readsArgs {
 			sel.argFree = false
 		}
+		for _, n := range e.argNames {
+			if !slices.Contains(sel.argNames, n) {
+				sel.argNames = append(sel.argNames, n)
+			}
+		}
 		for _, k := range e.ctxKeys {
 			if !seen[k] {
 				seen[k] = true
@@ -199,6 +214,7 @@ func newSelection(b bucket) *selection {
 			}
 		}
 	}
+	slices.Sort(sel.argNames)
 	return sel
 }
 
@@ -215,6 +231,21 @@ type policySet struct {
 	// decisions made under this set for list items; a Reload swaps the
 	// whole set, so no decision outlives the policies it was made with.
 	decisions decisionCache
+}
+
+// ownedIDs returns the policy ids of a decision in memory of their own, for
+// the decision cache: the entry's shared ids for one policy (the common
+// case, which then costs no allocation), else a copy.
+func (ps *policySet) ownedIDs(ids []cedar.PolicyID) []cedar.PolicyID {
+	switch len(ids) {
+	case 0:
+		return nil
+	case 1:
+		if e := ps.entry(ids[0]); e != nil {
+			return e.ids[:1:1]
+		}
+	}
+	return slices.Clone(ids)
 }
 
 // entry returns the policy with the given id, or nil.
@@ -253,6 +284,7 @@ func (a *Authorizer) compilePolicies(text string) (*policySet, error) {
 		index: make(map[cedar.EntityUID]*actionIndex, len(knownActions)),
 		byID:  make(map[cedar.PolicyID]*policyEntry, len(list)),
 	}
+	ps.decisions.seed = maphash.MakeSeed()
 	seen := make(map[cedar.PolicyID]cedar.Position, len(list))
 	for i, p := range list {
 		id := cedar.PolicyID(fmt.Sprintf("policy%d", i))
@@ -266,7 +298,7 @@ func (a *Authorizer) compilePolicies(text string) (*policySet, error) {
 				id, pos.Line, pos.Column, prev.Line, prev.Column)
 		}
 		seen[id] = pos
-		e := &policyEntry{id: id, policy: p}
+		e := &policyEntry{id: id, policy: p, ids: []cedar.PolicyID{id}}
 		doc, err := policyJSON(p)
 		if err != nil {
 			return nil, fmt.Errorf("authz: policies: policy %q (line %d, column %d): %w", id, pos.Line, pos.Column, err)
@@ -275,7 +307,10 @@ func (a *Authorizer) compilePolicies(text string) (*policySet, error) {
 			return nil, fmt.Errorf("authz: policies: policy %q (line %d, column %d): %s", id, pos.Line, pos.Column, err)
 		}
 		e.ctxKeys, e.ctxAll = contextUse(doc)
-		e.readsArgs = e.ctxAll || namesArgAttribute(doc)
+		names := map[string]bool{}
+		argAttributes(doc, names)
+		e.argNames = slices.Sorted(maps.Keys(names))
+		e.readsArgs = e.ctxAll || len(e.argNames) > 0
 		if v, ok := ann[scopeAnnotation]; ok {
 			if p.Effect() != cedar.Forbid {
 				return nil, fmt.Errorf("authz: policies: policy %q (line %d, column %d): @scope is only meaningful on forbid policies", id, pos.Line, pos.Column)

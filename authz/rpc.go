@@ -86,6 +86,7 @@ type rpcRequest struct {
 	method     string
 	isResponse bool // a JSON-RPC response posted by a 2025-11-25 client
 	params     *jsonread.Value
+	body       []byte // the message: the parse tree's source
 }
 
 // parseRPC parses and validates one JSON-RPC message into a new rpcRequest.
@@ -99,7 +100,7 @@ func parseRPC(body []byte) (*rpcRequest, error) {
 // holds the parameters until p's next parse. On error, r.id is the request
 // id when it was read.
 func (r *rpcRequest) parse(p *jsonread.Parser, body []byte) error {
-	*r = rpcRequest{}
+	*r = rpcRequest{body: body}
 	// _meta (protocol version, client info and capabilities) is checked but
 	// not kept: nothing here reads it.
 	root, err := p.Parse(body, jsonread.Options{SkipMeta: true, MaxValues: maxRequestValues})

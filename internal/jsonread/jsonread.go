@@ -286,8 +286,8 @@ func (v *Value) object() (map[string]any, error) {
 func (p *parser) parse(data []byte, opts Options) (Value, error) {
 	p.data, p.pos, p.opts, p.values = data, 0, opts, 0
 	p.ws()
-	v, err := p.value(0, true)
-	if err != nil {
+	var v Value
+	if err := p.value(&v, 0, true); err != nil {
 		return Value{}, err
 	}
 	p.ws()
@@ -358,66 +358,70 @@ func (p *parser) keepChild(depth int, key string) bool {
 }
 
 func (p *parser) ws() {
-	for p.pos < len(p.data) {
-		switch p.data[p.pos] {
-		case ' ', '\t', '\n', '\r':
-			p.pos++
-		default:
-			return
-		}
+	i, d := p.pos, p.data
+	for i < len(d) && (d[i] == ' ' || d[i] == '\t' || d[i] == '\n' || d[i] == '\r') {
+		i++
 	}
+	p.pos = i
 }
 
-func (p *parser) lit(s string, k Kind) (Value, error) {
+func (p *parser) lit(dst *Value, s string, k Kind) error {
 	if !strings.HasPrefix(string(p.data[p.pos:min(len(p.data), p.pos+len(s))]), s) {
-		return Value{}, ErrSyntax
+		return ErrSyntax
 	}
 	start := p.pos
 	p.pos += len(s)
-	return Value{Kind: k, Start: int32(start), End: int32(p.pos)}, nil
+	*dst = Value{Kind: k, Start: int32(start), End: int32(p.pos)}
+	return nil
 }
 
-func (p *parser) value(depth int, keep bool) (Value, error) {
+// value parses one value into *dst (which must be zero, or be overwritten
+// whole on success).
+func (p *parser) value(dst *Value, depth int, keep bool) error {
 	if p.pos >= len(p.data) {
-		return Value{}, ErrSyntax
+		return ErrSyntax
 	}
 	if p.values++; p.opts.MaxValues > 0 && p.values > p.opts.MaxValues {
-		return Value{}, ErrTooManyValues
+		return ErrTooManyValues
 	}
 	switch c := p.data[p.pos]; {
 	case c == '{':
-		return p.object(depth+1, keep)
+		return p.object(dst, depth+1, keep)
 	case c == '[':
-		return p.array(depth+1, keep)
+		return p.array(dst, depth+1, keep)
 	case c == '"':
 		start := p.pos
 		s, err := p.string()
-		return Value{Kind: String, Text: s, Start: int32(start), End: int32(p.pos)}, err
+		*dst = Value{Kind: String, Text: s, Start: int32(start), End: int32(p.pos)}
+		return err
 	case c == 't':
-		return p.lit("true", True)
+		return p.lit(dst, "true", True)
 	case c == 'f':
-		return p.lit("false", False)
+		return p.lit(dst, "false", False)
 	case c == 'n':
-		return p.lit("null", Null)
+		return p.lit(dst, "null", Null)
 	case c == '-' || (c >= '0' && c <= '9'):
-		return p.number()
+		return p.number(dst)
 	default:
-		return Value{}, ErrSyntax
+		return ErrSyntax
 	}
 }
 
-func (p *parser) object(depth int, keep bool) (Value, error) {
+func (p *parser) object(dst *Value, depth int, keep bool) error {
 	if depth > MaxDepth {
-		return Value{}, ErrDepth
+		return ErrDepth
 	}
-	v := Value{Kind: Object, Start: int32(p.pos)}
+	if !keep {
+		return p.skipObject(dst, depth)
+	}
+	start := p.pos
 	var seen map[string]struct{} // folded names, once the object is large
 	p.pos++                      // '{'
 	p.ws()
 	if p.pos < len(p.data) && p.data[p.pos] == '}' {
 		p.pos++
-		v.End = int32(p.pos)
-		return v, nil
+		*dst = Value{Kind: Object, Start: int32(start), End: int32(p.pos)}
+		return nil
 	}
 	// Members collect in a small array on the goroutine's stack (writing
 	// there costs no GC write barrier) and, past its size, on p.members;
@@ -433,22 +437,22 @@ func (p *parser) object(depth int, keep bool) (Value, error) {
 	for {
 		p.ws()
 		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
-			return Value{}, ErrSyntax
+			return ErrSyntax
 		}
 		key, err := p.string()
 		if err != nil {
-			return Value{}, err
+			return err
 		}
 		if seen != nil {
 			fk := foldKey(key)
 			if _, dup := seen[fk]; dup {
-				return Value{}, ErrDuplicate
+				return ErrDuplicate
 			}
 			seen[fk] = struct{}{}
 		} else {
 			for i := range cur {
 				if sameName(cur[i].Key, key) {
-					return Value{}, ErrDuplicate
+					return ErrDuplicate
 				}
 			}
 			if len(cur) == smallObject {
@@ -459,39 +463,56 @@ func (p *parser) object(depth int, keep bool) (Value, error) {
 				}
 				fk := foldKey(key)
 				if _, dup := seen[fk]; dup {
-					return Value{}, ErrDuplicate
+					return ErrDuplicate
 				}
 				seen[fk] = struct{}{}
 			}
 		}
 		p.ws()
 		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
-			return Value{}, ErrSyntax
+			return ErrSyntax
 		}
 		p.pos++
 		p.ws()
-		val, err := p.value(depth, keep && p.keepChild(depth+1, key))
-		if err != nil {
-			return Value{}, err
+		kk := keep && p.keepChild(depth+1, key)
+		if base < 0 && len(cur) < cap(cur) {
+			// Parse straight into the stack array, which does not move.
+			cur = cur[:len(cur)+1]
+			m := &cur[len(cur)-1]
+			m.Key = key
+			if err := p.value(&m.Val, depth, kk); err != nil {
+				return err
+			}
+		} else {
+			// The kids are on p.members (moved there first), so the
+			// stack array is free: parse into its first slot (a pointer
+			// to a plain local would make the compiler put it on the heap).
+			cur = p.moveKids(&p.members, &base, cur)
+			slot := local[:1]
+			slot[0] = Member{Key: key}
+			if err := p.value(&slot[0].Val, depth, kk); err != nil {
+				return err
+			}
+			p.members = append(grow(p.members), slot[0])
+			cur = p.members[base:]
+			p.hiMembers = max(p.hiMembers, len(p.members))
 		}
-		cur = p.addKid(&p.members, &base, cur, Member{Key: key, Val: val})
-		p.hiMembers = max(p.hiMembers, len(p.members))
 		p.ws()
 		if p.pos >= len(p.data) {
-			return Value{}, ErrSyntax
+			return ErrSyntax
 		}
 		switch p.data[p.pos] {
 		case ',':
 			p.pos++
 		case '}':
 			p.pos++
-			v.End = int32(p.pos)
+			*dst = Value{Kind: Object, Start: int32(start), End: int32(p.pos)}
 			if keep {
-				v.Kids = p.emit(cur)
+				dst.Kids = p.emit(cur)
 			}
-			return v, nil
+			return nil
 		default:
-			return Value{}, ErrSyntax
+			return ErrSyntax
 		}
 	}
 }
@@ -500,14 +521,10 @@ func (p *parser) object(depth int, keep bool) (Value, error) {
 // collected on the stack before they move to the parser's heap stacks.
 const stackKids = 8
 
-// addKid appends m to a container's kids: to cur while it is the
-// container's stack array and has room, else to *stack (the parser's
-// member or element stack), where the kids move the first time (*base
-// records where they start). It returns the kids so far.
-func (p *parser) addKid(stack *[]Member, base *int, cur []Member, m Member) []Member {
-	if *base < 0 && len(cur) < cap(cur) {
-		return append(cur, m)
-	}
+// moveKids moves a container's kids from its stack array (cur) to *stack
+// (the parser's member or element stack) the first time (*base records
+// where they start there) and returns them there.
+func (p *parser) moveKids(stack *[]Member, base *int, cur []Member) []Member {
 	if *base < 0 {
 		// Nested containers have given back what they took, so the
 		// stack ends where this container's kids go.
@@ -516,21 +533,23 @@ func (p *parser) addKid(stack *[]Member, base *int, cur []Member, m Member) []Me
 			*stack = append(grow(*stack), k)
 		}
 	}
-	*stack = append(grow(*stack), m)
 	return (*stack)[*base:]
 }
 
-func (p *parser) array(depth int, keep bool) (Value, error) {
+func (p *parser) array(dst *Value, depth int, keep bool) error {
 	if depth > MaxDepth {
-		return Value{}, ErrDepth
+		return ErrDepth
 	}
-	v := Value{Kind: Array, Start: int32(p.pos)}
+	if !keep {
+		return p.skipArray(dst, depth)
+	}
+	start := p.pos
 	p.pos++ // '['
 	p.ws()
 	if p.pos < len(p.data) && p.data[p.pos] == ']' {
 		p.pos++
-		v.End = int32(p.pos)
-		return v, nil
+		*dst = Value{Kind: Array, Start: int32(start), End: int32(p.pos)}
+		return nil
 	}
 	var local [stackKids]Member // as in object
 	cur := local[:0]
@@ -542,28 +561,147 @@ func (p *parser) array(depth int, keep bool) (Value, error) {
 	}()
 	for {
 		p.ws()
-		el, err := p.value(depth, keep && p.keepChild(depth+1, ""))
-		if err != nil {
-			return Value{}, err
+		kk := keep && p.keepChild(depth+1, "")
+		if base < 0 && len(cur) < cap(cur) {
+			cur = cur[:len(cur)+1] // as in object
+			if err := p.value(&cur[len(cur)-1].Val, depth, kk); err != nil {
+				return err
+			}
+		} else {
+			cur = p.moveKids(&p.elems, &base, cur) // as in object
+			slot := local[:1]
+			slot[0] = Member{}
+			if err := p.value(&slot[0].Val, depth, kk); err != nil {
+				return err
+			}
+			p.elems = append(grow(p.elems), slot[0])
+			cur = p.elems[base:]
+			p.hiElems = max(p.hiElems, len(p.elems))
 		}
-		cur = p.addKid(&p.elems, &base, cur, Member{Val: el})
-		p.hiElems = max(p.hiElems, len(p.elems))
 		p.ws()
 		if p.pos >= len(p.data) {
-			return Value{}, ErrSyntax
+			return ErrSyntax
 		}
 		switch p.data[p.pos] {
 		case ',':
 			p.pos++
 		case ']':
 			p.pos++
-			v.End = int32(p.pos)
+			*dst = Value{Kind: Array, Start: int32(start), End: int32(p.pos)}
 			if keep {
-				v.Kids = p.emit(cur)
+				dst.Kids = p.emit(cur)
 			}
-			return v, nil
+			return nil
 		default:
-			return Value{}, ErrSyntax
+			return ErrSyntax
+		}
+	}
+}
+
+// skipObject parses an object whose members are not kept: it checks
+// what object checks (syntax, UTF-8, depth, duplicate and case-variant
+// names, the value count) but keeps only the member names, on the stack up
+// to smallObject of them and then as folded names in a map, and gives dst
+// no kids.
+func (p *parser) skipObject(dst *Value, depth int) error {
+	start := p.pos
+	p.pos++ // '{'
+	var local [smallObject]string
+	names := local[:0]
+	var seen map[string]struct{}
+	var scratch Value // what the members parse into, then drop
+	p.ws()
+	if p.pos < len(p.data) && p.data[p.pos] == '}' {
+		p.pos++
+		*dst = Value{Kind: Object, Start: int32(start), End: int32(p.pos)}
+		return nil
+	}
+	for {
+		p.ws()
+		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
+			return ErrSyntax
+		}
+		key, err := p.string()
+		if err != nil {
+			return err
+		}
+		if seen == nil {
+			for _, n := range names {
+				if sameName(n, key) {
+					return ErrDuplicate
+				}
+			}
+			if len(names) < len(local) {
+				names = append(names, key)
+			} else {
+				seen = make(map[string]struct{}, 2*smallObject)
+				for _, n := range names {
+					seen[foldKey(n)] = struct{}{}
+				}
+			}
+		}
+		if seen != nil {
+			fk := foldKey(key)
+			if _, dup := seen[fk]; dup {
+				return ErrDuplicate
+			}
+			seen[fk] = struct{}{}
+		}
+		p.ws()
+		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
+			return ErrSyntax
+		}
+		p.pos++
+		p.ws()
+		if err := p.value(&scratch, depth, false); err != nil {
+			return err
+		}
+		p.ws()
+		if p.pos >= len(p.data) {
+			return ErrSyntax
+		}
+		switch p.data[p.pos] {
+		case ',':
+			p.pos++
+		case '}':
+			p.pos++
+			*dst = Value{Kind: Object, Start: int32(start), End: int32(p.pos)}
+			return nil
+		default:
+			return ErrSyntax
+		}
+	}
+}
+
+// skipArray is skipObject for an array.
+func (p *parser) skipArray(dst *Value, depth int) error {
+	start := p.pos
+	p.pos++ // '['
+	var scratch Value
+	p.ws()
+	if p.pos < len(p.data) && p.data[p.pos] == ']' {
+		p.pos++
+		*dst = Value{Kind: Array, Start: int32(start), End: int32(p.pos)}
+		return nil
+	}
+	for {
+		p.ws()
+		if err := p.value(&scratch, depth, false); err != nil {
+			return err
+		}
+		p.ws()
+		if p.pos >= len(p.data) {
+			return ErrSyntax
+		}
+		switch p.data[p.pos] {
+		case ',':
+			p.pos++
+		case ']':
+			p.pos++
+			*dst = Value{Kind: Array, Start: int32(start), End: int32(p.pos)}
+			return nil
+		default:
+			return ErrSyntax
 		}
 	}
 }
@@ -580,7 +718,7 @@ func grow(s []Member) []Member {
 }
 
 // number scans a JSON number (RFC 8259 §6) and keeps its literal.
-func (p *parser) number() (Value, error) {
+func (p *parser) number(dst *Value) error {
 	start := p.pos
 	d := p.data
 	if p.pos < len(d) && d[p.pos] == '-' {
@@ -594,7 +732,7 @@ func (p *parser) number() (Value, error) {
 			p.pos++
 		}
 	default:
-		return Value{}, ErrSyntax
+		return ErrSyntax
 	}
 	if p.pos < len(d) && d[p.pos] == '.' {
 		p.pos++
@@ -603,7 +741,7 @@ func (p *parser) number() (Value, error) {
 			p.pos++
 		}
 		if p.pos == n {
-			return Value{}, ErrSyntax
+			return ErrSyntax
 		}
 	}
 	if p.pos < len(d) && (d[p.pos] == 'e' || d[p.pos] == 'E') {
@@ -616,10 +754,11 @@ func (p *parser) number() (Value, error) {
 			p.pos++
 		}
 		if p.pos == n {
-			return Value{}, ErrSyntax
+			return ErrSyntax
 		}
 	}
-	return Value{Kind: Number, Text: unsafe.String(&d[start], p.pos-start), Start: int32(start), End: int32(p.pos)}, nil
+	*dst = Value{Kind: Number, Text: unsafe.String(&d[start], p.pos-start), Start: int32(start), End: int32(p.pos)}
+	return nil
 }
 
 // string scans a JSON string starting at the opening quote and returns its
@@ -629,6 +768,11 @@ func (p *parser) string() (string, error) {
 	p.pos++ // opening quote
 	start := p.pos
 	// Fast path: no escapes, ASCII only.
+	i := p.pos // a local, so that the loop keeps it in a register
+	for i < len(d) && plainASCII[d[i]] {
+		i++
+	}
+	p.pos = i
 	for p.pos < len(d) {
 		c := d[p.pos]
 		if c == '"' {
@@ -718,6 +862,15 @@ func (p *parser) string() (string, error) {
 	return "", ErrSyntax
 }
 
+// plainASCII marks the bytes the string fast path steps over: printable
+// ASCII other than the quote and the backslash.
+var plainASCII = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 func (p *parser) hex4() (rune, bool) {
 	if p.pos+4 > len(p.data) {
 		return 0, false
@@ -745,10 +898,18 @@ func (p *parser) hex4() (rune, bool) {
 // strings.EqualFold implements and what encoding/json's field matching
 // approximates, including the Kelvin sign and long s).
 func sameName(a, b string) bool {
-	if len(a) > 0 && len(b) > 0 && a[0] < utf8.RuneSelf && b[0] < utf8.RuneSelf && lowerASCII(a[0]) != lowerASCII(b[0]) {
+	if len(a) == 0 || len(b) == 0 {
+		return len(a) == len(b)
+	}
+	if a[0] < utf8.RuneSelf && b[0] < utf8.RuneSelf && lowerASCII(a[0]) != lowerASCII(b[0]) {
 		// Two ASCII first letters that differ ignoring case: the first
 		// runes do not fold together (an ASCII letter's other fold
 		// partners, the Kelvin sign and long s, are not ASCII).
+		return false
+	}
+	if x, y := a[len(a)-1], b[len(b)-1]; x < utf8.RuneSelf && y < utf8.RuneSelf && lowerASCII(x) != lowerASCII(y) {
+		// The same for the last runes (an ASCII byte is a whole rune
+		// wherever it is in UTF-8).
 		return false
 	}
 	return a == b || strings.EqualFold(a, b)

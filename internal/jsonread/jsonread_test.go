@@ -197,6 +197,20 @@ func FuzzParseJSON(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		compareObject(t, data)
+		// Containers that are not kept are checked alike: same verdict,
+		// same value count, same span.
+		for _, max := range []int{0, 5} {
+			full, ferr := ParseWith(data, Options{MaxValues: max})
+			for _, o := range []Options{{KeepDepth: 1, MaxValues: max}, {KeepDepth: 2, MaxValues: max}, {SkipMeta: true, MaxValues: max}} {
+				part, perr := ParseWith(data, o)
+				if (ferr == nil) != (perr == nil) || (ferr != nil && !errors.Is(perr, ferr)) {
+					t.Fatalf("%q: %+v: error %v, full parse %v", data, o, perr, ferr)
+				}
+				if ferr == nil && (part.Kind != full.Kind || part.Start != full.Start || part.End != full.End) {
+					t.Fatalf("%q: %+v: root %v, full parse %v", data, o, part, full)
+				}
+			}
+		}
 		v, err := Parse(data)
 		if err != nil {
 			return
@@ -327,8 +341,9 @@ func TestParserReuse(t *testing.T) {
 	assert.ErrorIs(t, err, ErrDuplicate)
 }
 
-// TestSameName checks the first-letter shortcut against strings.EqualFold
-// on every pair of runes a name can start with that folds specially.
+// TestSameName checks the first- and last-letter shortcuts against
+// strings.EqualFold on every pair of runes a name can start or end with
+// that folds specially.
 func TestSameName(t *testing.T) {
 	t.Parallel()
 	starts := []string{"", "a", "A", "k", "K", "\u212a", "s", "S", "\u017f", "[", "{", "@", "`", "é", "É", "1"}
@@ -336,6 +351,10 @@ func TestSameName(t *testing.T) {
 		for _, y := range starts {
 			for _, rest := range []string{"", "ey", "EY"} {
 				a, b := x+"ey", y+rest
+				assert.Equal(t, strings.EqualFold(a, b), sameName(a, b), "%q %q", a, b)
+				a, b = "ey"+x, rest+y
+				assert.Equal(t, strings.EqualFold(a, b), sameName(a, b), "%q %q", a, b)
+				a, b = x, y
 				assert.Equal(t, strings.EqualFold(a, b), sameName(a, b), "%q %q", a, b)
 			}
 		}
@@ -397,5 +416,59 @@ func TestContainerSizes(t *testing.T) {
 			_, err := p.Parse([]byte(dup), Options{})
 			assert.ErrorIs(t, err, ErrDuplicate, "%d/%d", outer, inner)
 		}
+	}
+}
+
+// BenchmarkParserRequest parses a 2026-07-28 tools/call as authz does: with
+// a warm Parser, _meta checked but not kept.
+func BenchmarkParserRequest(b *testing.B) {
+	body := []byte(`{"jsonrpc":"2.0","id":17,"method":"tools/call","params":{"name":"tool5",` +
+		`"arguments":{"n":5,"path":"/tmp/x","verbose":true},` +
+		`"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28",` +
+		`"io.modelcontextprotocol/clientInfo":{"name":"ExampleClient","version":"1.0.0"},` +
+		`"io.modelcontextprotocol/clientCapabilities":{"elicitation":{},"sampling":{}}}}}`)
+	var p Parser
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := p.Parse(body, Options{SkipMeta: true, MaxValues: 1 << 17}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestParserWarmAllocs: a warm Parser parses without allocating, with
+// containers past the stack array's size (stackKids) kept and skipped.
+func TestParserWarmAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not asserted under the race detector (sync.Pool drops items at random)")
+	}
+	var b strings.Builder
+	b.WriteString(`{"a":[`)
+	for i := range 40 {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"n":%d,"s":"x","o":[1,2,3,4,5,6,7,8,9,10]}`, i)
+	}
+	b.WriteString(`],"_meta":{`)
+	for i := range smallObject {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `"k%d":[1,2,3,4,5,6,7,8,9,10,{"x":1}]`, i)
+	}
+	b.WriteString(`}}`)
+	doc := []byte(b.String())
+	var p Parser
+	for _, o := range []Options{{}, {SkipMeta: true}, {KeepDepth: 2}} {
+		_, err := p.Parse(doc, o)
+		require.NoError(t, err)
+		allocs := testing.AllocsPerRun(50, func() {
+			if _, err := p.Parse(doc, o); err != nil {
+				t.Fatal(err)
+			}
+		})
+		assert.Zero(t, allocs, "%+v", o)
 	}
 }
