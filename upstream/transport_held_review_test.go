@@ -35,14 +35,14 @@ func TestTransportPassthroughVectors(t *testing.T) {
 		"DPoP scheme":         func(r *http.Request) { r.Header.Set("X-Auth", "DPoP "+inboundToken) },
 	} {
 		t.Run(name, func(t *testing.T) {
-			before := f.up.apiCalls.Load()
+			before := f.up.APICalls.Load()
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, api.String(), nil)
 			mod(req)
 			resp, err := f.tr.RoundTrip(req)
 			if resp != nil || !errors.Is(err, upstream.ErrPassthrough) || strings.Contains(err.Error(), inboundToken) {
 				t.Fatalf("RoundTrip = %v, %v", resp, err)
 			}
-			if f.up.apiCalls.Load() != before {
+			if f.up.APICalls.Load() != before {
 				t.Fatal("backend reached")
 			}
 		})
@@ -54,7 +54,7 @@ func TestTransportPassthroughVectors(t *testing.T) {
 // to pinned hosts only; never over plain http off loopback.
 func TestTransportRedirects(t *testing.T) {
 	f := newFixture(t, upstream.NewMemoryStore(), time.Now().Add(time.Hour), nil)
-	at, _, _ := f.up.state(f.grantID)
+	at, _, _ := f.up.State(f.grantID)
 	var leaked atomic.Int64
 	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.Contains(r.Header.Get("Authorization"), at) {
@@ -88,7 +88,7 @@ func TestTransportRedirects(t *testing.T) {
 		t.Fatalf("the upstream token reached another host %d times", leaked.Load())
 	}
 	// Pinned host reached through a Host override of an allowed URL.
-	pinned := f.transport(t, f.store, func(c *upstream.TransportConfig) { c.Hosts = []string{strings.TrimPrefix(f.up.srv.URL, "http://")} })
+	pinned := f.transport(t, f.store, func(c *upstream.TransportConfig) { c.Hosts = []string{strings.TrimPrefix(f.up.URL(), "http://")} })
 	req, _ := http.NewRequestWithContext(withIdentity(context.Background(), f.tsid), http.MethodGet, f.up.APIURL(), nil)
 	req.Host = "attacker.example"
 	if _, err := pinned.RoundTrip(req); !errors.Is(err, upstream.ErrDestinationNotAllowed) {
@@ -103,7 +103,7 @@ func TestTransportRedirects(t *testing.T) {
 // again, which revokes the grant).
 func TestCancelledRequestKeepsRotatedPair(t *testing.T) {
 	f := newFixture(t, upstream.NewMemoryStore(), time.Now().Add(-time.Minute), nil)
-	f.up.delay = 300 * time.Millisecond
+	f.up.Delay = 300 * time.Millisecond
 	ctx, cancel := context.WithCancel(withIdentity(context.Background(), f.tsid))
 	time.AfterFunc(50*time.Millisecond, cancel)
 	if _, err := call(ctx, f.tr, f.up.APIURL()); err == nil {
@@ -122,8 +122,8 @@ func TestCancelledRequestKeepsRotatedPair(t *testing.T) {
 	}
 	resp, err := call(withIdentity(context.Background(), f.tsid), f.tr, f.up.APIURL())
 	expectGrant(t, resp, err, f.grantID)
-	if _, _, revoked := f.up.state(f.grantID); revoked || f.up.refreshes.Load() != 1 {
-		t.Fatalf("revoked %v, %d refreshes", revoked, f.up.refreshes.Load())
+	if _, _, revoked := f.up.State(f.grantID); revoked || f.up.Refreshes.Load() != 1 {
+		t.Fatalf("revoked %v, %d refreshes", revoked, f.up.Refreshes.Load())
 	}
 }
 
@@ -156,9 +156,9 @@ func TestRefreshCASConflict(t *testing.T) {
 	f := newFixture(t, store, time.Now().Add(-time.Minute), nil)
 	resp, err := call(withIdentity(context.Background(), f.tsid), f.tr, f.up.APIURL())
 	expectGrant(t, resp, err, f.grantID)
-	at, rt, revoked := f.up.state(f.grantID)
+	at, rt, revoked := f.up.State(f.grantID)
 	s, err := store.GetSession(context.Background(), f.tsid)
-	if err != nil || s.AccessToken != at || s.RefreshToken != rt || revoked || f.up.refreshes.Load() != 1 || !store.done.Load() {
-		t.Fatalf("after a lost CAS: %v %v, revoked %v, %d refreshes", s, err, revoked, f.up.refreshes.Load())
+	if err != nil || s.AccessToken != at || s.RefreshToken != rt || revoked || f.up.Refreshes.Load() != 1 || !store.done.Load() {
+		t.Fatalf("after a lost CAS: %v %v, revoked %v, %d refreshes", s, err, revoked, f.up.Refreshes.Load())
 	}
 }

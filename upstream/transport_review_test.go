@@ -152,8 +152,8 @@ func TestIdentityWithoutRawTokenRefused(t *testing.T) {
 	if err == nil {
 		resp.Body.Close()
 	}
-	if !errors.Is(err, upstream.ErrNoIdentity) || f.up.apiCalls.Load() != 0 {
-		t.Fatalf("identity without raw token: err %v, %d backend calls", err, f.up.apiCalls.Load())
+	if !errors.Is(err, upstream.ErrNoIdentity) || f.up.APICalls.Load() != 0 {
+		t.Fatalf("identity without raw token: err %v, %d backend calls", err, f.up.APICalls.Load())
 	}
 	if _, err := f.tr.TokenSource(ctx).Token(); err != nil {
 		t.Fatalf("TokenSource needs no raw token (it sends nothing): %v", err)
@@ -178,8 +178,8 @@ func TestSessionWithoutSubjectRefused(t *testing.T) {
 	for _, sub := range []string{"attacker|1", ""} {
 		info := (&authn.TokenInfo{Issuer: testIssuer, Subject: sub, Claims: map[string]any{"tsid": f.tsid}}).WithToken(inboundToken)
 		_, err := call(authn.NewContext(context.Background(), info), f.tr, f.up.APIURL())
-		if !errors.Is(err, upstream.ErrReauthenticate) || f.up.apiCalls.Load() != 0 {
-			t.Fatalf("sub %q got a session without Subject: err %v, %d backend calls", sub, err, f.up.apiCalls.Load())
+		if !errors.Is(err, upstream.ErrReauthenticate) || f.up.APICalls.Load() != 0 {
+			t.Fatalf("sub %q got a session without Subject: err %v, %d backend calls", sub, err, f.up.APICalls.Load())
 		}
 	}
 }
@@ -194,8 +194,8 @@ func TestForeignIssuerRefused(t *testing.T) {
 	for _, iss := range []string{"https://other-as.example.com", "", testIssuer + "/"} {
 		info := (&authn.TokenInfo{Issuer: iss, Subject: "fake|42", Claims: map[string]any{"tsid": f.tsid}}).WithToken(inboundToken)
 		_, err := call(authn.NewContext(context.Background(), info), f.tr, f.up.APIURL())
-		if !errors.Is(err, upstream.ErrReauthenticate) || f.up.apiCalls.Load() != 0 {
-			t.Fatalf("issuer %q: err %v, %d backend calls", iss, err, f.up.apiCalls.Load())
+		if !errors.Is(err, upstream.ErrReauthenticate) || f.up.APICalls.Load() != 0 {
+			t.Fatalf("issuer %q: err %v, %d backend calls", iss, err, f.up.APICalls.Load())
 		}
 	}
 	resp, err := call(withIdentity(context.Background(), f.tsid), f.tr, f.up.APIURL())
@@ -216,7 +216,7 @@ func TestForeignIssuerRefused(t *testing.T) {
 // rotating refresh token and the upstream revokes the grant.
 func TestTwoTransportsOneMemoryStore(t *testing.T) {
 	f := newFixture(t, upstream.NewMemoryStore(), time.Now().Add(-time.Minute), nil)
-	f.up.delay = 50 * time.Millisecond
+	f.up.Delay = 50 * time.Millisecond
 	second := f.transport(t, f.store, nil)
 	ctx := withIdentity(context.Background(), f.tsid)
 	var wg sync.WaitGroup
@@ -233,8 +233,8 @@ func TestTwoTransportsOneMemoryStore(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if _, _, revoked := f.up.state(f.grantID); revoked || f.up.refreshes.Load() != 1 {
-		t.Fatalf("%d refreshes, grant revoked %v", f.up.refreshes.Load(), revoked)
+	if _, _, revoked := f.up.State(f.grantID); revoked || f.up.Refreshes.Load() != 1 {
+		t.Fatalf("%d refreshes, grant revoked %v", f.up.Refreshes.Load(), revoked)
 	}
 }
 
@@ -273,13 +273,13 @@ func TestRefreshDoesNotFollowRedirects(t *testing.T) {
 // used for (at least) half its lifetime.
 func TestShortLivedTokensNotRefreshedPerCall(t *testing.T) {
 	f := newFixture(t, upstream.NewMemoryStore(), time.Now().Add(-time.Minute), nil)
-	f.up.expiresIn = 10
+	f.up.ExpiresIn = 10
 	ctx := withIdentity(context.Background(), f.tsid)
 	for range 5 {
 		resp, err := call(ctx, f.tr, f.up.APIURL())
 		expectGrant(t, resp, err, f.grantID)
 	}
-	if n := f.up.refreshes.Load(); n != 1 {
+	if n := f.up.Refreshes.Load(); n != 1 {
 		t.Fatalf("%d refreshes for 5 calls within a 10s token's lifetime, want 1", n)
 	}
 }

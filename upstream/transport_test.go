@@ -17,6 +17,7 @@ import (
 
 	"github.com/mcpauth-go/mcpauth/authn"
 	"github.com/mcpauth-go/mcpauth/upstream"
+	"github.com/mcpauth-go/mcpauth/upstream/upstreamtest"
 )
 
 const inboundToken = "inbound-mcp-access-token-0123456789"
@@ -36,7 +37,7 @@ func withIdentity(ctx context.Context, tsid string) context.Context {
 }
 
 type fixture struct {
-	up      *fakeUpstream
+	up      *upstreamtest.RotatingUpstream
 	store   upstream.Store
 	tr      *upstream.Transport
 	tsid    string
@@ -47,9 +48,9 @@ type fixture struct {
 // expires at expiry, and builds a Transport over store.
 func newFixture(t testing.TB, store upstream.Store, expiry time.Time, mod func(*upstream.TransportConfig)) *fixture {
 	t.Helper()
-	f := &fixture{up: newFakeUpstream(t), store: store, tsid: "tsid-" + t.Name()}
+	f := &fixture{up: upstreamtest.NewRotatingUpstream(t), store: store, tsid: "tsid-" + t.Name()}
 	var at, rt string
-	f.grantID, at, rt = f.up.grant()
+	f.grantID, at, rt = f.up.Grant()
 	err := store.PutSession(context.Background(), &upstream.Session{
 		TSID: f.tsid, Upstream: "fake", Subject: "fake|42",
 		AccessToken: at, RefreshToken: rt, TokenType: "bearer", Expiry: expiry,
@@ -113,7 +114,7 @@ func TestTransportSendsUpstreamToken(t *testing.T) {
 	if got := req.Header.Get("Authorization"); got != "Bearer "+inboundToken {
 		t.Fatalf("caller's request was modified: Authorization %q", got)
 	}
-	if n := f.up.refreshes.Load(); n != 0 {
+	if n := f.up.Refreshes.Load(); n != 0 {
 		t.Fatalf("%d refreshes for a fresh token", n)
 	}
 }
@@ -154,7 +155,7 @@ func TestTransportRefuses(t *testing.T) {
 		{"host not pinned", pinned, withIdentity(context.Background(), f.tsid), f.up.APIURL(), nil, upstream.ErrDestinationNotAllowed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before := f.up.apiCalls.Load()
+			before := f.up.APICalls.Load()
 			body := &closeRecorder{Reader: strings.NewReader("x")}
 			req, _ := http.NewRequestWithContext(tc.ctx, http.MethodPost, tc.url, body)
 			if tc.mod != nil {
@@ -170,7 +171,7 @@ func TestTransportRefuses(t *testing.T) {
 			if !body.closed.Load() {
 				t.Error("request body not closed")
 			}
-			if f.up.apiCalls.Load() != before {
+			if f.up.APICalls.Load() != before {
 				t.Error("the request reached the backend")
 			}
 		})
@@ -183,8 +184,8 @@ func TestTransportRefuses(t *testing.T) {
 // grant survives.
 func TestTransportRefreshOnce(t *testing.T) {
 	f := newFixture(t, upstream.NewMemoryStore(), time.Now().Add(-time.Minute), nil)
-	f.up.delay = 20 * time.Millisecond // keep the refresh in flight while callers pile up
-	oldAT, oldRT, _ := f.up.state(f.grantID)
+	f.up.Delay = 20 * time.Millisecond // keep the refresh in flight while callers pile up
+	oldAT, oldRT, _ := f.up.State(f.grantID)
 	ctx := withIdentity(context.Background(), f.tsid)
 	var wg sync.WaitGroup
 	for range 200 {
@@ -196,10 +197,10 @@ func TestTransportRefreshOnce(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if n := f.up.refreshes.Load(); n != 1 {
+	if n := f.up.Refreshes.Load(); n != 1 {
 		t.Fatalf("%d refreshes reached the upstream, want exactly 1", n)
 	}
-	newAT, newRT, revoked := f.up.state(f.grantID)
+	newAT, newRT, revoked := f.up.State(f.grantID)
 	if revoked || newAT == oldAT || newRT == oldRT {
 		t.Fatalf("grant revoked=%v, rotated=%v", revoked, newRT != oldRT)
 	}
@@ -217,13 +218,13 @@ func TestTransportRefreshWithinSkew(t *testing.T) {
 	if err == nil {
 		resp.Body.Close()
 	}
-	if n := f.up.refreshes.Load(); n != 1 || err != nil {
+	if n := f.up.Refreshes.Load(); n != 1 || err != nil {
 		t.Fatalf("token within the skew: %d refreshes, err %v", n, err)
 	}
 	g := newFixture(t, upstream.NewMemoryStore(), time.Now().Add(90*time.Second), nil) // default skew 30s
 	resp, err = call(withIdentity(context.Background(), g.tsid), g.tr, g.up.APIURL())
 	expectGrant(t, resp, err, g.grantID)
-	if n := g.up.refreshes.Load(); n != 0 {
+	if n := g.up.Refreshes.Load(); n != 0 {
 		t.Fatalf("token outside the default skew refreshed %d times", n)
 	}
 }
@@ -250,9 +251,9 @@ func TestTransportKeepsRefreshToken(t *testing.T) {
 	f := newFixture(t, store, time.Now().Add(-time.Second), func(c *upstream.TransportConfig) {
 		c.SessionTTL = 72 * time.Hour
 	})
-	f.up.omitRefreshToken = true
-	f.up.expiresIn = 60
-	_, rt, _ := f.up.state(f.grantID)
+	f.up.OmitRefreshToken = true
+	f.up.ExpiresIn = 60
+	_, rt, _ := f.up.State(f.grantID)
 	resp, err := call(withIdentity(context.Background(), f.tsid), f.tr, f.up.APIURL())
 	expectGrant(t, resp, err, f.grantID)
 	s, err := store.GetSession(context.Background(), f.tsid)
@@ -272,14 +273,12 @@ func TestTransportKeepsRefreshToken(t *testing.T) {
 // client to log in again; nothing reaches the backend.
 func TestTransportRevokedGrant(t *testing.T) {
 	f := newFixture(t, upstream.NewMemoryStore(), time.Now().Add(-time.Second), nil)
-	f.up.mu.Lock()
-	f.up.grants[f.grantID].revoked = true
-	f.up.mu.Unlock()
+	f.up.Revoke(f.grantID)
 	_, err := call(withIdentity(context.Background(), f.tsid), f.tr, f.up.APIURL())
 	if !errors.Is(err, upstream.ErrReauthenticate) || errors.Is(err, upstream.ErrUnavailable) {
 		t.Fatalf("revoked grant: %v", err)
 	}
-	if f.up.apiCalls.Load() != 0 {
+	if f.up.APICalls.Load() != 0 {
 		t.Fatal("backend called")
 	}
 	w := httptest.NewRecorder()
@@ -323,16 +322,16 @@ func TestTransportUnavailable(t *testing.T) {
 	checkUnavailable(t, "storage down", err)
 	store.down.Store(false)
 
-	f.up.status.Store(http.StatusBadGateway)
+	f.up.Status.Store(http.StatusBadGateway)
 	_, err = call(ctx, f.tr, f.up.APIURL())
 	checkUnavailable(t, "token endpoint 502", err)
-	f.up.status.Store(0)
+	f.up.Status.Store(0)
 
 	// The grant is intact afterwards.
 	resp, err := call(ctx, f.tr, f.up.APIURL())
 	expectGrant(t, resp, err, f.grantID)
-	if f.up.apiCalls.Load() != 1 {
-		t.Fatalf("backend reached %d times, want only the last call", f.up.apiCalls.Load())
+	if f.up.APICalls.Load() != 1 {
+		t.Fatalf("backend reached %d times, want only the last call", f.up.APICalls.Load())
 	}
 }
 
@@ -352,7 +351,7 @@ func checkUnavailable(t *testing.T, name string, err error) {
 // at its own deadline, while the refresh completes for the others.
 func TestTransportWaiterDeadline(t *testing.T) {
 	f := newFixture(t, upstream.NewMemoryStore(), time.Now().Add(-time.Second), nil)
-	f.up.delay = 2 * time.Second
+	f.up.Delay = 2 * time.Second
 	ctx, cancel := context.WithTimeout(withIdentity(context.Background(), f.tsid), 50*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -364,7 +363,7 @@ func TestTransportWaiterDeadline(t *testing.T) {
 	// The refresh went on without the impatient caller.
 	resp, err := call(withIdentity(context.Background(), f.tsid), f.tr, f.up.APIURL())
 	expectGrant(t, resp, err, f.grantID)
-	if n := f.up.refreshes.Load(); n != 1 {
+	if n := f.up.Refreshes.Load(); n != 1 {
 		t.Fatalf("%d refreshes", n)
 	}
 }
@@ -398,7 +397,7 @@ func TestHandleErrors(t *testing.T) {
 		strings.Contains(w.Body.String(), "isError") {
 		t.Fatalf("lost session answered %d %q", w.Code, w.Body)
 	}
-	f.up.status.Store(http.StatusServiceUnavailable)
+	f.up.Status.Store(http.StatusServiceUnavailable)
 	_ = f.store.UpdateSession(context.Background(), &upstream.Session{TSID: f.tsid, Upstream: "fake", Subject: "fake|42", RefreshToken: "x", Version: 2}, time.Hour)
 	if w := serve(f.tsid); w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
 		t.Fatalf("outage answered %d %q", w.Code, w.Body)
@@ -412,7 +411,7 @@ func TestTokenSource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	at, _, _ := f.up.state(f.grantID)
+	at, _, _ := f.up.State(f.grantID)
 	if tok.AccessToken != at || tok.RefreshToken != "" || tok.Type() != "Bearer" {
 		t.Fatalf("token %q type %q refresh set %v", tok.AccessToken, tok.Type(), tok.RefreshToken != "")
 	}

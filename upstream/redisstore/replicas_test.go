@@ -17,6 +17,7 @@ import (
 	"github.com/mcpauth-go/mcpauth/upstream"
 	"github.com/mcpauth-go/mcpauth/upstream/redisstore"
 	"github.com/mcpauth-go/mcpauth/upstream/redisstore/internal/redistest"
+	"github.com/mcpauth-go/mcpauth/upstream/upstreamtest"
 )
 
 const inboundToken = "inbound-mcp-access-token-0123456789"
@@ -36,7 +37,7 @@ type replica struct {
 	tr    *upstream.Transport
 }
 
-func newReplica(t testing.TB, addr string, key redisstore.Key, up *fakeUpstream) *replica {
+func newReplica(t testing.TB, addr string, key redisstore.Key, up *upstreamtest.RotatingUpstream) *replica {
 	t.Helper()
 	s, err := redisstore.New(redisstore.Config{Client: newClient(t, addr), Keys: []redisstore.Key{key}, LockTTL: 5 * time.Second})
 	if err != nil {
@@ -60,9 +61,9 @@ func newReplica(t testing.TB, addr string, key redisstore.Key, up *fakeUpstream)
 
 // putSession stores a session for a fresh grant of up, its access token
 // expiring at expiry, and returns the tsid and grant ID.
-func putSession(t testing.TB, s upstream.Store, up *fakeUpstream, expiry time.Time) (tsid, grantID string) {
+func putSession(t testing.TB, s upstream.Store, up *upstreamtest.RotatingUpstream, expiry time.Time) (tsid, grantID string) {
 	t.Helper()
-	grantID, at, rt := up.grant()
+	grantID, at, rt := up.Grant()
 	tsid = "tsid-" + grantID
 	err := s.PutSession(context.Background(), &upstream.Session{
 		TSID: tsid, Upstream: "fake", Subject: "fake|42",
@@ -97,8 +98,8 @@ func backendCall(ctx context.Context, rt http.RoundTripper, url string) (int, st
 // carries the new token, and the grant survives.
 func TestReplicasRefreshOnce(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
-	up := newFakeUpstream(t)
-	up.delay = 30 * time.Millisecond // the refresh is in flight while both replicas pile up
+	up := upstreamtest.NewRotatingUpstream(t)
+	up.Delay = 30 * time.Millisecond // the refresh is in flight while both replicas pile up
 	key := newKey("k1")
 	replicas := []*replica{newReplica(t, srv.Addr(), key, up), newReplica(t, srv.Addr(), key, up)}
 	tsid, grantID := putSession(t, replicas[0].store, up, time.Now().Add(-time.Minute))
@@ -122,13 +123,13 @@ func TestReplicasRefreshOnce(t *testing.T) {
 	}
 	close(start)
 	wg.Wait()
-	if n := up.refreshes.Load(); n != 1 {
+	if n := up.Refreshes.Load(); n != 1 {
 		t.Fatalf("%d refreshes reached the upstream token endpoint, want exactly 1", n)
 	}
 	if ok.Load() != 200 {
 		t.Fatalf("%d of 200 calls carried a valid token", ok.Load())
 	}
-	at, rt, revoked := up.state(grantID)
+	at, rt, revoked := up.State(grantID)
 	if revoked {
 		t.Fatal("the upstream grant was revoked")
 	}
@@ -175,7 +176,7 @@ func mcpServer(t testing.TB, r *replica, tsid, backend string) *httptest.Server 
 // every session is still there and traffic flows again.
 func TestRedisKilledMidTraffic(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{Persist: true})
-	up := newFakeUpstream(t)
+	up := upstreamtest.NewRotatingUpstream(t)
 	key := newKey("k1")
 	replicas := []*replica{newReplica(t, srv.Addr(), key, up), newReplica(t, srv.Addr(), key, up)}
 	// Ten sessions; traffic on the first, a few already-expired ones to
@@ -256,7 +257,7 @@ func TestRedisKilledMidTraffic(t *testing.T) {
 		if _, err := replicas[1].store.GetSession(context.Background(), s.tsid); err != nil {
 			t.Errorf("session lost across the restart: %v", err)
 		}
-		if _, _, revoked := up.state(s.grant); revoked {
+		if _, _, revoked := up.State(s.grant); revoked {
 			t.Errorf("grant %s revoked", s.grant)
 		}
 		status, body, err := backendCall(withIdentity(context.Background(), s.tsid), replicas[0].tr, up.APIURL())
@@ -273,11 +274,11 @@ func TestRedisKilledMidTraffic(t *testing.T) {
 // token still in Redis, would revoke the grant).
 func TestRefreshSurvivesRedisDeathBeforeWrite(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{Persist: true})
-	up := newFakeUpstream(t)
+	up := upstreamtest.NewRotatingUpstream(t)
 	r := newReplica(t, srv.Addr(), newKey("k1"), up)
 	tsid, grantID := putSession(t, r.store, up, time.Now().Add(-time.Minute))
 	var once sync.Once
-	up.onRefresh = func() { once.Do(srv.Kill) }
+	up.OnRefresh = func() { once.Do(srv.Kill) }
 	ctx := withIdentity(context.Background(), tsid)
 	_, _, err := backendCall(ctx, r.tr, up.APIURL())
 	if !errors.Is(err, upstream.ErrUnavailable) {
@@ -294,10 +295,10 @@ func TestRefreshSurvivesRedisDeathBeforeWrite(t *testing.T) {
 	if err != nil || status != http.StatusOK || body != grantID {
 		t.Fatalf("after restart: %d %q %v", status, body, err)
 	}
-	if n := up.refreshes.Load(); n != 1 {
+	if n := up.Refreshes.Load(); n != 1 {
 		t.Fatalf("%d refreshes, want 1", n)
 	}
-	at, rt, revoked := up.state(grantID)
+	at, rt, revoked := up.State(grantID)
 	s, err := r.store.GetSession(context.Background(), tsid)
 	if revoked || err != nil || s.AccessToken != at || s.RefreshToken != rt {
 		t.Fatalf("revoked=%v, stored session %v, %v", revoked, s, err)
@@ -309,7 +310,7 @@ func TestRefreshSurvivesRedisDeathBeforeWrite(t *testing.T) {
 // refresh path alike.
 func TestSlowStorage(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
-	up := newFakeUpstream(t)
+	up := upstreamtest.NewRotatingUpstream(t)
 	r := newReplica(t, srv.Addr(), newKey("k1"), up)
 	fresh, _ := putSession(t, r.store, up, time.Now().Add(time.Hour))
 	expired, _ := putSession(t, r.store, up, time.Now().Add(-time.Minute))
@@ -330,7 +331,7 @@ func TestSlowStorage(t *testing.T) {
 			t.Errorf("request took %v past its 150ms deadline", el)
 		}
 	}
-	if up.apiCalls.Load() != 0 {
+	if up.APICalls.Load() != 0 {
 		t.Fatal("backend called without a token")
 	}
 }

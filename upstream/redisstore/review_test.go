@@ -15,11 +15,12 @@ import (
 	"github.com/mcpauth-go/mcpauth/upstream"
 	"github.com/mcpauth-go/mcpauth/upstream/redisstore"
 	"github.com/mcpauth-go/mcpauth/upstream/redisstore/internal/redistest"
+	"github.com/mcpauth-go/mcpauth/upstream/upstreamtest"
 )
 
 // lockReplica is one replica whose Store has lockTTL and whose Transport
 // has refreshTimeout.
-func lockReplica(t *testing.T, addr string, key redisstore.Key, up *fakeUpstream, lockTTL, refreshTimeout time.Duration) (*redisstore.Store, *upstream.Transport, error) {
+func lockReplica(t *testing.T, addr string, key redisstore.Key, up *upstreamtest.RotatingUpstream, lockTTL, refreshTimeout time.Duration) (*redisstore.Store, *upstream.Transport, error) {
 	t.Helper()
 	s, err := redisstore.New(redisstore.Config{Client: newClient(t, addr), Keys: []redisstore.Key{key}, LockTTL: lockTTL})
 	if err != nil {
@@ -46,8 +47,8 @@ func lockReplica(t *testing.T, addr string, key redisstore.Key, up *fakeUpstream
 func TestLockOutlivesRefresh(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	key := newKey("k1")
-	up := newFakeUpstream(t)
-	up.delay = 800 * time.Millisecond
+	up := upstreamtest.NewRotatingUpstream(t)
+	up.Delay = 800 * time.Millisecond
 	const lockTTL = 300 * time.Millisecond
 
 	storeA, trA, errA := lockReplica(t, srv.Addr(), key, up, lockTTL, 3*time.Second)
@@ -65,9 +66,9 @@ func TestLockOutlivesRefresh(t *testing.T) {
 		time.Sleep(450 * time.Millisecond) // A's lock has expired, its refresh is in flight
 		_, _, _ = backendCall(ctx, trB, up.APIURL())
 		wg.Wait()
-		_, _, revoked := up.state(grantID)
+		_, _, revoked := up.State(grantID)
 		t.Fatalf("NewTransport accepted RefreshTimeout 3s over a 300ms LockTTL: %d refreshes reached the upstream, grant revoked: %v",
-			up.refreshes.Load(), revoked)
+			up.Refreshes.Load(), revoked)
 	}
 
 	// The default RefreshTimeout stays below the lock's lifetime: a refresh
@@ -107,7 +108,7 @@ func (s *refusingStore) UpdateSession(ctx context.Context, sess *upstream.Sessio
 func TestUnsavedPairKeepsTheLock(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	key := newKey("k1")
-	up := newFakeUpstream(t)
+	up := upstreamtest.NewRotatingUpstream(t)
 	a := &refusingStore{}
 	var err error
 	if a.Store, err = redisstore.New(redisstore.Config{Client: newClient(t, srv.Addr()), Keys: []redisstore.Key{key}, LockTTL: 5 * time.Second}); err != nil {
@@ -144,8 +145,8 @@ func TestUnsavedPairKeepsTheLock(t *testing.T) {
 	bctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
 	_, _, errB := backendCall(bctx, trB, up.APIURL())
-	if _, _, revoked := up.state(grantID); revoked || up.refreshes.Load() != 1 {
-		t.Fatalf("B refreshed with the spent refresh token (err %v): %d refreshes, grant revoked %v", errB, up.refreshes.Load(), revoked)
+	if _, _, revoked := up.State(grantID); revoked || up.Refreshes.Load() != 1 {
+		t.Fatalf("B refreshed with the spent refresh token (err %v): %d refreshes, grant revoked %v", errB, up.Refreshes.Load(), revoked)
 	}
 	// A's next request stores its pair; then B reads it.
 	if status, body, err := backendCall(ctx, trA, up.APIURL()); err != nil || status != http.StatusOK || body != grantID {
@@ -154,7 +155,7 @@ func TestUnsavedPairKeepsTheLock(t *testing.T) {
 	if status, body, err := backendCall(ctx, trB, up.APIURL()); err != nil || status != http.StatusOK || body != grantID {
 		t.Fatalf("B after A stored the pair: %d %q %v", status, body, err)
 	}
-	if _, _, revoked := up.state(grantID); revoked || up.refreshes.Load() != 1 {
-		t.Fatalf("%d refreshes, grant revoked %v", up.refreshes.Load(), revoked)
+	if _, _, revoked := up.State(grantID); revoked || up.Refreshes.Load() != 1 {
+		t.Fatalf("%d refreshes, grant revoked %v", up.Refreshes.Load(), revoked)
 	}
 }
