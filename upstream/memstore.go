@@ -135,6 +135,32 @@ func (m *MemoryStore) put(now time.Time, k memKey, v any, ttl time.Duration) {
 
 func notFound(what string) error { return fmt.Errorf("upstream: %s: %w", what, ErrNotFound) }
 
+// store stores v (already copied) under k.
+func (m *MemoryStore) store(ctx context.Context, k memKey, v any, ttl time.Duration) error {
+	now, err := m.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	m.put(now, k, v, ttl)
+	return nil
+}
+
+// load returns a copy, made by clone under the lock, of the live record
+// under k, or ErrNotFound naming what.
+func load[T any](ctx context.Context, m *MemoryStore, k memKey, what string, clone func(*T) *T) (*T, error) {
+	now, err := m.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	e := m.get(now, k)
+	if e == nil {
+		return nil, notFound(what)
+	}
+	return clone(e.val.(*T)), nil
+}
+
 func cloneClient(c *Client) *Client {
 	d := *c
 	d.RedirectURIs = slices.Clone(c.RedirectURIs)
@@ -147,52 +173,22 @@ func clonePtr[T any](v *T) *T { d := *v; return &d }
 
 // PutClient implements Store.
 func (m *MemoryStore) PutClient(ctx context.Context, c *Client, ttl time.Duration) error {
-	now, err := m.lock(ctx)
-	if err != nil {
-		return err
-	}
-	defer m.mu.Unlock()
-	m.put(now, memKey{kindClient, c.ID}, cloneClient(c), ttl)
-	return nil
+	return m.store(ctx, memKey{kindClient, c.ID}, cloneClient(c), ttl)
 }
 
 // GetClient implements Store.
 func (m *MemoryStore) GetClient(ctx context.Context, id string) (*Client, error) {
-	now, err := m.lock(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer m.mu.Unlock()
-	e := m.get(now, memKey{kindClient, id})
-	if e == nil {
-		return nil, notFound("client")
-	}
-	return cloneClient(e.val.(*Client)), nil
+	return load(ctx, m, memKey{kindClient, id}, "client", cloneClient)
 }
 
 // PutPending implements Store.
 func (m *MemoryStore) PutPending(ctx context.Context, id string, p *Pending, ttl time.Duration) error {
-	now, err := m.lock(ctx)
-	if err != nil {
-		return err
-	}
-	defer m.mu.Unlock()
-	m.put(now, memKey{kindPending, id}, clonePtr(p), ttl)
-	return nil
+	return m.store(ctx, memKey{kindPending, id}, clonePtr(p), ttl)
 }
 
 // GetPending implements Store.
 func (m *MemoryStore) GetPending(ctx context.Context, id string) (*Pending, error) {
-	now, err := m.lock(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer m.mu.Unlock()
-	e := m.get(now, memKey{kindPending, id})
-	if e == nil {
-		return nil, notFound("pending authorization")
-	}
-	return clonePtr(e.val.(*Pending)), nil
+	return load(ctx, m, memKey{kindPending, id}, "pending authorization", clonePtr[Pending])
 }
 
 // ConsumePending implements Store.
@@ -213,13 +209,7 @@ func (m *MemoryStore) ConsumePending(ctx context.Context, id string) (*Pending, 
 
 // PutCode implements Store.
 func (m *MemoryStore) PutCode(ctx context.Context, key string, c *Code, ttl time.Duration) error {
-	now, err := m.lock(ctx)
-	if err != nil {
-		return err
-	}
-	defer m.mu.Unlock()
-	m.put(now, memKey{kindCode, key}, clonePtr(c), ttl)
-	return nil
+	return m.store(ctx, memKey{kindCode, key}, clonePtr(c), ttl)
 }
 
 // ConsumeCode implements Store.
@@ -243,27 +233,12 @@ func (m *MemoryStore) ConsumeCode(ctx context.Context, key string) (*Code, error
 
 // PutFamily implements Store.
 func (m *MemoryStore) PutFamily(ctx context.Context, f *Family, ttl time.Duration) error {
-	now, err := m.lock(ctx)
-	if err != nil {
-		return err
-	}
-	defer m.mu.Unlock()
-	m.put(now, memKey{kindFamily, f.ID}, clonePtr(f), ttl)
-	return nil
+	return m.store(ctx, memKey{kindFamily, f.ID}, clonePtr(f), ttl)
 }
 
 // GetFamily implements Store.
 func (m *MemoryStore) GetFamily(ctx context.Context, id string) (*Family, error) {
-	now, err := m.lock(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer m.mu.Unlock()
-	e := m.get(now, memKey{kindFamily, id})
-	if e == nil {
-		return nil, notFound("refresh family")
-	}
-	return clonePtr(e.val.(*Family)), nil
+	return load(ctx, m, memKey{kindFamily, id}, "refresh family", clonePtr[Family])
 }
 
 // RotateFamily implements Store.
@@ -313,16 +288,7 @@ func (m *MemoryStore) PutSession(ctx context.Context, s *Session, ttl time.Durat
 
 // GetSession implements Store.
 func (m *MemoryStore) GetSession(ctx context.Context, tsid string) (*Session, error) {
-	now, err := m.lock(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer m.mu.Unlock()
-	e := m.get(now, memKey{kindSession, tsid})
-	if e == nil {
-		return nil, notFound("session")
-	}
-	return clonePtr(e.val.(*Session)), nil
+	return load(ctx, m, memKey{kindSession, tsid}, "session", clonePtr[Session])
 }
 
 // UpdateSession implements Store.
@@ -359,27 +325,12 @@ func (m *MemoryStore) DeleteSession(ctx context.Context, tsid string) error {
 
 // PutConsent implements Store.
 func (m *MemoryStore) PutConsent(ctx context.Context, key string, c *Consent, ttl time.Duration) error {
-	now, err := m.lock(ctx)
-	if err != nil {
-		return err
-	}
-	defer m.mu.Unlock()
-	m.put(now, memKey{kindConsent, key}, clonePtr(c), ttl)
-	return nil
+	return m.store(ctx, memKey{kindConsent, key}, clonePtr(c), ttl)
 }
 
 // GetConsent implements Store.
 func (m *MemoryStore) GetConsent(ctx context.Context, key string) (*Consent, error) {
-	now, err := m.lock(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer m.mu.Unlock()
-	e := m.get(now, memKey{kindConsent, key})
-	if e == nil {
-		return nil, notFound("consent")
-	}
-	return clonePtr(e.val.(*Consent)), nil
+	return load(ctx, m, memKey{kindConsent, key}, "consent", clonePtr[Consent])
 }
 
 // LockSession implements [SessionLocker] within this process, so that
