@@ -291,37 +291,39 @@ func (s *Server) metadata() ([]byte, error) {
 var authMethods = []string{"none", "client_secret_basic", "client_secret_post", "private_key_jwt"}
 
 func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request) {
-	if r.Method == http.MethodOptions {
-		writeCORS(w)
-		w.WriteHeader(http.StatusNoContent)
+	if !publicGet(w, r) {
 		return
 	}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
-		writeOAuthError(w, http.StatusMethodNotAllowed, "invalid_request", "method not allowed")
-		return
-	}
-	writeCORS(w)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "public, max-age=3600")
 	_, _ = w.Write(s.meta)
 }
 
 func (s *Server) serveJWKS(w http.ResponseWriter, r *http.Request) {
+	if !publicGet(w, r) {
+		return
+	}
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, _ = w.Write(s.keys.JWKS(s.now()))
+}
+
+// publicGet begins the metadata and JWKS endpoints: it answers a CORS
+// preflight or a method other than GET and HEAD, or else sets the CORS
+// headers and returns true.
+func publicGet(w http.ResponseWriter, r *http.Request) bool {
 	if r.Method == http.MethodOptions {
 		writeCORS(w)
 		w.WriteHeader(http.StatusNoContent)
-		return
+		return false
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
 		writeOAuthError(w, http.StatusMethodNotAllowed, "invalid_request", "method not allowed")
-		return
+		return false
 	}
 	writeCORS(w)
-	w.Header().Set("Content-Type", "application/jwk-set+json")
-	w.Header().Set("Cache-Control", "public, max-age=300")
-	_, _ = w.Write(s.keys.JWKS(s.now()))
+	return true
 }
 
 func writeCORS(w http.ResponseWriter) {

@@ -196,6 +196,30 @@ func (s *Server) verifyAssertion(ctx context.Context, client *Client, assertion 
 	return nil
 }
 
+// clientPost begins the token and revocation endpoints: it answers a CORS
+// preflight, sets the CORS headers, and reads the POSTed form and
+// authenticates its client. If it returns false, it has written the
+// answer.
+func (s *Server) clientPost(w http.ResponseWriter, r *http.Request) (url.Values, *Client, bool) {
+	if r.Method == http.MethodOptions {
+		writeCORS(w)
+		w.WriteHeader(http.StatusNoContent)
+		return nil, nil, false
+	}
+	writeCORS(w)
+	form, err := readForm(w, r)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return nil, nil, false
+	}
+	client, err := s.authenticateClient(r.Context(), r, form)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return nil, nil, false
+	}
+	return form, client, true
+}
+
 // tokenResponse is the RFC 6749 §5.1 success response.
 type tokenResponse struct {
 	AccessToken  string `json:"access_token"`
@@ -207,24 +231,13 @@ type tokenResponse struct {
 
 // serveToken is the token endpoint: authorization_code and refresh_token.
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
-	if r.Method == http.MethodOptions {
-		writeCORS(w)
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	writeCORS(w)
-	form, err := readForm(w, r)
-	if err != nil {
-		s.writeErr(w, r, err)
+	form, client, ok := s.clientPost(w, r)
+	if !ok {
 		return
 	}
 	ctx := r.Context()
-	client, err := s.authenticateClient(ctx, r, form)
-	if err != nil {
-		s.writeErr(w, r, err)
-		return
-	}
 	var resp *tokenResponse
+	var err error
 	switch form.Get("grant_type") {
 	case "authorization_code":
 		resp, err = s.codeGrant(ctx, client, form)
@@ -402,23 +415,11 @@ func (s *Server) accessToken(clientID, sub, scope, resource, tsid string, now ti
 // revokes its upstream session (the JWT itself stays valid until it
 // expires, as resource servers verify it offline).
 func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
-	if r.Method == http.MethodOptions {
-		writeCORS(w)
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	writeCORS(w)
-	form, err := readForm(w, r)
-	if err != nil {
-		s.writeErr(w, r, err)
+	form, client, ok := s.clientPost(w, r)
+	if !ok {
 		return
 	}
 	ctx := r.Context()
-	client, err := s.authenticateClient(ctx, r, form)
-	if err != nil {
-		s.writeErr(w, r, err)
-		return
-	}
 	tok := form.Get("token")
 	if tok == "" {
 		s.writeErr(w, r, errBad("invalid_request", "token is required"))
