@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -205,4 +206,59 @@ func BenchmarkUnknownKidStorm(b *testing.B) {
 	}
 	b.ReportMetric(float64(fetches), "jwks-fetches")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(tokens)), "ns/token")
+}
+
+// BenchmarkVerifyInterleaved times the raw signature check and a cold
+// verification of the same token alternately, one pair per iteration, so
+// that load from other processes on a shared machine weighs on both alike.
+// It reports wall time per operation (raw-ns/op, cold-ns/op) with their
+// ratio (cold/raw), and, on Linux, the thread CPU time of each
+// (raw-cpu-ns/op, cold-cpu-ns/op, cold/raw-cpu), which time spent waiting
+// for a CPU does not inflate.
+func BenchmarkVerifyInterleaved(b *testing.B) {
+	for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
+		b.Run(alg, func(b *testing.B) {
+			const pool = 256
+			f := newBenchFixture(b, alg, pool)
+			ctx := context.Background()
+			ins := make([]string, pool)
+			sigs := make([][]byte, pool)
+			for i, tok := range f.tokens {
+				d := strings.LastIndexByte(tok, '.')
+				ins[i] = tok[:d]
+				sigs[i], _ = base64.RawURLEncoding.DecodeString(tok[d+1:])
+			}
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			b.ReportAllocs()
+			var raw, cold, rawCPU, coldCPU time.Duration
+			i := 0
+			for b.Loop() {
+				k := i % pool
+				c0, t0 := threadCPU(), time.Now()
+				if !rawVerify(alg, f.key, ins[k], sigs[k]) {
+					b.Fatal("raw verify failed")
+				}
+				c1, t1 := threadCPU(), time.Now()
+				if _, err := f.v.Verify(ctx, f.tokens[k]); err != nil {
+					b.Fatal(err)
+				}
+				c2, t2 := threadCPU(), time.Now()
+				f.v.cache.remove(f.tokens[k])
+				raw += t1.Sub(t0)
+				cold += t2.Sub(t1)
+				rawCPU += c1 - c0
+				coldCPU += c2 - c1
+				i++
+			}
+			b.ReportMetric(float64(raw.Nanoseconds())/float64(i), "raw-ns/op")
+			b.ReportMetric(float64(cold.Nanoseconds())/float64(i), "cold-ns/op")
+			b.ReportMetric(float64(cold)/float64(raw), "cold/raw")
+			if rawCPU > 0 {
+				b.ReportMetric(float64(rawCPU.Nanoseconds())/float64(i), "raw-cpu-ns/op")
+				b.ReportMetric(float64(coldCPU.Nanoseconds())/float64(i), "cold-cpu-ns/op")
+				b.ReportMetric(float64(coldCPU)/float64(rawCPU), "cold/raw-cpu")
+			}
+		})
+	}
 }

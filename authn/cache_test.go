@@ -93,3 +93,49 @@ func TestSameToken(t *testing.T) {
 		t.Fatal("length is not compared")
 	}
 }
+
+// TestHeaderCacheHoldsOnlyVerifiedHeaders: a header is remembered only
+// once a token carrying it verified, so forged tokens cannot fill the
+// cache, and a remembered header never spares a token its signature check.
+func TestHeaderCacheHoldsOnlyVerifiedHeaders(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, idptest.Config{}, nil)
+	ctx := context.Background()
+	for i := range 50 {
+		kid := "forged-" + strings.Repeat("k", i)
+		tok := f.idp.TokenWith(idptest.TokenOptions{Kid: &kid})
+		if _, err := f.v.Verify(ctx, tok); err == nil {
+			t.Fatal("a token with an unknown kid verified")
+		}
+	}
+	if n := len(f.v.headers.m); n != 0 {
+		t.Fatalf("%d headers remembered from tokens that failed", n)
+	}
+	good := f.idp.Token(map[string]any{"sub": "alice"})
+	if _, err := f.v.Verify(ctx, good); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.v.headers.m); n != 1 {
+		t.Fatalf("%d headers remembered, want 1", n)
+	}
+	forged := tamper(good) // same header, payload changed: the signature no longer matches
+	if _, err := f.v.Verify(ctx, forged); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("a token with a remembered header skipped its signature check: %v", err)
+	}
+	if _, err := f.v.Verify(ctx, flipSigByte(f.idp.Token(map[string]any{"sub": "bob"}), 3)); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("forged signature under a remembered header: %v", err)
+	}
+}
+
+// TestWarmPathAllocations: a token verified before costs no allocation.
+func TestWarmPathAllocations(t *testing.T) {
+	f := newFixture(t, idptest.Config{}, nil)
+	ctx := context.Background()
+	tok := f.idp.Token(nil)
+	if _, err := f.v.Verify(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _ = f.v.Verify(ctx, tok) }); n > 0 {
+		t.Errorf("warm Verify allocates %v times, want 0", n)
+	}
+}

@@ -58,3 +58,48 @@ func ExampleMiddleware() {
 	// Output:
 	// 401 Bearer scope="mcp:tools", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
 }
+
+// With fixed keys, a StaticKeySet replaces the issuer's JWKS: the Verifier
+// fetches nothing.
+func ExampleParseJWKS() {
+	idp := idptest.NewServer(nil, idptest.Config{Audience: []string{"https://mcp.example.com/mcp"}})
+	defer idp.Close()
+
+	keys, err := authn.ParseJWKS(idp.JWKS()) // e.g. a JWKS document shipped with the deployment
+	if err != nil {
+		panic(err)
+	}
+	v, err := authn.NewVerifier(authn.Config{
+		Issuer:   idp.Issuer(),
+		Audience: []string{"https://mcp.example.com/mcp"},
+		KeySet:   keys,
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer v.Close()
+
+	info, err := v.Verify(context.Background(), idp.Token(map[string]any{"sub": "alice"}))
+	fmt.Println(info.Subject, err, idp.Requests(idptest.EndpointJWKS))
+	// Output: alice <nil> 0
+}
+
+// Ready fetches discovery and keys at start, so a mistyped issuer fails the
+// deployment rather than the first request.
+func ExampleVerifier_Ready() {
+	idp := idptest.NewServer(nil, idptest.Config{})
+	defer idp.Close()
+
+	v, err := authn.NewVerifier(authn.Config{
+		Issuer:     idp.Issuer() + "/typo",
+		Audience:   []string{"https://mcp.example.com/mcp"},
+		HTTPClient: idp.Client(),
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer v.Close()
+	err = v.Ready(context.Background())
+	fmt.Println(errors.Is(err, authn.ErrUnavailable))
+	// Output: true
+}

@@ -12,12 +12,13 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 
 	"crypto"
 
-	"github.com/mcpauth-go/mcpauth/internal/jsonlite"
+	"github.com/mcpauth-go/mcpauth/internal/jsonread"
 )
 
 // b64 is the strict unpadded base64url decoding JWS compact serialization
@@ -46,15 +47,8 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*TokenInfo, error)
 	if len(token) > v.maxTokenSize {
 		return nil, invalid("token exceeds the size limit")
 	}
-	// The warm path: this very token (compared in full) verified before,
-	// has not expired, and its key is still published. Nothing about its
-	// shape needs checking again.
-	if v.cache != nil {
-		if e := v.cache.get(token); e != nil {
-			if now := v.now(); now.Before(e.until) && v.keys.stillValid(e.key, now) {
-				return e.info, nil
-			}
-		}
+	if info := v.cached(token); info != nil {
+		return info, nil
 	}
 	d1 := strings.IndexByte(token, '.')
 	if d1 < 0 {
@@ -81,7 +75,6 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*TokenInfo, error)
 	if err != nil {
 		return nil, err
 	}
-	info = info.WithToken(token)
 	if v.cache != nil {
 		until := now.Add(v.tokenCacheMaxTTL)
 		if info.Expiry.Before(until) {
@@ -90,6 +83,21 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*TokenInfo, error)
 		v.cache.put(&cacheEntry{info: info, key: key, until: until}, now)
 	}
 	return info, nil
+}
+
+// cached is the warm path: the identity of this very token (compared in
+// full) if it verified before, has not expired, and its key is still
+// published. Nothing about its shape needs checking again.
+func (v *Verifier) cached(token string) *TokenInfo {
+	if v.cache == nil {
+		return nil
+	}
+	if e := v.cache.get(token); e != nil {
+		if now := v.now(); now.Before(e.until) && v.keys.stillValid(e.key, now) {
+			return e.info
+		}
+	}
+	return nil
 }
 
 // looksLikeJOSE reports whether seg is base64url for a JSON object, the
@@ -112,7 +120,7 @@ func isJOSEHeader(seg string) bool {
 	if err != nil {
 		return false
 	}
-	h, err := jsonlite.ParseObject(b)
+	h, err := jsonread.ParseObject(b)
 	if err != nil {
 		return false
 	}
@@ -140,38 +148,16 @@ func (v *Verifier) opaque(ctx context.Context, token string) (*TokenInfo, error)
 }
 
 // verifyJWS verifies a compact JWS whose dots are at d1 and d2. The returned
-// TokenInfo does not carry the raw token.
+// TokenInfo carries the token.
 func (v *Verifier) verifyJWS(ctx context.Context, token string, d1, d2 int, now time.Time) (*TokenInfo, *pubKey, error) {
-	var hbuf [256]byte
-	hdr, err := decodeSegment(hbuf[:0], token[:d1])
-	if err != nil {
-		return nil, nil, invalid("header is not base64url")
-	}
-	header, err := jsonlite.ParseObject(hdr)
-	if err != nil {
-		return nil, nil, invalidf("header is not a JSON object", err)
-	}
-	alg, _ := header["alg"].(string)
-	if !v.allowed[alg] {
-		return nil, nil, invalid("alg " + quoteShort(alg) + " is not allowed")
-	}
-	if _, ok := header["crit"]; ok {
-		return nil, nil, invalid("header has crit; no JWS extensions are understood")
-	}
-	if t, ok := header["typ"]; ok {
-		typ, _ := t.(string)
-		if !v.typAllowed(typ) {
-			return nil, nil, invalid("typ " + quoteShort(typ) + " is not accepted")
-		}
-	} else if v.cfg.StrictTyp {
-		return nil, nil, invalid("typ is missing (strict RFC 9068 mode requires at+jwt)")
-	}
-	kid := ""
-	if k, ok := header["kid"]; ok {
-		if kid, ok = k.(string); !ok {
-			return nil, nil, invalid("kid is not a string")
+	h, known := v.headers.get(token[:d1])
+	if !known {
+		var err error
+		if h, err = v.parseHeader(token[:d1]); err != nil {
+			return nil, nil, err
 		}
 	}
+	alg, kid := h.alg, h.kid
 	// jku, x5u, jwk and x5c are never read: keys come only from the JWKS.
 
 	var sbuf [160]byte
@@ -199,15 +185,90 @@ func (v *Verifier) verifyJWS(ctx context.Context, token string, d1, d2 int, now 
 	if err != nil {
 		return nil, nil, invalid("payload is not base64url")
 	}
-	claims, err := jsonlite.ParseObject(payload)
+	claims, err := jsonread.ParseObject(payload)
 	if err != nil {
-		return nil, nil, invalidf("payload is not a JSON object without duplicate claims", err)
+		return nil, nil, invalidf("payload is not a JSON object without duplicate or case-variant claims", err)
 	}
-	info, err := v.checkClaims(claims, now)
+	info, err := v.checkClaims(claims, token, now)
 	if err != nil {
 		return nil, nil, err
 	}
+	if !known {
+		v.headers.put(token[:d1], h)
+	}
 	return info, key, nil
+}
+
+// joseHeader is what verification reads from a JWS header that passed the
+// header checks.
+type joseHeader struct{ alg, kid string }
+
+// parseHeader decodes and checks a JWS header: alg allowed, no crit, typ
+// accepted, kid a string.
+func (v *Verifier) parseHeader(seg string) (joseHeader, error) {
+	var hbuf [256]byte
+	hdr, err := decodeSegment(hbuf[:0], seg)
+	if err != nil {
+		return joseHeader{}, invalid("header is not base64url")
+	}
+	header, err := jsonread.ParseObject(hdr)
+	if err != nil {
+		return joseHeader{}, invalidf("header is not a JSON object", err)
+	}
+	alg, _ := header["alg"].(string)
+	if !v.allowed[alg] {
+		return joseHeader{}, invalid("alg " + quoteShort(alg) + " is not allowed")
+	}
+	if _, ok := header["crit"]; ok {
+		return joseHeader{}, invalid("header has crit; no JWS extensions are understood")
+	}
+	if t, ok := header["typ"]; ok {
+		typ, _ := t.(string)
+		if !v.typAllowed(typ) {
+			return joseHeader{}, invalid("typ " + quoteShort(typ) + " is not accepted")
+		}
+	} else if v.cfg.StrictTyp {
+		return joseHeader{}, invalid("typ is missing (strict RFC 9068 mode requires at+jwt)")
+	}
+	kid := ""
+	if k, ok := header["kid"]; ok {
+		if kid, ok = k.(string); !ok {
+			return joseHeader{}, invalid("kid is not a string")
+		}
+	}
+	return joseHeader{alg: alg, kid: kid}, nil
+}
+
+// headerCache remembers the checked headers of tokens that verified, by
+// their base64url text: an issuer signs every token of a key with the same
+// header, so a new token's header needs no decoding. Only a header of a
+// token that passed every check is added, so nobody without the issuer's
+// key can fill it, and it is small and bounded. A header's checks depend
+// only on the Verifier's fixed configuration, so an entry never goes stale;
+// the key is looked up afresh for every token.
+type headerCache struct {
+	mu sync.RWMutex
+	m  map[string]joseHeader
+}
+
+const maxCachedHeaders = 32
+
+func (c *headerCache) get(seg string) (joseHeader, bool) {
+	c.mu.RLock()
+	h, ok := c.m[seg]
+	c.mu.RUnlock()
+	return h, ok
+}
+
+func (c *headerCache) put(seg string, h joseHeader) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[string]joseHeader)
+	}
+	if len(c.m) < maxCachedHeaders {
+		c.m[strings.Clone(seg)] = h // a copy: seg shares the token's memory
+	}
 }
 
 func (v *Verifier) typAllowed(typ string) bool {
@@ -219,8 +280,9 @@ func (v *Verifier) typAllowed(typ string) bool {
 	return !v.cfg.StrictTyp && t == "jwt"
 }
 
-// checkClaims validates the registered claims and builds the TokenInfo.
-func (v *Verifier) checkClaims(claims map[string]any, now time.Time) (*TokenInfo, error) {
+// checkClaims validates the registered claims and builds the TokenInfo,
+// which carries token.
+func (v *Verifier) checkClaims(claims map[string]any, token string, now time.Time) (*TokenInfo, error) {
 	iss, _ := claims["iss"].(string)
 	if iss != v.cfg.Issuer {
 		return nil, invalid("iss " + quoteShort(iss) + " does not match the configured issuer " + strconv.Quote(v.cfg.Issuer))
@@ -258,14 +320,16 @@ func (v *Verifier) checkClaims(claims map[string]any, now time.Time) (*TokenInfo
 	if !now.Before(exp.Add(v.leeway)) {
 		return nil, &tokenError{kind: ErrExpired, cause: "exp has passed"}
 	}
-	info := &TokenInfo{
+	c := &tokenInfoWithRaw{raw: token, info: TokenInfo{
 		Issuer:   iss,
 		Subject:  sub,
 		Audience: aud,
 		Expiry:   exp,
 		IssuedAt: iat,
 		Claims:   claims,
-	}
+	}}
+	info := &c.info
+	info.raw = &c.raw
 	if s, ok := claims["scope"].(string); ok {
 		info.Scopes = strings.Fields(s)
 	} else if scp, ok := claims["scp"]; ok {

@@ -3,11 +3,12 @@ package authn
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
 	"unsafe"
+
+	"github.com/mcpauth-go/mcpauth/internal/jsonread"
 )
 
 // MultiVerifier verifies tokens from several authorization servers, for a
@@ -24,7 +25,8 @@ import (
 // anyone. It is safe for concurrent use.
 type MultiVerifier struct {
 	byIssuer map[string]TokenVerifier
-	issuers  []string // the keys of byIssuer, sorted
+	issuers  []string    // the keys of byIssuer, sorted
+	direct   []*Verifier // the *Verifier values of byIssuer, asked first for a token they verified before
 	opaque   TokenVerifier
 }
 
@@ -48,6 +50,9 @@ func NewMultiVerifier(verifiers map[string]TokenVerifier, opaque TokenVerifier) 
 		}
 		m.byIssuer[iss] = v
 		m.issuers = append(m.issuers, iss)
+		if d, ok := v.(*Verifier); ok && d.Issuer() == iss && len(m.direct) < 4 {
+			m.direct = append(m.direct, d)
+		}
 	}
 	slices.Sort(m.issuers)
 	return m, nil
@@ -103,6 +108,14 @@ func (m *MultiVerifier) Verify(ctx context.Context, token string) (*TokenInfo, e
 	if len(token) > defaultMaxTokenSize { // the Verifier default, before any decoding
 		return nil, invalid("token exceeds the size limit")
 	}
+	// A token one of the Verifiers verified before is answered from its
+	// cache, as that Verifier would after routing (routing depends on the
+	// token alone, so it would pick the same one), without decoding.
+	for _, d := range m.direct {
+		if info := d.cached(token); info != nil {
+			return info, nil
+		}
+	}
 	header, rest, ok := strings.Cut(token, ".")
 	if !looksLikeJOSE(header) {
 		return m.verifyOpaque(ctx, token)
@@ -133,216 +146,34 @@ func (m *MultiVerifier) verifyOpaque(ctx context.Context, token string) (*TokenI
 	return m.opaque.Verify(ctx, token)
 }
 
-// route decodes a JWS payload segment just enough to read iss, and
-// looks it up in byIssuer. Typical payloads are decoded into a stack buffer
-// and scanned without allocating (see scanIssuer); anything unusual falls
-// back to encoding/json with the same result.
+// route decodes a JWS payload segment just enough to read iss (the one
+// JSON reader, internal/jsonread, keeping only the root's members) and
+// looks it up in byIssuer. A payload that is not a JSON object, or has
+// duplicate or case-variant member names, is rejected here as the chosen
+// Verifier would reject it.
 func (m *MultiVerifier) route(payload string) (TokenVerifier, error) {
 	src := unsafe.Slice(unsafe.StringData(payload), len(payload)) // read only
-	var stack [1024]byte
-	var dst []byte
-	if n := base64.RawURLEncoding.DecodedLen(len(src)); n <= len(stack) {
-		dst = stack[:n]
-	} else {
-		dst = make([]byte, n)
-	}
-	n, err := base64.RawURLEncoding.Decode(dst, src)
+	b := make([]byte, base64.RawURLEncoding.DecodedLen(len(src)))
+	n, err := base64.RawURLEncoding.Decode(b, src)
 	if err != nil {
 		return nil, invalid("JWS payload is not base64url")
 	}
-	b := dst[:n]
-	iss, ok := scanIssuer(b)
-	if !ok {
-		// A copy, so that b (possibly on the stack) does not escape.
-		s, err := decodeIssuer(append([]byte(nil), b...))
-		if err != nil {
-			return nil, err
-		}
-		iss = []byte(s)
+	root, err := jsonread.ParseWith(b[:n], jsonread.Options{KeepDepth: 1})
+	if err != nil || root.Kind != jsonread.Object {
+		return nil, invalidf("JWS payload is not a JSON object without duplicate or case-variant members", err)
 	}
-	if len(iss) == 0 {
+	v, present := root.Get("iss")
+	if !present || (v.Kind == jsonread.String && v.Text == "") {
 		return nil, invalid("JWS payload has no iss")
 	}
-	v, found := m.byIssuer[string(iss)] // no allocation for the conversion
+	if v.Kind != jsonread.String {
+		return nil, invalid("JWS payload iss is not a string")
+	}
+	verifier, found := m.byIssuer[v.Text]
 	if !found {
 		// The unverified iss is attacker-controlled: it reaches the error
 		// (and so the log) only truncated and escaped.
-		return nil, invalid("iss " + quoteShort(string(iss)) + " is not among the trusted issuers " + quoteConfigured(m.issuers))
+		return nil, invalid("iss " + quoteShort(v.Text) + " is not among the trusted issuers " + quoteConfigured(m.issuers))
 	}
-	return v, nil
-}
-
-// decodeIssuer reads the top-level "iss" member (exact name; the last one
-// wins, as in encoding/json) with encoding/json. It returns "" when there
-// is none.
-func decodeIssuer(b []byte) (string, error) {
-	var claims map[string]any
-	if err := json.Unmarshal(b, &claims); err != nil || claims == nil {
-		return "", invalid("JWS payload is not a JSON object")
-	}
-	v, present := claims["iss"]
-	if !present {
-		return "", nil
-	}
-	iss, ok := v.(string)
-	if !ok {
-		return "", invalid("JWS payload iss is not a string")
-	}
-	return iss, nil
-}
-
-// scanIssuer is the allocation-free fast path of decodeIssuer for the
-// common shape of a JWT payload: a JSON object whose member names have no
-// escapes and whose iss value is a plain ASCII string without escapes. It
-// returns ok=false whenever it is unsure (escapes, non-ASCII, a non-string
-// iss, anything malformed), and the caller then uses decodeIssuer. When it
-// returns ok=true on valid JSON, the answer equals decodeIssuer's (this is
-// fuzzed). A missing iss is (nil, true).
-func scanIssuer(b []byte) (iss []byte, ok bool) {
-	i := skipWS(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return nil, false
-	}
-	i = skipWS(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		return nil, skipWS(b, i+1) == len(b)
-	}
-	for {
-		// Member name.
-		if i >= len(b) || b[i] != '"' {
-			return nil, false
-		}
-		start := i + 1
-		end, plain := scanString(b, start)
-		if end < 0 || !plain {
-			return nil, false
-		}
-		name := b[start:end]
-		i = skipWS(b, end+1)
-		if i >= len(b) || b[i] != ':' {
-			return nil, false
-		}
-		i = skipWS(b, i+1)
-		if string(name) == "iss" {
-			if i >= len(b) || b[i] != '"' {
-				return nil, false // not a string: let decodeIssuer say so
-			}
-			vend, vplain := scanString(b, i+1)
-			if vend < 0 || !vplain {
-				return nil, false
-			}
-			iss = b[i+1 : vend]
-			i = vend + 1
-		} else if i = skipValue(b, i, 0); i < 0 {
-			return nil, false
-		}
-		i = skipWS(b, i)
-		if i >= len(b) {
-			return nil, false
-		}
-		switch b[i] {
-		case ',':
-			i = skipWS(b, i+1)
-		case '}':
-			if skipWS(b, i+1) != len(b) {
-				return nil, false
-			}
-			return iss, true
-		default:
-			return nil, false
-		}
-	}
-}
-
-func skipWS(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// scanString finds the closing quote of the JSON string starting after the
-// opening quote at b[start-1]. plain reports that the string has no escape,
-// control or non-ASCII byte, so its bytes are its value. end is -1 if the
-// string is unterminated.
-func scanString(b []byte, start int) (end int, plain bool) {
-	plain = true
-	for i := start; i < len(b); i++ {
-		switch c := b[i]; {
-		case c == '"':
-			return i, plain
-		case c == '\\':
-			plain = false
-			i++ // skip the escaped byte (enough to find the end)
-		case c < 0x20 || c >= 0x80:
-			plain = false
-		}
-	}
-	return -1, false
-}
-
-// skipValue skips one JSON value starting at b[i] and returns the index
-// after it, or -1. Nesting is bounded; literals and numbers are checked
-// only loosely (the fast path's answer only has to match on valid JSON).
-func skipValue(b []byte, i, depth int) int {
-	if i >= len(b) || depth > 64 {
-		return -1
-	}
-	switch b[i] {
-	case '"':
-		end, _ := scanString(b, i+1)
-		if end < 0 {
-			return -1
-		}
-		return end + 1
-	case '{', '[':
-		closer := byte('}')
-		if b[i] == '[' {
-			closer = ']'
-		}
-		i = skipWS(b, i+1)
-		if i < len(b) && b[i] == closer {
-			return i + 1
-		}
-		for {
-			if closer == '}' {
-				if i >= len(b) || b[i] != '"' {
-					return -1
-				}
-				end, _ := scanString(b, i+1)
-				if end < 0 {
-					return -1
-				}
-				i = skipWS(b, end+1)
-				if i >= len(b) || b[i] != ':' {
-					return -1
-				}
-				i = skipWS(b, i+1)
-			}
-			if i = skipValue(b, i, depth+1); i < 0 {
-				return -1
-			}
-			i = skipWS(b, i)
-			if i >= len(b) {
-				return -1
-			}
-			if b[i] == closer {
-				return i + 1
-			}
-			if b[i] != ',' {
-				return -1
-			}
-			i = skipWS(b, i+1)
-		}
-	default:
-		// Number or literal: run to the next delimiter.
-		start := i
-		for i < len(b) && strings.IndexByte(",}] \t\n\r", b[i]) < 0 {
-			i++
-		}
-		if i == start {
-			return -1
-		}
-		return i
-	}
+	return verifier, nil
 }

@@ -96,7 +96,8 @@ func TestMultiVerifierRouting(t *testing.T) {
 		{"escaped member name (slow path)", multiJWS(`{"\u0069ss":"` + issB + `"}`), false, "b", nil},
 		{"whitespace everywhere", multiJWS(" {\n\t\"sub\" : [1, {\"iss\":\"x\"}] ,\r\"iss\" :\"" + issA + "\" } "), false, "a", nil},
 		{"nested iss does not count", multiJWS(`{"act":{"iss":"` + issA + `"}}`), false, "", ErrInvalidToken},
-		{"duplicate iss: last wins", multiJWS(`{"iss":"https://evil.example.com","iss":"` + issB + `"}`), false, "b", nil},
+		{"duplicate iss", multiJWS(`{"iss":"https://evil.example.com","iss":"` + issB + `"}`), false, "", ErrInvalidToken},
+		{"case-variant iss", multiJWS(`{"ISS":"https://evil.example.com","iss":"` + issB + `"}`), false, "", ErrInvalidToken},
 		{"member names are case-sensitive", multiJWS(`{"ISS":"` + issA + `"}`), false, "", ErrInvalidToken},
 		{"large payload (heap buffer)", multiJWS(`{"pad":"` + strings.Repeat("y", 4000) + `","iss":"` + issB + `"}`), false, "b", nil},
 		{"trailing garbage", multiJWS(`{"iss":"` + issA + `"}x`), false, "", ErrInvalidToken},
@@ -252,34 +253,44 @@ func ExampleNewMultiVerifier() {
 	// guest true <nil>
 }
 
-// FuzzMultiIssuer checks that the allocation-free iss scanner agrees with
-// encoding/json on every valid JSON payload it claims to understand.
+// FuzzMultiIssuer checks that routing by the unverified iss agrees with
+// encoding/json: whenever a payload is routed, encoding/json decodes it too
+// and finds the same iss.
 func FuzzMultiIssuer(f *testing.F) {
 	for _, seed := range []string{
 		`{"iss":"https://a.example.com","sub":"x"}`,
-		`{"sub":{"iss":"n","a":[1,2,{"b":null}]},"iss":"y","exp":1.5e9}`,
+		`{"sub":{"iss":"n","a":[1,2,{"b":null}]},"iss":"https://b.example.com","exp":1.5e9}`,
 		`{"iss":"a","iss":"b"}`,
-		`{"iss":"https:\/\/a"}`,
-		`{"\u0069ss":"a"}`,
-		`{"ISS":"a"}`,
+		`{"iss":"https:\/\/a.example.com"}`,
+		`{"\u0069ss":"https://a.example.com"}`,
+		`{"ISS":"https://a.example.com"}`,
+		`{"iss":"https://a.example.com","Iss":"https://b.example.com"}`,
 		`{"iss":5}`,
 		`{}`,
-		` { "iss" : "a" } `,
-		`{"a":"\"","iss":"é"}`,
+		` { "iss" : "https://b.example.com" } `,
 	} {
 		f.Add([]byte(seed))
 	}
+	rec := &multiRecorder{name: "x"}
+	m, err := NewMultiVerifier(map[string]TokenVerifier{"https://a.example.com": rec, "https://b.example.com": rec}, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		iss, ok := scanIssuer(b)
-		if !ok || !json.Valid(b) {
+		v, err := m.route(base64.RawURLEncoding.EncodeToString(b))
+		if err != nil {
 			return
 		}
-		want, err := decodeIssuer(b)
-		if err != nil {
-			t.Fatalf("scanner accepted %q (iss %q) but encoding/json says %v", b, iss, err)
+		if v == nil || !json.Valid(b) {
+			t.Fatalf("%q routed but is not valid JSON", b)
 		}
-		if string(iss) != want {
-			t.Fatalf("%q: scanner iss %q, encoding/json %q", b, iss, want)
+		var claims map[string]any
+		if err := json.Unmarshal(b, &claims); err != nil {
+			t.Fatalf("%q routed but encoding/json says %v", b, err)
+		}
+		iss, _ := claims["iss"].(string)
+		if iss != "https://a.example.com" && iss != "https://b.example.com" {
+			t.Fatalf("%q routed but encoding/json reads iss %q", b, iss)
 		}
 	})
 }
@@ -320,5 +331,30 @@ func TestMultiVerifierUnknownIssuerIsSanitized(t *testing.T) {
 	if !strings.Contains(msg, `iss "https://evil.example.com/\nlevel="… is not among the trusted issuers ["https://a.example.com"]`) ||
 		strings.ContainsAny(msg, "\n\r") || strings.Contains(msg, iss[40:]) {
 		t.Errorf("error %q", msg)
+	}
+}
+
+// TestMultiVerifierWarmPath: a token a routed Verifier verified before is
+// answered from that Verifier's cache, and only for the very same token.
+func TestMultiVerifierWarmPath(t *testing.T) {
+	f := newFixture(t, idptest.Config{}, nil)
+	m, err := NewMultiVerifier(map[string]TokenVerifier{f.idp.Issuer(): f.v}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	tok := f.idp.Token(map[string]any{"sub": "alice"})
+	first, err := m.Verify(ctx, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := m.Verify(ctx, tok); err != nil || again != first {
+		t.Fatalf("second Verify = %v, %v; want the cached identity", again, err)
+	}
+	if _, err := m.Verify(ctx, flipSigByte(tok, 0)); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("forged signature: %v", err)
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _ = m.Verify(ctx, tok) }); n != 0 {
+		t.Errorf("warm MultiVerifier.Verify allocates %v times", n)
 	}
 }

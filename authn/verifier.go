@@ -59,10 +59,11 @@ type Verifier struct {
 	log              *slog.Logger
 	now              func() time.Time
 
-	md    *metadataSource // the issuer's discovery document, fetched once
-	keys  keyProvider     // *jwksSource, *StaticKeySet or customKeys
-	cache *tokenCache     // nil when disabled
-	intro *introspector   // nil without Config.Introspection
+	md      *metadataSource // the issuer's discovery document, fetched once
+	keys    keyProvider     // *jwksSource, *StaticKeySet or customKeys
+	cache   *tokenCache     // nil when disabled
+	headers headerCache     // checked JWS headers of verified tokens
+	intro   *introspector   // nil without Config.Introspection
 
 	life  context.Context
 	close context.CancelFunc
