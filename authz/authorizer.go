@@ -171,6 +171,14 @@ func (a *Authorizer) Reload(policies string) error {
 	return nil
 }
 
+// cloneOrNil returns a copy of s, or nil when s is empty.
+func cloneOrNil[S ~[]E, E any](s S) S {
+	if len(s) == 0 {
+		return nil
+	}
+	return slices.Clone(s)
+}
+
 // validScope reports whether s is an RFC 6749 §3.3 scope-token
 // (%x21 / %x23-5B / %x5D-7E), which a step-up challenge carries unchanged.
 func validScope(s string) bool {
@@ -223,15 +231,20 @@ func (a *Authorizer) Authorize(ctx context.Context, body []byte) (Decision, erro
 	if !ok || info == nil || info.Subject == "" {
 		return Decision{Reason: "no identity"}, ErrNoIdentity
 	}
-	req, err := parseRPC(body)
-	if err != nil {
+	sc := scratches.Get().(*scratch)
+	defer sc.release()
+	if err := sc.req.parse(&sc.parser, body); err != nil {
 		return Decision{Reason: "bad request"}, err
 	}
 	sub := a.subjectFor(info)
 	if sub == nil {
 		return Decision{Reason: reasonIssuer}, nil
 	}
-	return a.decide(a.policies.Load(), sub, req)
+	d, err := a.decide(a.policies.Load(), sub, &sc.req, sc)
+	// The caller owns what it gets: Policies may live in sc (which goes
+	// back to the pool) and a cached Decision is shared.
+	d.Policies, d.Scopes = cloneOrNil(d.Policies), cloneOrNil(d.Scopes)
+	return d, err
 }
 
 // log writes the audit record for one decision.

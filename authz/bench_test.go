@@ -30,6 +30,20 @@ func benchPolicies(n int) string {
 
 // benchIdentity is a verified identity as authn hands it over: with the
 // bearer token the subject cache is keyed on.
+// benchPoliciesArgFree is benchPolicies without argument conditions: a
+// permit per tool for a group and one unconstrained forbid, the shape of a
+// ToolHive-style deployment. No policy reads an argument, so a call's
+// decision is cached per caller and tool.
+func benchPoliciesArgFree(n int) string {
+	var b strings.Builder
+	b.WriteString(`@id("no-admin-tools") forbid (principal, action, resource) when { resource.name like "admin_*" };` + "\n")
+	b.WriteString(`@id("admins") permit (principal in THVGroup::"admins", action, resource);` + "\n")
+	for i := range n - 2 {
+		fmt.Fprintf(&b, "@id(\"tool%d\") permit (principal in THVGroup::\"g%d\", action == Action::\"call_tool\", resource == Tool::\"tool%d\");\n", i, i%10, i)
+	}
+	return b.String()
+}
+
 func benchIdentity() *authn.TokenInfo {
 	return (&authn.TokenInfo{
 		Issuer: "https://idp.example", Subject: "user-1234", ClientID: "client-1",
@@ -87,8 +101,10 @@ func serveBench(b *testing.B, h http.Handler) {
 }
 
 // BenchmarkAuthorize measures one tools/call through the middleware at 10,
-// 100 and 1000 policies, the decision alone (Authorize), and the bare
-// handler as the in-run baseline.
+// 100 and 1000 policies (middleware: policies that read arguments, so
+// every call is evaluated; middleware-argfree: policies that do not, so
+// the call's decision comes from the decision cache), the decision alone
+// (Authorize), and the bare handler as the in-run baseline.
 func BenchmarkAuthorize(b *testing.B) {
 	b.Run("bare-handler", func(b *testing.B) { serveBench(b, bareHandler) })
 	for _, n := range []int{10, 100, 1000} {
@@ -98,6 +114,13 @@ func BenchmarkAuthorize(b *testing.B) {
 		}
 		b.Run(fmt.Sprintf("middleware/policies=%d", n), func(b *testing.B) {
 			serveBench(b, a.Middleware(bareHandler))
+		})
+		af, err := New(Config{Policies: benchPoliciesArgFree(n)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("middleware-argfree/policies=%d", n), func(b *testing.B) {
+			serveBench(b, af.Middleware(bareHandler))
 		})
 		b.Run(fmt.Sprintf("cedar-linear/policies=%d", n), func(b *testing.B) {
 			// The same Cedar request evaluated against every policy, as

@@ -287,7 +287,7 @@ func TestDifferentialCedar(t *testing.T) {
 			op, err := a.operation(req, m)
 			if err != nil {
 				require.ErrorIs(t, err, errUnrepresentable, body)
-				d, derr := a.decide(ps, sub, req)
+				d, derr := a.decide(ps, sub, req, nil)
 				require.NoError(t, derr)
 				require.False(t, d.Allowed, "unrepresentable arguments deny: %s", body)
 				unrepr++
@@ -296,7 +296,7 @@ func TestDifferentialCedar(t *testing.T) {
 			// creq carries the complete context (what the reference gets);
 			// decide and the indexed evaluation use the pruned one.
 			creq, ov := sub.request(a, &op, nil)
-			d, err := a.decide(ps, sub, req)
+			d, err := a.decide(ps, sub, req, nil)
 			require.NoError(t, err)
 			sel := ps.lookup(op.action, op.resource)
 			preq, pov := sub.request(a, &op, sel)

@@ -183,6 +183,14 @@
 // subject, client id and scopes, so one token is never served another's
 // subject.
 //
+// A list response is read in one pass (every value checked, only the items'
+// members kept) and each item is decided once per caller: the decision is
+// cached per (subject, item, tool annotations version) in the policy set it
+// was made with, bounded in size, so a Reload, another caller or a change
+// of the tool's hints never reuses it. The memory a decision needs (parse
+// tree, entity view, context scratch) is recycled between requests; it
+// never holds the body the handler reads.
+//
 // [Authorizer.Reload] swaps the policy set atomically; a bad set is rejected
 // and the old one stays in force.
 package authz

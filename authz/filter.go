@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/mcpauth-go/mcpauth/internal/jsonread"
 )
@@ -151,6 +152,7 @@ type listFilter struct {
 	m             mcpMethod
 	lists         int // list results seen
 	kept, removed int
+	sc            scratch // the memory each item's evaluation reuses
 }
 
 func (f *listFilter) filterBody(contentType string, body []byte) ([]byte, error) {
@@ -170,12 +172,16 @@ func (f *listFilter) filterBody(contentType string, body []byte) ([]byte, error)
 // filterMessage filters one JSON-RPC response message. Anything but the
 // removed array elements is copied byte for byte.
 func (f *listFilter) filterMessage(msg []byte) ([]byte, error) {
-	// Kept: the message, result, the list, each item's members and their
-	// members (a tool's annotations); deeper values (the insides of input
-	// schemas) are only checked.
+	// One pass over the bytes: every value is checked (syntax, UTF-8,
+	// duplicate and case-variant names), but only the message, result, the
+	// list and each item's members are kept; deeper values (annotations,
+	// the insides of input schemas) are known by their spans. The tree
+	// lives in a recycled parser's memory until the message is rewritten.
 	// A case variant of "result" or of the list member would be the list to
-	// a case-insensitive client decoder (encoding/json) but not to get.
-	root, err := jsonread.ParseWith(msg, jsonread.Options{KeepDepth: 5})
+	// a case-insensitive client decoder (encoding/json) but not to Get.
+	p := responseParsers.Get().(*jsonread.Parser)
+	defer putResponseParser(p)
+	root, err := p.Parse(msg, jsonread.Options{KeepDepth: 4})
 	if err != nil || root.Kind != jsonread.Object || root.CaseVariant(resultMembers) {
 		return nil, errFilter
 	}
@@ -198,7 +204,7 @@ func (f *listFilter) filterMessage(msg []byte) ([]byte, error) {
 	f.lists++
 	if f.m.listKey == "tools" {
 		for i := range list.Kids {
-			f.a.annotations.record(&list.Kids[i].Val)
+			f.a.annotations.record(msg, &list.Kids[i].Val)
 		}
 	}
 	keep := make([]bool, len(list.Kids))
@@ -270,6 +276,15 @@ func (f *listFilter) filterMessage(msg []byte) ([]byte, error) {
 	return out, nil
 }
 
+// responseParsers recycles the parsers of list responses.
+var responseParsers = sync.Pool{New: func() any { return new(jsonread.Parser) }}
+
+// putResponseParser recycles p, without its references to the response.
+func putResponseParser(p *jsonread.Parser) {
+	p.Release()
+	responseParsers.Put(p)
+}
+
 // allowed decides one list item as the operation it lists: call_tool on the
 // tool, get_prompt on the prompt, read_resource on the resource URI (or the
 // URI template). Items without a name are removed.
@@ -286,7 +301,7 @@ func (f *listFilter) allowed(item *jsonread.Value) bool {
 		kind = kindPrompt
 	}
 	op := f.a.namedOp(kind, v.Text)
-	return f.a.evaluate(f.ps, f.sub, &op).Allowed
+	return f.a.decideOp(f.ps, f.sub, &op, &f.sc).Allowed
 }
 
 // filterSSE filters every event of a text/event-stream body whose data is a

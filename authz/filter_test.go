@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	cedar "github.com/cedar-policy/cedar-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -360,4 +361,102 @@ func TestListFilteredWhateverStatus(t *testing.T) {
 	var e rpcErr
 	require.NoError(t, json.Unmarshal([]byte(body), &e))
 	assert.Equal(t, CodeInternalError, e.Error.Code)
+}
+
+// TestListDecisionCache (issue 13): list items are decided once per
+// (subject, item, policy set, annotations), and a cached decision is never
+// served after Reload, to another subject, or after the tool's hints
+// changed.
+func TestListDecisionCache(t *testing.T) {
+	t.Parallel()
+	a := newTestAuthorizer(t, func(c *Config) {
+		c.Policies = `@id("eng") permit (principal in THVGroup::"engineering", action == Action::"call_tool", resource == Tool::"get_issue");
+@id("ro") permit (principal, action == Action::"call_tool", resource == Tool::"search") when { resource has readOnlyHint && resource.readOnlyHint };`
+	})
+	list := func(info *authn.TokenInfo, resp string) string {
+		t.Helper()
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, resp)
+		})
+		srv := httptest.NewServer(withIdentity(info, a.Middleware(h)))
+		defer srv.Close()
+		_, body := post(t, srv, listRequest("tools/list"), nil)
+		return string(body)
+	}
+	tools := `{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"get_issue"},{"name":"delete_repo"}]}}`
+	alice := engineer().WithToken("alice-token")
+	assert.Contains(t, list(alice, tools), "get_issue")
+	assert.Equal(t, 2, a.policies.Load().decisions.len(), "one decision per item is cached")
+	assert.Contains(t, list(alice, tools), "get_issue")
+
+	// Another subject: alice's cached permit is not theirs.
+	bob := &authn.TokenInfo{Issuer: alice.Issuer, Subject: "bob", Claims: map[string]any{"groups": []any{"sales"}}}
+	assert.NotContains(t, list(bob.WithToken("bob-token"), tools), "get_issue")
+	// Not even with alice's subject id under another token.
+	mallory := *engineer()
+	mallory.Claims = map[string]any{"groups": []any{"sales"}}
+	assert.NotContains(t, list(mallory.WithToken("other-token"), tools), "get_issue")
+
+	// After Reload, alice's decisions are made again.
+	require.NoError(t, a.Reload(`@id("none") forbid (principal, action, resource == Tool::"get_issue");
+@id("rest") permit (principal, action, resource);`))
+	assert.NotContains(t, list(alice, tools), "get_issue")
+	assert.Contains(t, list(alice, tools), "delete_repo")
+
+	// A tool's hints changing invalidates decisions that may read them.
+	require.NoError(t, a.Reload(`@id("ro") permit (principal, action == Action::"call_tool", resource == Tool::"search") when { resource has readOnlyHint && resource.readOnlyHint };`))
+	ro := `{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"search","annotations":{"readOnlyHint":true}}]}}`
+	rw := `{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"search","annotations":{"readOnlyHint":false}}]}}`
+	assert.Contains(t, list(alice, ro), "search")
+	assert.NotContains(t, list(alice, rw), "search")
+	assert.Contains(t, list(alice, ro), "search")
+
+	// The cache is bounded.
+	ps := a.policies.Load()
+	for i := range maxCachedDecisions + 5 {
+		ps.decisions.put(decisionKey{name: fmt.Sprint(i)}, Decision{Allowed: true})
+	}
+	assert.LessOrEqual(t, ps.decisions.len(), maxCachedDecisions)
+}
+
+// TestCallDecisionCache (issue 13): a tools/call whose policies cannot read
+// its arguments is decided once per caller and tool; one whose policies
+// can (through the context or the resource) is always evaluated.
+func TestCallDecisionCache(t *testing.T) {
+	t.Parallel()
+	a := newTestAuthorizer(t, func(c *Config) {
+		c.Policies = `@id("eng") permit (principal in THVGroup::"engineering", action == Action::"call_tool", resource == Tool::"get_issue");
+@id("res-arg") permit (principal, action == Action::"call_tool", resource == Tool::"t") when { resource has arg_x && resource.arg_x == 1 };
+@id("ctx-arg") permit (principal, action == Action::"call_tool", resource == Tool::"u") when { context has arg_x && context.arg_x == 1 };`
+	})
+	ctx := authn.NewContext(context.Background(), engineer().WithToken("alice-token"))
+	decide := func(body string) Decision {
+		t.Helper()
+		d, err := a.Authorize(ctx, []byte(body))
+		require.NoError(t, err)
+		return d
+	}
+	d := decide(call("get_issue", `{"x":1}`))
+	require.True(t, d.Allowed)
+	d.Policies[0] = "tampered" // the caller's copy
+	d = decide(call("get_issue", `{"x":2}`))
+	assert.True(t, d.Allowed)
+	assert.Equal(t, []cedar.PolicyID{"eng"}, d.Policies, "a cached decision names its policies")
+	assert.Equal(t, 1, a.policies.Load().decisions.len(), "arguments no policy reads do not split the cache")
+
+	for _, tool := range []string{"t", "u"} {
+		assert.False(t, decide(call(tool, "")).Allowed, tool)             // cached: no arguments
+		assert.True(t, decide(call(tool, `{"x":1}`)).Allowed, tool)       // evaluated
+		assert.False(t, decide(call(tool, `{"x":2}`)).Allowed, tool)      // evaluated
+		assert.True(t, decide(call(tool, `{"x":1,"y":0}`)).Allowed, tool) // evaluated
+	}
+
+	require.NoError(t, a.Reload(`@id("none") forbid (principal, action, resource == Tool::"get_issue");
+@id("rest") permit (principal, action, resource);`))
+	assert.False(t, decide(call("get_issue", `{"x":1}`)).Allowed, "no decision survives Reload")
+	other := authn.NewContext(context.Background(), (&authn.TokenInfo{Issuer: "https://idp.example", Subject: "bob"}).WithToken("bob-token"))
+	d, err := a.Authorize(other, []byte(call("delete_repo", "")))
+	require.NoError(t, err)
+	assert.True(t, d.Allowed)
 }

@@ -91,36 +91,37 @@ func (a *Authorizer) middleware(next http.Handler, resourceMetadataURL string) h
 			writeRPCError(w, http.StatusRequestEntityTooLarge, nil, CodeInvalidRequest, msgTooLarge)
 			return
 		}
-		req, err := parseRPC(body)
-		if err != nil {
-			var id []byte
-			if req != nil {
-				id = req.id
-			}
+		sc := scratches.Get().(*scratch)
+		req := &sc.req
+		if err := req.parse(&sc.parser, body); err != nil {
 			a.log(r.Context(), info.Subject, "", Decision{Reason: err.Error()})
 			if errors.Is(err, ErrParse) {
-				writeRPCError(w, http.StatusBadRequest, id, CodeParseError, msgParse)
+				writeRPCError(w, http.StatusBadRequest, req.id, CodeParseError, msgParse)
 			} else {
-				writeRPCError(w, http.StatusBadRequest, id, CodeInvalidRequest, msgInvalidRequest)
+				writeRPCError(w, http.StatusBadRequest, req.id, CodeInvalidRequest, msgInvalidRequest)
 			}
+			sc.release()
 			return
 		}
 		if err := checkHeaders(r.Header, req); err != nil {
 			a.log(r.Context(), info.Subject, req.method, Decision{Reason: "header mismatch"})
 			writeRPCError(w, http.StatusBadRequest, req.id, CodeHeaderMismatch, msgHeaderMismatch)
+			sc.release()
 			return
 		}
 		sub := a.subjectFor(info)
 		if sub == nil {
 			a.log(r.Context(), info.Subject, req.method, Decision{Reason: reasonIssuer})
 			writeRPCError(w, http.StatusForbidden, req.id, CodeForbidden, msgForbidden)
+			sc.release()
 			return
 		}
 		ps := a.policies.Load()
-		d, err := a.decide(ps, sub, req)
+		d, err := a.decide(ps, sub, req, sc)
 		if err != nil {
 			a.log(r.Context(), sub.id, req.method, Decision{Reason: err.Error()})
 			writeRPCError(w, http.StatusBadRequest, req.id, CodeInvalidParams, msgInvalidParams)
+			sc.release()
 			return
 		}
 		a.log(r.Context(), sub.id, req.method, d)
@@ -134,13 +135,17 @@ func (a *Authorizer) middleware(next http.Handler, resourceMetadataURL string) h
 				}.String())
 			}
 			writeRPCError(w, http.StatusForbidden, req.id, CodeForbidden, msgForbidden)
+			sc.release()
 			return
 		}
+		m, list := mcpMethods[req.method], !req.isResponse
+		list = list && m.kind == kindList
+		sc.release() // the decision is made: nothing below reads the parse
 		rb := &replayBody{}
 		rb.Reset(body)
 		r.Body = rb
 		r.ContentLength = int64(len(body))
-		if m := mcpMethods[req.method]; !req.isResponse && m.kind == kindList {
+		if list {
 			a.serveFiltered(w, r, next, ps, sub, m)
 			return
 		}
@@ -180,11 +185,11 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 			return nil, err
 		}
 		// A body longer than declared is an error of its own in net/http;
-		// read one more byte so a lying client cannot pass the cap.
-		var one [1]byte
-		if m, _ := r.Body.Read(one[:]); m > 0 {
+		// read one more byte (into the spare capacity, so that nothing
+		// else is allocated) so a lying client cannot pass the cap.
+		if m, _ := r.Body.Read(buf[n : n+1]); m > 0 {
 			rest, err := io.ReadAll(io.LimitReader(r.Body, limit))
-			return append(append(buf, one[0]), rest...), err
+			return append(buf[:n+1], rest...), err
 		}
 		return buf, nil
 	}

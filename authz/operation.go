@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 
 	cedar "github.com/cedar-policy/cedar-go"
 
@@ -15,8 +16,10 @@ import (
 // resource and arguments), the Cedar request and entity view built for it,
 // and the decision.
 
-// decide maps a parsed request to Cedar and evaluates it.
-func (a *Authorizer) decide(ps *policySet, sub *subject, req *rpcRequest) (Decision, error) {
+// decide maps a parsed request to Cedar and evaluates it, with sc's memory
+// (nil: fresh memory). The Decision's Policies live in sc: use them before
+// sc is reused.
+func (a *Authorizer) decide(ps *policySet, sub *subject, req *rpcRequest, sc *scratch) (Decision, error) {
 	if req.isResponse {
 		return Decision{Allowed: true, Reason: "json-rpc response"}, nil
 	}
@@ -41,7 +44,7 @@ func (a *Authorizer) decide(ps *policySet, sub *subject, req *rpcRequest) (Decis
 		d := Decision{Allowed: true, Reason: "protocol method"}
 		for i := range uris {
 			op := a.namedOp(kindResource, uris[i].Val.Text)
-			if d = a.evaluate(ps, sub, &op); !d.Allowed {
+			if d = a.decideOp(ps, sub, &op, sc); !d.Allowed {
 				break
 			}
 		}
@@ -54,66 +57,26 @@ func (a *Authorizer) decide(ps *policySet, sub *subject, req *rpcRequest) (Decis
 	case err != nil:
 		return Decision{Reason: "bad request"}, err
 	}
-	return a.evaluate(ps, sub, &op), nil
+	return a.decideOp(ps, sub, &op, sc), nil
 }
 
-// toolScopes returns the scopes Config.ToolScopes requires for tool, or nil.
-func (a *Authorizer) toolScopes(tool string) []string {
-	if s, ok := a.cfg.ToolScopes[tool]; ok {
-		return s
+// decideOp decides op through ps's decision cache when the decision cannot
+// depend on anything but the caller, the operation's action and resource,
+// and the tool annotations: an operation without arguments, or one whose
+// policies never read an argument (selection.argFree). Anything else is
+// evaluated. A cached Decision is shared: its slices must not be modified.
+func (a *Authorizer) decideOp(ps *policySet, sub *subject, op *operation, sc *scratch) Decision {
+	if op.list || (op.args != nil && !ps.lookup(op.action, op.resource).argFree) {
+		return a.evaluate(ps, sub, op, sc)
 	}
-	return a.cfg.ToolScopes["*"]
-}
-
-// evaluate decides one operation: the scopes it requires (Config.ToolScopes)
-// first, then the indexed policies. Deny by default; any evaluation error in
-// a policy that applies is a deny, whatever the other policies say.
-func (a *Authorizer) evaluate(ps *policySet, sub *subject, op *operation) Decision {
-	for _, s := range op.scopes {
-		if !slices.Contains(sub.scopes, s) {
-			return Decision{Action: op.action, Resource: op.resource, Scopes: op.scopes, Reason: "missing scope"}
-		}
+	// The version is read before deciding: a decision made while hints
+	// change is filed under the old version, which is never asked again.
+	key := decisionKey{sub: sub, action: op.action, name: string(op.resource.ID), ann: a.annotations.version.Load()}
+	if d, ok := ps.decisions.get(key); ok {
+		return d
 	}
-	sel := ps.lookup(op.action, op.resource)
-	req, ents := sub.request(a, op, sel)
-	dec, diag := cedar.Authorize(sel.pols, ents, req)
-	d := Decision{Action: op.action, Resource: op.resource}
-	switch {
-	case len(diag.Errors) > 0:
-		d.Reason = "evaluation error"
-		for _, e := range diag.Errors {
-			d.Policies = append(d.Policies, e.PolicyID)
-		}
-	case dec == cedar.Allow:
-		d.Allowed = true
-		d.Reason = "permitted"
-		for _, r := range diag.Reasons {
-			d.Policies = append(d.Policies, r.PolicyID)
-		}
-	case len(diag.Reasons) > 0:
-		d.Reason = "forbidden"
-		scoped := true
-		var scopes []string
-		for _, r := range diag.Reasons {
-			d.Policies = append(d.Policies, r.PolicyID)
-			e := ps.entry(r.PolicyID)
-			if e == nil || len(e.scopes) == 0 {
-				scoped = false
-				continue
-			}
-			for _, s := range e.scopes {
-				if !slices.Contains(scopes, s) {
-					scopes = append(scopes, s)
-				}
-			}
-		}
-		if scoped {
-			d.Scopes = scopes
-			d.Reason = "missing scope"
-		}
-	default:
-		d.Reason = "no permit"
-	}
+	d := a.evaluate(ps, sub, op, sc)
+	ps.decisions.put(key, d)
 	return d
 }
 
@@ -201,6 +164,189 @@ func (a *Authorizer) namedOp(kind methodKind, name string) operation {
 	return operation{action: actionReadResource, resource: cedar.NewEntityUID(EntityTypeResource, cedar.String(name)), feature: "resource"}
 }
 
+// checkRepresentable reports errUnrepresentable if any value in v has no
+// exact Cedar value (see jsonToCedar), without converting anything.
+func checkRepresentable(v *jsonread.Value) error {
+	switch v.Kind {
+	case jsonread.Number:
+		if !numberRepresentable(v.Text) {
+			return errUnrepresentable
+		}
+	case jsonread.Array:
+		for i := range v.Kids {
+			if v.Kids[i].Val.Kind == jsonread.Null {
+				return errUnrepresentable
+			}
+			if err := checkRepresentable(&v.Kids[i].Val); err != nil {
+				return err
+			}
+		}
+	case jsonread.Object:
+		for i := range v.Kids {
+			if err := checkRepresentable(&v.Kids[i].Val); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// toolScopes returns the scopes Config.ToolScopes requires for tool, or nil.
+func (a *Authorizer) toolScopes(tool string) []string {
+	if s, ok := a.cfg.ToolScopes[tool]; ok {
+		return s
+	}
+	return a.cfg.ToolScopes["*"]
+}
+
+// evaluate decides one operation: the scopes it requires (Config.ToolScopes)
+// first, then the indexed policies. Deny by default; any evaluation error in
+// a policy that applies is a deny, whatever the other policies say.
+//
+// sc (nil: fresh memory) lends the entity view, the context's scratch map
+// and the Decision's Policies array.
+func (a *Authorizer) evaluate(ps *policySet, sub *subject, op *operation, sc *scratch) Decision {
+	for _, s := range op.scopes {
+		if !slices.Contains(sub.scopes, s) {
+			return Decision{Action: op.action, Resource: op.resource, Scopes: op.scopes, Reason: "missing scope"}
+		}
+	}
+	if sc == nil {
+		sc = new(scratch)
+	}
+	sel := ps.lookup(op.action, op.resource)
+	req := sub.requestInto(a, op, sel, &sc.ov, &sc.ctx)
+	dec, diag := cedar.Authorize(sel, &sc.ov, req)
+	sc.ov = overlay{} // drop the request's references
+	d := Decision{Action: op.action, Resource: op.resource, Policies: sc.pols[:0]}
+	switch {
+	case len(diag.Errors) > 0:
+		d.Reason = "evaluation error"
+		for _, e := range diag.Errors {
+			d.Policies = append(d.Policies, e.PolicyID)
+		}
+	case dec == cedar.Allow:
+		d.Allowed = true
+		d.Reason = "permitted"
+		for _, r := range diag.Reasons {
+			d.Policies = append(d.Policies, r.PolicyID)
+		}
+	case len(diag.Reasons) > 0:
+		d.Reason = "forbidden"
+		scoped := true
+		var scopes []string
+		for _, r := range diag.Reasons {
+			d.Policies = append(d.Policies, r.PolicyID)
+			e := ps.entry(r.PolicyID)
+			if e == nil || len(e.scopes) == 0 {
+				scoped = false
+				continue
+			}
+			for _, s := range e.scopes {
+				if !slices.Contains(scopes, s) {
+					scopes = append(scopes, s)
+				}
+			}
+		}
+		if scoped {
+			d.Scopes = scopes
+			d.Reason = "missing scope"
+		}
+	default:
+		d.Reason = "no permit"
+	}
+	return d
+}
+
+// request builds the Cedar request and its entity view.
+//
+// With sel nil the context is complete; otherwise it holds only the
+// attributes sel's policies can observe (see selection).
+func (s *subject) request(a *Authorizer, op *operation, sel *selection) (cedar.Request, *overlay) {
+	ov := new(overlay)
+	var m cedar.RecordMap
+	return s.requestInto(a, op, sel, ov, &m), ov
+}
+
+// requestInto is request with the entity view built in ov and *m (created
+// when nil) as scratch for the context (cedar.NewRecord copies it).
+func (s *subject) requestInto(a *Authorizer, op *operation, sel *selection, ov *overlay, m *cedar.RecordMap) cedar.Request {
+	var ctx cedar.Record
+	switch {
+	case op.args == nil:
+		ctx = s.ctxRecord
+	case sel == nil || sel.ctxAll:
+		c := make(cedar.RecordMap, len(s.ctxBase)+len(op.args.Kids))
+		maps.Copy(c, s.ctxBase)
+		op.addArgs(c)
+		ctx = cedar.NewRecord(c)
+	case len(sel.ctxKeys) == 0:
+		ctx = cedar.Record{}
+	default:
+		if *m == nil {
+			*m = make(cedar.RecordMap, 8)
+		}
+		for _, k := range sel.ctxKeys {
+			if v, ok := op.arg(k); ok {
+				(*m)[k] = v
+			} else if v, ok := s.ctxBase[k]; ok {
+				(*m)[k] = v
+			}
+		}
+		ctx = cedar.NewRecord(*m)
+		clear(*m)
+	}
+	*ov = overlay{a: a, static: a.entities, sub: s, op: *op}
+	return cedar.Request{Principal: s.uid, Action: op.action, Resource: op.resource, Context: ctx}
+}
+
+// overlay is the entity store of one request: the static entities with the
+// request's principal and resource entities on top. The resource entity is
+// built on first use, since many policies never look past its uid.
+type overlay struct {
+	a            *Authorizer
+	static       cedar.EntityMap
+	sub          *subject
+	op           operation // a copy, so that the caller's stays on its stack
+	resource     cedar.Entity
+	haveResource bool
+}
+
+// Get implements cedar.EntityGetter.
+func (o *overlay) Get(uid cedar.EntityUID) (cedar.Entity, bool) {
+	switch uid {
+	case o.sub.uid:
+		return o.sub.principal, true
+	case o.op.resource:
+		return o.resourceEntity(), true
+	}
+	e, ok := o.static[uid]
+	return e, ok
+}
+
+// resourceEntity builds the resource entity: generated attributes, a tool's
+// annotation hints and the arguments, merged with a static entity of the
+// same uid (static attributes win; its parents are kept).
+func (o *overlay) resourceEntity() cedar.Entity {
+	if o.haveResource {
+		return o.resource
+	}
+	m := make(cedar.RecordMap, 8)
+	o.op.generatedAttrs(m)
+	if o.op.feature == "tool" && !o.op.list {
+		maps.Copy(m, o.a.annotations.get(string(o.op.resource.ID)))
+	}
+	o.op.addArgs(m)
+	res := cedar.Entity{UID: o.op.resource}
+	if st, ok := o.static[o.op.resource]; ok {
+		res.Parents = st.Parents
+		maps.Insert(m, st.Attributes.All())
+	}
+	res.Attributes = cedar.NewRecord(m)
+	o.resource, o.haveResource = res, true
+	return res
+}
+
 // generatedAttrs adds the attributes the mapping gives the resource entity.
 func (op *operation) generatedAttrs(m cedar.RecordMap) {
 	feature := cedar.String(op.feature)
@@ -253,107 +399,26 @@ func (op *operation) arg(k cedar.String) (cedar.Value, bool) {
 	return cv, err == nil
 }
 
-// checkRepresentable reports errUnrepresentable if any value in v has no
-// exact Cedar value (see jsonToCedar), without converting anything.
-func checkRepresentable(v *jsonread.Value) error {
-	switch v.Kind {
-	case jsonread.Number:
-		if !numberRepresentable(v.Text) {
-			return errUnrepresentable
-		}
-	case jsonread.Array:
-		for i := range v.Kids {
-			if v.Kids[i].Val.Kind == jsonread.Null {
-				return errUnrepresentable
-			}
-			if err := checkRepresentable(&v.Kids[i].Val); err != nil {
-				return err
-			}
-		}
-	case jsonread.Object:
-		for i := range v.Kids {
-			if err := checkRepresentable(&v.Kids[i].Val); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+// scratch is the memory one request's decision borrows from a pool
+// (scratches) and gives back once the decision is made and logged: nothing
+// in it may be used after that. It holds what would otherwise be allocated
+// per request: the parse tree, the parsed message, the entity view handed
+// to cedar, the context's scratch map, the Decision's Policies.
+type scratch struct {
+	parser jsonread.Parser
+	req    rpcRequest
+	ov     overlay
+	ctx    cedar.RecordMap
+	pols   [4]cedar.PolicyID
 }
 
-// request builds the Cedar request and its entity view.
-//
-// With sel nil the context is complete; otherwise it holds only the
-// attributes sel's policies can observe (see selection).
-func (s *subject) request(a *Authorizer, op *operation, sel *selection) (cedar.Request, *overlay) {
-	var ctx cedar.Record
-	switch {
-	case op.args == nil:
-		ctx = s.ctxRecord
-	case sel == nil || sel.ctxAll:
-		m := make(cedar.RecordMap, len(s.ctxBase)+len(op.args.Kids))
-		maps.Copy(m, s.ctxBase)
-		op.addArgs(m)
-		ctx = cedar.NewRecord(m)
-	case len(sel.ctxKeys) == 0:
-		ctx = cedar.Record{}
-	default:
-		m := make(cedar.RecordMap, len(sel.ctxKeys))
-		for _, k := range sel.ctxKeys {
-			if v, ok := op.arg(k); ok {
-				m[k] = v
-			} else if v, ok := s.ctxBase[k]; ok {
-				m[k] = v
-			}
-		}
-		ctx = cedar.NewRecord(m)
-	}
-	return cedar.Request{Principal: s.uid, Action: op.action, Resource: op.resource, Context: ctx},
-		&overlay{a: a, static: a.entities, sub: s, op: *op}
-}
+var scratches = sync.Pool{New: func() any { return new(scratch) }}
 
-// overlay is the entity store of one request: the static entities with the
-// request's principal and resource entities on top. The resource entity is
-// built on first use, since many policies never look past its uid.
-type overlay struct {
-	a            *Authorizer
-	static       cedar.EntityMap
-	sub          *subject
-	op           operation // a copy, so that the caller's stays on its stack
-	resource     cedar.Entity
-	haveResource bool
-}
-
-// resourceEntity builds the resource entity: generated attributes, a tool's
-// annotation hints and the arguments, merged with a static entity of the
-// same uid (static attributes win; its parents are kept).
-func (o *overlay) resourceEntity() cedar.Entity {
-	if o.haveResource {
-		return o.resource
-	}
-	m := make(cedar.RecordMap, 8)
-	o.op.generatedAttrs(m)
-	if o.op.feature == "tool" && !o.op.list {
-		maps.Copy(m, o.a.annotations.get(string(o.op.resource.ID)))
-	}
-	o.op.addArgs(m)
-	res := cedar.Entity{UID: o.op.resource}
-	if st, ok := o.static[o.op.resource]; ok {
-		res.Parents = st.Parents
-		maps.Insert(m, st.Attributes.All())
-	}
-	res.Attributes = cedar.NewRecord(m)
-	o.resource, o.haveResource = res, true
-	return res
-}
-
-// Get implements cedar.EntityGetter.
-func (o *overlay) Get(uid cedar.EntityUID) (cedar.Entity, bool) {
-	switch uid {
-	case o.sub.uid:
-		return o.sub.principal, true
-	case o.op.resource:
-		return o.resourceEntity(), true
-	}
-	e, ok := o.static[uid]
-	return e, ok
+// release gives sc back to the pool without references to the request.
+func (sc *scratch) release() {
+	sc.parser.Release()
+	sc.req = rpcRequest{}
+	sc.ov = overlay{}
+	clear(sc.pols[:])
+	scratches.Put(sc)
 }

@@ -49,6 +49,40 @@ type policyEntry struct {
 	scopes  []string // from @scope, forbid policies only
 	ctxAll  bool     // uses the context record other than through attribute access
 	ctxKeys []string // context attributes it reads or tests
+	// readsArgs: it names an attribute "arg_…" (of the context, the
+	// resource or anything else) or uses the whole context, so a request's
+	// arguments can change what it says.
+	readsArgs bool
+}
+
+// namesArgAttribute reports whether a policy's JSON form reads or tests an
+// attribute whose name starts with "arg_", on any value. Cedar reaches an
+// attribute only by its literal name (`.attr`, `["attr"]`, `has attr`), so
+// a policy without one cannot observe the arguments, which are attributes
+// named arg_<name> of the context and of the resource entity.
+func namesArgAttribute(doc any) bool {
+	switch x := doc.(type) {
+	case []any:
+		for _, e := range x {
+			if namesArgAttribute(e) {
+				return true
+			}
+		}
+	case map[string]any:
+		for k, v := range x {
+			if k == "." || k == "has" {
+				if op, ok := v.(map[string]any); ok {
+					if attr, ok := op["attr"].(string); ok && strings.HasPrefix(attr, "arg_") {
+						return true
+					}
+				}
+			}
+			if namesArgAttribute(v) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // policyJSON returns a policy's JSON form (cedar-go's MarshalJSON) as
@@ -135,16 +169,24 @@ type actionIndex struct {
 // ctxAll is set and the full context is built.
 type selection struct {
 	pols    bucket
+	seq     iter.Seq2[cedar.PolicyID, *cedar.Policy] // pols.All()
 	ctxAll  bool
 	ctxKeys []cedar.String
+	// argFree: no policy of the selection can observe a request's
+	// arguments, so its decision depends only on the caller, the action
+	// and the resource (see decisionCache).
+	argFree bool
 }
 
 func newSelection(b bucket) *selection {
-	sel := &selection{pols: b}
+	sel := &selection{pols: b, seq: b.All(), argFree: true}
 	seen := map[string]bool{}
 	for _, e := range b {
 		if e.ctxAll {
 			sel.ctxAll = true
+		}
+		if e.readsArgs {
+			sel.argFree = false
 		}
 		for _, k := range e.ctxKeys {
 			if !seen[k] {
@@ -156,12 +198,19 @@ func newSelection(b bucket) *selection {
 	return sel
 }
 
+// All implements cedar.PolicyIterator without allocating: the sequence is
+// built once, with the selection.
+func (s *selection) All() iter.Seq2[cedar.PolicyID, *cedar.Policy] { return s.seq }
+
 // policySet is an immutable compiled policy set: what an atomic reload swaps.
 type policySet struct {
 	entries []*policyEntry
 	all     *selection
 	index   map[cedar.EntityUID]*actionIndex
 	byID    map[cedar.PolicyID]*policyEntry
+	// decisions made under this set for list items; a Reload swaps the
+	// whole set, so no decision outlives the policies it was made with.
+	decisions decisionCache
 }
 
 // entry returns the policy with the given id, or nil.
@@ -222,6 +271,7 @@ func (a *Authorizer) compilePolicies(text string) (*policySet, error) {
 			return nil, fmt.Errorf("authz: policies: policy %q (line %d, column %d): %s", id, pos.Line, pos.Column, err)
 		}
 		e.ctxKeys, e.ctxAll = contextUse(doc)
+		e.readsArgs = e.ctxAll || namesArgAttribute(doc)
 		if v, ok := ann[scopeAnnotation]; ok {
 			if p.Effect() != cedar.Forbid {
 				return nil, fmt.Errorf("authz: policies: policy %q (line %d, column %d): @scope is only meaningful on forbid policies", id, pos.Line, pos.Column)

@@ -80,34 +80,43 @@ type rpcRequest struct {
 	params     *jsonread.Value
 }
 
-// parseRPC parses and validates one JSON-RPC message.
+// parseRPC parses and validates one JSON-RPC message into a new rpcRequest.
 func parseRPC(body []byte) (*rpcRequest, error) {
+	r := &rpcRequest{}
+	err := r.parse(new(jsonread.Parser), body)
+	return r, err
+}
+
+// parse parses and validates one JSON-RPC message with p, whose memory
+// holds the parameters until p's next parse. On error, r.id is the request
+// id when it was read.
+func (r *rpcRequest) parse(p *jsonread.Parser, body []byte) error {
+	*r = rpcRequest{}
 	// _meta (protocol version, client info and capabilities) is checked but
 	// not kept: nothing here reads it.
-	root, err := jsonread.ParseWith(body, jsonread.Options{SkipMeta: true, MaxValues: maxRequestValues})
+	root, err := p.Parse(body, jsonread.Options{SkipMeta: true, MaxValues: maxRequestValues})
 	switch {
 	case errors.Is(err, jsonread.ErrDuplicate):
-		return nil, ErrInvalidRequest
+		return ErrInvalidRequest
 	case err != nil:
-		return nil, ErrParse
+		return ErrParse
 	case root.Kind != jsonread.Object: // a batch array, or not a message at all
-		return nil, ErrInvalidRequest
+		return ErrInvalidRequest
 	case root.CaseVariant(envelopeMembers):
-		return nil, ErrInvalidRequest
+		return ErrInvalidRequest
 	}
-	r := &rpcRequest{}
 	if v, ok := root.Get("id"); ok {
 		if v.Kind != jsonread.String && v.Kind != jsonread.Number && v.Kind != jsonread.Null {
-			return r, ErrInvalidRequest
+			return ErrInvalidRequest
 		}
 		r.id = body[v.Start:v.End]
 	}
 	if v, ok := root.Get("jsonrpc"); !ok || v.Kind != jsonread.String || v.Text != "2.0" {
-		return r, ErrInvalidRequest
+		return ErrInvalidRequest
 	}
 	if v, ok := root.Get("params"); ok {
 		if v.Kind != jsonread.Object && v.Kind != jsonread.Array {
-			return r, ErrInvalidRequest
+			return ErrInvalidRequest
 		}
 		r.params = v
 	}
@@ -116,16 +125,16 @@ func parseRPC(body []byte) (*rpcRequest, error) {
 		_, hasResult := root.Get("result")
 		_, hasError := root.Get("error")
 		if r.id == nil || hasResult == hasError {
-			return r, ErrInvalidRequest
+			return ErrInvalidRequest
 		}
 		r.isResponse = true
-		return r, nil
+		return nil
 	}
 	if v.Kind != jsonread.String {
-		return r, ErrInvalidRequest
+		return ErrInvalidRequest
 	}
 	r.method = v.Text
-	return r, nil
+	return nil
 }
 
 // Member names read by the mapping, per object: a case variant of one of

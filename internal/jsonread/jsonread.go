@@ -159,6 +159,44 @@ func ParseWith(data []byte, opts Options) (Value, error) {
 	return p.parse(data, opts)
 }
 
+// A Parser parses documents reusing its memory from one parse to the next,
+// for callers that parse many documents and drop each tree before the
+// next: a tree it returned is valid only until its next Parse (after that,
+// its Kids slices may hold another document's values). The zero value is
+// ready to use. A Parser is not safe for concurrent use; keep one per
+// goroutine or in a sync.Pool.
+type Parser struct {
+	arena []Member
+}
+
+// Parse is ParseWith, with the tree in p's memory.
+func (p *Parser) Parse(data []byte, opts Options) (Value, error) {
+	if len(data) > math.MaxInt32 {
+		return Value{}, ErrSyntax
+	}
+	clear(p.arena) // drop the previous document's references
+	if cap(p.arena) == 0 {
+		p.arena = make([]Member, 0, min(len(data)/40+4, 1024))
+	}
+	q := parsers.Get().(*parser)
+	defer q.release()
+	q.out = p.arena[:0]
+	v, err := q.parse(data, opts)
+	p.arena = q.out // the grown arena, when it grew
+	return v, err
+}
+
+// Release drops p's references to the last document parsed (so that it
+// can be collected) and any memory a large document made p keep, leaving
+// p ready for reuse, e.g. before it goes back to a sync.Pool.
+func (p *Parser) Release() {
+	clear(p.arena)
+	p.arena = p.arena[:0]
+	if cap(p.arena) > 1<<14 {
+		p.arena = nil
+	}
+}
+
 // ParseObject decodes data, which must hold exactly one JSON object, into a
 // map with encoding/json's value types: string, float64, bool, nil, []any
 // and map[string]any. A number outside float64's range is ErrRange (as

@@ -288,6 +288,15 @@ func BenchmarkParseObject(b *testing.B) {
 			}
 		}
 	})
+	b.Run("tree-reused", func(b *testing.B) {
+		var p Parser
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := p.Parse(payload, Options{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("iss-peek", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
@@ -300,4 +309,20 @@ func BenchmarkParseObject(b *testing.B) {
 			}
 		}
 	})
+}
+
+func TestParserReuse(t *testing.T) {
+	t.Parallel()
+	var p Parser
+	for _, doc := range []string{`{"a":[1,2,{"b":"c"}],"d":{"e":true}}`, `[{"x":1},{"y":[null]}]`, `{}`, `{"a":[1,2,{"b":"c"}],"d":{"e":true}}`} {
+		v, err := p.Parse([]byte(doc), Options{})
+		require.NoError(t, err)
+		got, err := v.Any()
+		require.NoError(t, err)
+		var want any
+		require.NoError(t, json.Unmarshal([]byte(doc), &want))
+		assert.Equal(t, want, got, doc)
+	}
+	_, err := p.Parse([]byte(`{"a":1,"A":2}`), Options{})
+	assert.ErrorIs(t, err, ErrDuplicate)
 }
