@@ -42,7 +42,10 @@ import (
 // modified once in use.
 type Observer struct {
 	// Verification is called once per token verified by an authn.Verifier
-	// (the middleware's, or a direct Verify call), cached or not.
+	// (the middleware's, or a direct Verify call), cached or not. Behind an
+	// authn.MultiVerifier, the Verifier the token is routed to (or whose
+	// cache answers) reports it; a token the MultiVerifier refuses before
+	// routing (no iss, an issuer it does not trust) is not reported.
 	Verification func(context.Context, Verification)
 
 	// KeyFetch is called after each fetch of an issuer's JWKS (the first,
@@ -56,13 +59,15 @@ type Observer struct {
 	Introspection func(context.Context, Introspection)
 
 	// Decision is called once per request the authz middleware answers or
-	// passes on, when the decision is made. It carries no duration: a
-	// decision takes microseconds, and its cost shows in the request's own
-	// span.
+	// passes on, when the decision is made (and once more, a denial, for a
+	// list response too large or malformed to filter). It carries no
+	// duration: a decision takes microseconds, and its cost shows in the
+	// request's own span.
 	Decision func(context.Context, Decision)
 
-	// Exchange is called once per token a tokenexchange.Transport needs:
-	// from its cache, or from an RFC 8693 call to the STS.
+	// Exchange is called once per token a tokenexchange.Transport serves
+	// from its cache and once per RFC 8693 call to the STS (requests that
+	// join a call already in flight are not reported again).
 	Exchange func(context.Context, Exchange)
 
 	// Refresh is called after each refresh of an upstream token by an
@@ -248,12 +253,12 @@ type Decision struct {
 // Exchange reports one token a tokenexchange.Transport needed.
 type Exchange struct {
 	// Cache is CacheHit when a cached token was used (Start and Duration
-	// are then zero), CacheMiss when the STS was called (or a call in
-	// flight for the same key was joined), CacheNotUsed when caching is
-	// disabled.
+	// are then zero), CacheMiss when the STS was called after a cache
+	// miss, CacheNotUsed when the STS was called with caching disabled.
 	Cache CacheResult
-	// Outcome is OK, Failed (the STS answered with an error) or
-	// Unavailable (network error, timeout, a server error).
+	// Outcome is OK, Failed (the STS refused: a 4xx error answer, a subject
+	// it does not accept) or Unavailable (network error, timeout, 429 or
+	// 5xx, a malformed answer).
 	Outcome Outcome
 	// Start and Duration time the STS call.
 	Start    time.Time
