@@ -48,7 +48,9 @@
 // token exchange answered from its cache). A decision span marks the
 // moment of the decision (it has no duration of its own). A JWKS fetch runs
 // in the background, shared by every request waiting for it: its span is
-// a root span.
+// a root span. Because a span is recorded once its work is done, the
+// HTTP client spans of that work (an instrumented JWKS or STS request) are
+// its siblings under the request's span, not its children.
 //
 // Nothing recorded carries a token, a subject or any other value the client
 // chose.
