@@ -28,8 +28,11 @@
 //     its type must suit the algorithm. jku, x5u, jwk and x5c headers are
 //     never read; any crit header rejects the token.
 //   - Compact JWS only (no JWE, no JSON serialization), strict base64url,
-//     duplicate JSON member names rejected in header and payload, token size
-//     capped (16 KiB) before any decoding.
+//     header and payload read by the module's one JSON reader
+//     (internal/jsonread), which rejects duplicate and case-variant member
+//     names at any depth and invalid UTF-8; token size capped (16 KiB)
+//     before any decoding. A bearer credential that is not token68 (JSON,
+//     a JWS JSON serialization, stray characters) is an invalid token.
 //   - iss matched exactly; aud (string or array) must contain a configured
 //     resource; sub required; exp required; exp, nbf and iat checked with a
 //     leeway of 60 s by default (5 min at most). typ "at+jwt" and "JWT" by

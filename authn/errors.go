@@ -1,6 +1,10 @@
 package authn
 
-import "errors"
+import (
+	"errors"
+	"strconv"
+	"strings"
+)
 
 // Sentinel errors returned (wrapped) by [Verifier.Verify] and the other
 // [TokenVerifier] implementations in this package. They are transport-neutral:
@@ -36,7 +40,7 @@ type tokenError struct {
 func (e *tokenError) Error() string {
 	msg := e.kind.Error() + ": " + e.cause
 	if e.err != nil {
-		msg += ": " + e.err.Error()
+		msg += ": " + strings.TrimPrefix(e.err.Error(), "authn: ") // one package prefix per message
 	}
 	return msg
 }
@@ -61,3 +65,16 @@ func invalidf(cause string, err error) error {
 func unavailable(cause string, err error) error {
 	return &tokenError{kind: ErrUnavailable, cause: cause, err: err}
 }
+
+// readyError is Ready's failure: it names the issuer and keeps the cause
+// for errors.Is (ErrUnavailable), with one package prefix.
+type readyError struct {
+	issuer string
+	err    error
+}
+
+func (e *readyError) Error() string {
+	return "authn: issuer " + strconv.Quote(e.issuer) + " is not ready: " + strings.TrimPrefix(e.err.Error(), "authn: ")
+}
+
+func (e *readyError) Unwrap() error { return e.err }

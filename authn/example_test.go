@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 
@@ -94,6 +95,7 @@ func ExampleVerifier_Ready() {
 		Issuer:     idp.Issuer() + "/typo",
 		Audience:   []string{"https://mcp.example.com/mcp"},
 		HTTPClient: idp.Client(),
+		Logger:     slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		panic(err)

@@ -83,6 +83,10 @@ func TestDuplicateClaimsAndHeadersRejected(t *testing.T) {
 	if _, err := v.Verify(context.Background(), signRaw(t, key, hdr, dupSub)); !errors.Is(err, ErrInvalidToken) {
 		t.Fatalf("duplicate sub accepted: %v", err)
 	}
+	caseSub := fmt.Sprintf(`{"iss":%q,"aud":%q,"sub":"alice","exp":%d,"Sub":"admin"}`, iss, testResource, exp)
+	if _, err := v.Verify(context.Background(), signRaw(t, key, hdr, caseSub)); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("case-variant sub accepted: %v", err)
+	}
 	dupAlg := `{"alg":"ES256","kid":"k1","alg":"none"}`
 	if _, err := v.Verify(context.Background(), signRaw(t, key, dupAlg, good)); !errors.Is(err, ErrInvalidToken) {
 		t.Fatalf("duplicate header alg accepted: %v", err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"unsafe"
 
 	"github.com/mcpauth-go/mcpauth/internal/jsonread"
@@ -28,6 +29,7 @@ type MultiVerifier struct {
 	issuers  []string    // the keys of byIssuer, sorted
 	direct   []*Verifier // the *Verifier values of byIssuer, asked first for a token they verified before
 	opaque   TokenVerifier
+	buffers  sync.Pool // of *routeScratch, for decoding payloads in route
 }
 
 // NewMultiVerifier returns a MultiVerifier routing JWS tokens by iss to
@@ -146,6 +148,23 @@ func (m *MultiVerifier) verifyOpaque(ctx context.Context, token string) (*TokenI
 	return m.opaque.Verify(ctx, token)
 }
 
+// routeScratch is route's reusable memory.
+type routeScratch struct {
+	buf    []byte
+	parser jsonread.Parser
+}
+
+// maxPooledRouteBuffer bounds the buffers kept in MultiVerifier.buffers.
+const maxPooledRouteBuffer = 8 << 10
+
+// putScratch returns rs to the pool, unless a large payload grew it.
+func (m *MultiVerifier) putScratch(rs *routeScratch) {
+	rs.parser.Release()
+	if cap(rs.buf) <= maxPooledRouteBuffer {
+		m.buffers.Put(rs)
+	}
+}
+
 // route decodes a JWS payload segment just enough to read iss (the one
 // JSON reader, internal/jsonread, keeping only the root's members) and
 // looks it up in byIssuer. A payload that is not a JSON object, or has
@@ -153,12 +172,23 @@ func (m *MultiVerifier) verifyOpaque(ctx context.Context, token string) (*TokenI
 // Verifier would reject it.
 func (m *MultiVerifier) route(payload string) (TokenVerifier, error) {
 	src := unsafe.Slice(unsafe.StringData(payload), len(payload)) // read only
-	b := make([]byte, base64.RawURLEncoding.DecodedLen(len(src)))
+	// The decoded payload and its tree live in pooled memory: nothing read
+	// from them (the iss text shares the buffer) is kept past this function.
+	rs, _ := m.buffers.Get().(*routeScratch)
+	if rs == nil {
+		rs = new(routeScratch)
+	}
+	defer m.putScratch(rs)
+	need := base64.RawURLEncoding.DecodedLen(len(src))
+	if cap(rs.buf) < need {
+		rs.buf = make([]byte, need)
+	}
+	b := rs.buf[:need]
 	n, err := base64.RawURLEncoding.Decode(b, src)
 	if err != nil {
 		return nil, invalid("JWS payload is not base64url")
 	}
-	root, err := jsonread.ParseWith(b[:n], jsonread.Options{KeepDepth: 1})
+	root, err := rs.parser.Parse(b[:n], jsonread.Options{KeepDepth: 1})
 	if err != nil || root.Kind != jsonread.Object {
 		return nil, invalidf("JWS payload is not a JSON object without duplicate or case-variant members", err)
 	}

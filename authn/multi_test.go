@@ -358,3 +358,19 @@ func TestMultiVerifierWarmPath(t *testing.T) {
 		t.Errorf("warm MultiVerifier.Verify allocates %v times", n)
 	}
 }
+
+// TestMultiVerifierRouteAllocations: peeking at iss reuses pooled memory.
+func TestMultiVerifierRouteAllocations(t *testing.T) {
+	rec := &multiRecorder{name: "a"}
+	m, err := NewMultiVerifier(map[string]TokenVerifier{"https://a.example.com": rec}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := base64.RawURLEncoding.EncodeToString([]byte(`{"iss":"https://a.example.com","sub":"alice","aud":["x","y"],"exp":1800000000}`))
+	if raceEnabled {
+		t.Skip("sync.Pool drops items under the race detector")
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _ = m.route(payload) }); n > 0 {
+		t.Errorf("route allocates %v times", n)
+	}
+}

@@ -45,6 +45,9 @@ func TestReady(t *testing.T) {
 		if !strings.Contains(err.Error(), `issuer "`+typo+`" is not ready`) || !strings.Contains(err.Error(), "/.well-known/") {
 			t.Errorf("error %q does not name the issuer and the URLs tried", err)
 		}
+		if strings.Count(err.Error(), "authn: ") != 1 {
+			t.Errorf("error %q repeats the package prefix", err)
+		}
 	})
 	t.Run("JWKS down", func(t *testing.T) {
 		t.Parallel()

@@ -227,11 +227,11 @@ func (v *Verifier) Audience() []string { return slices.Clone(v.cfg.Audience) }
 // it, the same fetches happen on the first Verify.
 func (v *Verifier) Ready(ctx context.Context) error {
 	if err := v.keys.ready(ctx); err != nil {
-		return fmt.Errorf("authn: issuer %q is not ready: %w", v.cfg.Issuer, err)
+		return &readyError{issuer: v.cfg.Issuer, err: err}
 	}
 	if v.intro != nil && v.cfg.Introspection.URL == "" {
 		if _, err := v.md.introspectionEndpoint(ctx); err != nil {
-			return fmt.Errorf("authn: issuer %q is not ready: %w", v.cfg.Issuer, err)
+			return &readyError{issuer: v.cfg.Issuer, err: err}
 		}
 	}
 	return nil

@@ -3,6 +3,7 @@ package authz
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 
 	cedar "github.com/cedar-policy/cedar-go"
@@ -113,4 +114,53 @@ func TestPrincipalsNamespacedByIssuer(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, d.Allowed, "a second issuer is not trusted without Config.Issuers")
 	assert.Equal(t, reasonIssuer, d.Reason)
+}
+
+// TestConcurrentDecisionsIsolated: requests decided at once, with pooled
+// memory and the caches shared, each get the decision a fresh Authorizer
+// gives them alone.
+func TestConcurrentDecisionsIsolated(t *testing.T) {
+	t.Parallel()
+	shared := newTestAuthorizer(t, nil)
+	type job struct {
+		ctx  context.Context
+		body string
+	}
+	var jobs []job
+	for i, info := range []*authn.TokenInfo{engineer(), {Issuer: "https://idp.example", Subject: "bob", Claims: map[string]any{"roles": []any{"admins"}}}, {Issuer: "https://idp.example", Subject: "carol"}} {
+		ctx := authn.NewContext(context.Background(), info.WithToken(fmt.Sprint("token-", i)))
+		for _, body := range []string{
+			call("get_issue", ""), call("delete_repo", `{"force":true}`), call("weather", `{"city":"London"}`),
+			call("weather", `{"city":"Berlin"}`), call("transfer", `{"amount":50}`), call("transfer", `{"amount":500}`),
+			`{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///etc/passwd"}}`,
+		} {
+			jobs = append(jobs, job{ctx, body})
+		}
+	}
+	want := make([]bool, len(jobs))
+	for i, j := range jobs {
+		d, err := newTestAuthorizer(t, nil).Authorize(j.ctx, []byte(j.body))
+		require.NoError(t, err)
+		want[i] = d.Allowed
+	}
+	errs := make(chan string, 8*len(jobs))
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range 50 {
+				i := (w*7 + r) % len(jobs)
+				d, err := shared.Authorize(jobs[i].ctx, []byte(jobs[i].body))
+				if err != nil || d.Allowed != want[i] {
+					errs <- fmt.Sprintf("job %d (%s): allowed %v, want %v (%v)", i, jobs[i].body, d.Allowed, want[i], err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
 }
