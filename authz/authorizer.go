@@ -17,6 +17,10 @@ import (
 	"github.com/mcpauth-go/mcpauth/observe"
 )
 
+// This file is the Authorizer: its Config, construction and Reload (the
+// loading itself is in load.go), the Authorize entry point, and the audit
+// record of each decision.
+
 // Default limits.
 const (
 	DefaultMaxBodyBytes     = 1 << 20 // 1 MiB
@@ -107,6 +111,7 @@ type Authorizer struct {
 	policies    atomic.Pointer[policySet]
 	annotations toolAnnotations
 
+	entityNames entityNames            // what Config.Entities names, for load-time checks
 	issuers     []string               // Config.Issuers
 	firstIssuer atomic.Pointer[string] // with no Config.Issuers, the one issuer trusted
 	subjects    *lru.Cache[*subject]   // by keyed token hash (see subjectFor)
@@ -156,6 +161,7 @@ func New(cfg Config) (*Authorizer, error) {
 		}
 		a.cfg.ToolScopes[tool] = slices.Clone(scopes)
 	}
+	a.indexEntityNames() // now, so that concurrent Reloads only read it
 	ps, err := a.compilePolicies(cfg.Policies)
 	if err != nil {
 		return nil, err

@@ -16,8 +16,10 @@ import (
 // caller, action, item, policy set and tool annotations version.
 
 // maxCachedDecisions bounds one policy set's decision cache; when full it
-// is emptied and starts again.
-const maxCachedDecisions = 1 << 16
+// is emptied and starts again. An entry keeps its subject alive (a few KB
+// at most), so the bound is also one on the subjects held beyond the
+// subject cache.
+const maxCachedDecisions = 1 << 14
 
 // decisionKey names one cached decision: the action on one named item
 // (tool, prompt or resource) for one subject, under the tool annotations

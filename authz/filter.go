@@ -5,12 +5,17 @@ import (
 	"errors"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/mcpauth-go/mcpauth/internal/jsonread"
 )
+
+// This file filters list responses: the handler's response is buffered,
+// each list result (JSON or event stream) rewritten without the items the
+// caller may not use and marked private, or refused when it cannot be.
 
 var errFilter = errors.New("authz: list response cannot be filtered")
 
@@ -23,7 +28,9 @@ var resultMembers = []string{"result"}
 // internal error: the list
 // is never passed on unfiltered.
 func (a *Authorizer) serveFiltered(w http.ResponseWriter, r *http.Request, next http.Handler, ps *policySet, sub *subject, m mcpMethod) {
-	bw := &bufferWriter{header: http.Header{}, max: a.cfg.MaxResponseBytes}
+	lb := listBufferPool.Get().(*listBuffers)
+	defer lb.release() // after the response is written: a Writer keeps nothing
+	bw := &bufferWriter{header: http.Header{}, max: a.cfg.MaxResponseBytes, buf: &lb.resp}
 	next.ServeHTTP(bw, r)
 	status := bw.status
 	if status == 0 {
@@ -34,13 +41,15 @@ func (a *Authorizer) serveFiltered(w http.ResponseWriter, r *http.Request, next 
 	// tools/list result sent with HTTP 500 is still a list); 1xx statuses
 	// other than 101 are not final (see bufferWriter.WriteHeader).
 	if len(out) > 0 || bw.overflow {
-		f := listFilter{a: a, ps: ps, sub: sub, m: m}
+		f := &lb.filter
+		*f = listFilter{a: a, ps: ps, sub: sub, m: m, msgBuf: lb.msg[:0], sseBuf: lb.sse[:0], keep: f.keep[:0]}
 		var err error
 		if bw.overflow || encoded(bw.header) {
 			err = errFilter
 		} else {
 			out, err = f.filterBody(bw.header.Get("Content-Type"), out)
 		}
+		lb.msg, lb.sse = f.msgBuf, f.sseBuf // grown, for the next response
 		if err != nil {
 			a.log(r.Context(), sub.id, "", Decision{Reason: "unfilterable list response"})
 			if status < 400 {
@@ -107,11 +116,36 @@ func (a *Authorizer) logFilter(r *http.Request, sub *subject, m mcpMethod, kept,
 		"principal", sub.id, "list", m.listKey, "kept", kept, "removed", removed)
 }
 
+// listBuffers is the memory one filtered list response borrows from
+// listBufferPool: the handler's response as buffered and the rewritten
+// message and event stream. It goes back once the response is written
+// (io.Writer implementations must not keep what they are given); a
+// buffer grown past maxPooledListBuffer is left to the collector.
+type listBuffers struct {
+	resp     bytes.Buffer
+	msg, sse []byte
+	filter   listFilter
+}
+
+const maxPooledListBuffer = 1 << 20
+
+var listBufferPool = sync.Pool{New: func() any { return new(listBuffers) }}
+
+func (lb *listBuffers) release() {
+	if lb.resp.Cap() > maxPooledListBuffer || cap(lb.msg) > maxPooledListBuffer || cap(lb.sse) > maxPooledListBuffer || cap(lb.filter.keep) > maxPooledListBuffer {
+		return
+	}
+	lb.resp.Reset()
+	lb.msg, lb.sse = lb.msg[:0], lb.sse[:0]
+	lb.filter = listFilter{keep: lb.filter.keep[:0]} // no references to this response
+	listBufferPool.Put(lb)
+}
+
 // bufferWriter collects a handler's response for filtering.
 type bufferWriter struct {
 	header   http.Header
 	status   int
-	buf      bytes.Buffer
+	buf      *bytes.Buffer
 	max      int64
 	overflow bool
 }
@@ -153,12 +187,22 @@ type listFilter struct {
 	lists         int // list results seen
 	kept, removed int
 	sc            scratch // the memory each item's evaluation reuses
+	// msgBuf and sseBuf are where filterMessage and filterSSE write (a
+	// message's rewrite is consumed before the next message is filtered);
+	// keep is filterMessage's verdict per item.
+	msgBuf, sseBuf []byte
+	keep           []bool
 }
 
 func (f *listFilter) filterBody(contentType string, body []byte) ([]byte, error) {
-	mt, _, err := mime.ParseMediaType(contentType)
-	if err != nil {
-		return nil, errFilter
+	mt := contentType
+	if strings.ContainsAny(contentType, "; \t") || strings.ToLower(contentType) != contentType {
+		// Parameters, spaces or capitals: the full parse (which also
+		// refuses malformed parameters).
+		var err error
+		if mt, _, err = mime.ParseMediaType(contentType); err != nil {
+			return nil, errFilter
+		}
 	}
 	switch mt {
 	case "application/json":
@@ -191,7 +235,7 @@ func (f *listFilter) filterMessage(msg []byte) ([]byte, error) {
 	}
 	// A case variant of the list or of cacheScope would be read as them by
 	// a case-insensitive client decoder, not by Get.
-	if result.CaseVariant([]string{f.m.listKey, "cacheScope"}) {
+	if result.CaseVariant(f.m.resultKeys) {
 		return nil, errFilter
 	}
 	list, ok := result.Get(f.m.listKey)
@@ -207,7 +251,8 @@ func (f *listFilter) filterMessage(msg []byte) ([]byte, error) {
 			f.a.annotations.record(msg, &list.Kids[i].Val)
 		}
 	}
-	keep := make([]bool, len(list.Kids))
+	keep := slices.Grow(f.keep[:0], len(list.Kids))[:len(list.Kids)]
+	f.keep = keep
 	n := 0
 	for i := range list.Kids {
 		keep[i] = f.allowed(&list.Kids[i].Val)
@@ -227,7 +272,8 @@ func (f *listFilter) filterMessage(msg []byte) ([]byte, error) {
 	if n == len(list.Kids) && scopeOK {
 		return msg, nil
 	}
-	out := make([]byte, 0, len(msg)+len(`"cacheScope":"private",`))
+	out := slices.Grow(f.msgBuf[:0], len(msg)+len(`"cacheScope":"private",`))
+	defer func() { f.msgBuf = out[:0] }()
 	pos := 0
 	if !hasScope {
 		at := int(result.Start) + 1 // just inside the result's '{'
@@ -314,11 +360,11 @@ func (f *listFilter) allowed(item *jsonread.Value) bool {
 // events would replay the unfiltered list to a GET carrying the id as
 // Last-Event-ID (a GET the middleware cannot filter).
 func (f *listFilter) filterSSE(body []byte) ([]byte, error) {
-	var out bytes.Buffer
-	out.Grow(len(body))
+	out := slices.Grow(f.sseBuf[:0], len(body))
+	defer func() { f.sseBuf = out[:0] }()
 	// SSE parsers strip one leading byte order mark (WHATWG HTML §9.2.5).
 	if bom := "\ufeff"; bytes.HasPrefix(body, []byte(bom)) {
-		out.WriteString(bom)
+		out = append(out, bom...)
 		body = body[len(bom):]
 	}
 	for len(body) > 0 {
@@ -328,9 +374,9 @@ func (f *listFilter) filterSSE(body []byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		out.Write(nev)
+		out = append(out, nev...)
 	}
-	return out.Bytes(), nil
+	return out, nil
 }
 
 // nextEvent splits off one event: lines up to and including the first empty

@@ -455,6 +455,15 @@ func TestCallDecisionCache(t *testing.T) {
 	require.NoError(t, a.Reload(`@id("none") forbid (principal, action, resource == Tool::"get_issue");
 @id("rest") permit (principal, action, resource);`))
 	assert.False(t, decide(call("get_issue", `{"x":1}`)).Allowed, "no decision survives Reload")
+	// An identity without a token has a subject of its own per request:
+	// nothing is cached for it.
+	before := a.policies.Load().decisions.len()
+	noToken := authn.NewContext(context.Background(), engineer())
+	for range 3 {
+		_, err := a.Authorize(noToken, []byte(call("get_issue", "")))
+		require.NoError(t, err)
+	}
+	assert.Equal(t, before, a.policies.Load().decisions.len())
 	other := authn.NewContext(context.Background(), (&authn.TokenInfo{Issuer: "https://idp.example", Subject: "bob"}).WithToken("bob-token"))
 	d, err := a.Authorize(other, []byte(call("delete_repo", "")))
 	require.NoError(t, err)

@@ -141,41 +141,48 @@ func (a *Authorizer) checkName(uid cedar.EntityUID, inPolicy bool) error {
 
 // knownEntity reports whether uid is an entity or a parent in Config.Entities.
 func (a *Authorizer) knownEntity(uid cedar.EntityUID) bool {
-	if _, ok := a.entities[uid]; ok {
-		return true
-	}
-	for _, e := range a.entities {
-		if e.Parents.Contains(uid) {
-			return true
-		}
-	}
-	return false
+	a.indexEntityNames()
+	return a.entityNames.uids[uid]
 }
 
 // isActionGroup reports whether an Action entity of Config.Entities that is
 // not an issued action is a parent of another action.
 func (a *Authorizer) isActionGroup(uid cedar.EntityUID) bool {
-	for _, e := range a.entities {
-		if e.UID.Type == EntityTypeAction && e.Parents.Contains(uid) {
-			return true
-		}
-	}
-	return false
+	a.indexEntityNames()
+	return a.entityNames.actionGroups[uid]
 }
 
 // knownType reports whether an entity or parent of Config.Entities has type t.
 func (a *Authorizer) knownType(t cedar.EntityType) bool {
-	for _, e := range a.entities {
-		if e.UID.Type == t {
-			return true
-		}
+	a.indexEntityNames()
+	return a.entityNames.types[t]
+}
+
+// entityNames indexes the names Config.Entities uses, for checkName. The
+// static entities never change after New, so it is built once.
+type entityNames struct {
+	built        bool
+	uids         map[cedar.EntityUID]bool  // entities and their parents
+	types        map[cedar.EntityType]bool // their types
+	actionGroups map[cedar.EntityUID]bool  // parents of Action entities
+}
+
+func (a *Authorizer) indexEntityNames() {
+	n := &a.entityNames
+	if n.built {
+		return
+	}
+	n.built = true
+	n.uids, n.types, n.actionGroups = map[cedar.EntityUID]bool{}, map[cedar.EntityType]bool{}, map[cedar.EntityUID]bool{}
+	for uid, e := range a.entities {
+		n.uids[uid], n.types[uid.Type] = true, true
 		for p := range e.Parents.All() {
-			if p.Type == t {
-				return true
+			n.uids[p], n.types[p.Type] = true, true
+			if uid.Type == EntityTypeAction {
+				n.actionGroups[p] = true
 			}
 		}
 	}
-	return false
 }
 
 // policyNames walks a policy's JSON form (cedar-go's MarshalJSON) and

@@ -11,6 +11,11 @@ import (
 	"github.com/mcpauth-go/mcpauth/authn"
 )
 
+// This file is the HTTP entry point; a tools/call reads top to bottom in
+// the handler below: identity, body, parse and headers (rpc.go), subject
+// (subject.go), decision (operation.go), audit (authorizer.go), then 403
+// or the handler with the same bytes (lists: filter.go).
+
 // JSON-RPC error codes used in responses.
 const (
 	CodeParseError     = -32700 // malformed JSON
@@ -91,7 +96,10 @@ func (a *Authorizer) middleware(next http.Handler, resourceMetadataURL string) h
 			writeRPCError(w, http.StatusRequestEntityTooLarge, nil, CodeInvalidRequest, msgTooLarge)
 			return
 		}
+		// The parse, the entity view and the decision's policy ids live in
+		// memory borrowed for this request.
 		sc := scratches.Get().(*scratch)
+		defer sc.release()
 		req := &sc.req
 		if err := req.parse(&sc.parser, body); err != nil {
 			a.log(r.Context(), info.Subject, "", Decision{Reason: err.Error()})
@@ -100,20 +108,19 @@ func (a *Authorizer) middleware(next http.Handler, resourceMetadataURL string) h
 			} else {
 				writeRPCError(w, http.StatusBadRequest, req.id, CodeInvalidRequest, msgInvalidRequest)
 			}
-			sc.release()
 			return
 		}
 		if err := checkHeaders(r.Header, req); err != nil {
 			a.log(r.Context(), info.Subject, req.method, Decision{Reason: "header mismatch"})
 			writeRPCError(w, http.StatusBadRequest, req.id, CodeHeaderMismatch, msgHeaderMismatch)
-			sc.release()
 			return
 		}
 		sub := a.subjectFor(info)
 		if sub == nil {
-			a.log(r.Context(), info.Subject, req.method, Decision{Reason: reasonIssuer})
+			// Named with its issuer: that is what the log reader must fix
+			// (Config.Issuers).
+			a.log(r.Context(), info.Issuer+issuerSeparator+info.Subject, req.method, Decision{Reason: reasonIssuer})
 			writeRPCError(w, http.StatusForbidden, req.id, CodeForbidden, msgForbidden)
-			sc.release()
 			return
 		}
 		ps := a.policies.Load()
@@ -121,7 +128,6 @@ func (a *Authorizer) middleware(next http.Handler, resourceMetadataURL string) h
 		if err != nil {
 			a.log(r.Context(), sub.id, req.method, Decision{Reason: err.Error()})
 			writeRPCError(w, http.StatusBadRequest, req.id, CodeInvalidParams, msgInvalidParams)
-			sc.release()
 			return
 		}
 		a.log(r.Context(), sub.id, req.method, d)
@@ -135,12 +141,10 @@ func (a *Authorizer) middleware(next http.Handler, resourceMetadataURL string) h
 				}.String())
 			}
 			writeRPCError(w, http.StatusForbidden, req.id, CodeForbidden, msgForbidden)
-			sc.release()
 			return
 		}
-		m, list := mcpMethods[req.method], !req.isResponse
-		list = list && m.kind == kindList
-		sc.release() // the decision is made: nothing below reads the parse
+		m := mcpMethods[req.method]
+		list := !req.isResponse && m.kind == kindList
 		rb := &replayBody{}
 		rb.Reset(body)
 		r.Body = rb

@@ -66,7 +66,9 @@ func (a *Authorizer) decide(ps *policySet, sub *subject, req *rpcRequest, sc *sc
 // policies never read an argument (selection.argFree). Anything else is
 // evaluated. A cached Decision is shared: its slices must not be modified.
 func (a *Authorizer) decideOp(ps *policySet, sub *subject, op *operation, sc *scratch) Decision {
-	if op.list || (op.args != nil && !ps.lookup(op.action, op.resource).argFree) {
+	if op.list || sub.token == "" || (op.args != nil && !ps.lookup(op.action, op.resource).argFree) {
+		// A subject without a token is built for one request: an entry
+		// keyed on it would never be found again.
 		return a.evaluate(ps, sub, op, sc)
 	}
 	// The version is read before deciding: a decision made while hints

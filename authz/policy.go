@@ -12,6 +12,10 @@ import (
 	xast "github.com/cedar-policy/cedar-go/x/exp/ast"
 )
 
+// This file is the compiled policy set: the Cedar names the mapping uses,
+// each policy's id, @scope and what it reads, and the index by action and
+// resource scope that a decision looks its policies up in.
+
 // Cedar names used by the request mapping (see the package documentation).
 const (
 	EntityTypeClient      cedar.EntityType = "Client"

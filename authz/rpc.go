@@ -12,6 +12,11 @@ import (
 	"github.com/mcpauth-go/mcpauth/internal/jsonread"
 )
 
+// This file is the JSON-RPC request and its header rules: the MCP method
+// table, the parse of one message (with the member-name rules that keep
+// the request authorized equal to the request the handler decodes), and
+// the Mcp-Method/Mcp-Name check.
+
 type methodKind uint8
 
 const (
@@ -30,7 +35,10 @@ type mcpMethod struct {
 	feature string // lists: FeatureType id
 	listKey string // lists: result member holding the items
 	itemKey string // lists: item member naming the item
-	nameOf  string // Mcp-Name source member of params ("" when the header has no source)
+	// resultKeys are the result members a list filter reads: the list
+	// and cacheScope (a case variant of either is refused).
+	resultKeys []string
+	nameOf     string // Mcp-Name source member of params ("" when the header has no source)
 }
 
 // mcpMethods lists every client-to-server method of MCP 2026-07-28 and the
@@ -43,10 +51,10 @@ var mcpMethods = map[string]mcpMethod{
 	"resources/subscribe":      {kind: kindResource, action: actionReadResource}, // 2025-11-25
 	"resources/unsubscribe":    {kind: kindResource, action: actionReadResource}, // 2025-11-25
 	"completion/complete":      {kind: kindCompletion},                           // authorized as the referenced prompt/resource
-	"tools/list":               {kind: kindList, action: actionListTools, feature: "tool", listKey: "tools", itemKey: "name"},
-	"prompts/list":             {kind: kindList, action: actionListPrompts, feature: "prompt", listKey: "prompts", itemKey: "name"},
-	"resources/list":           {kind: kindList, action: actionListResources, feature: "resource", listKey: "resources", itemKey: "uri"},
-	"resources/templates/list": {kind: kindList, action: actionListResources, feature: "resource", listKey: "resourceTemplates", itemKey: "uriTemplate"},
+	"tools/list":               {kind: kindList, action: actionListTools, feature: "tool", listKey: "tools", resultKeys: []string{"tools", "cacheScope"}, itemKey: "name"},
+	"prompts/list":             {kind: kindList, action: actionListPrompts, feature: "prompt", listKey: "prompts", resultKeys: []string{"prompts", "cacheScope"}, itemKey: "name"},
+	"resources/list":           {kind: kindList, action: actionListResources, feature: "resource", listKey: "resources", resultKeys: []string{"resources", "cacheScope"}, itemKey: "uri"},
+	"resources/templates/list": {kind: kindList, action: actionListResources, feature: "resource", listKey: "resourceTemplates", resultKeys: []string{"resourceTemplates", "cacheScope"}, itemKey: "uriTemplate"},
 
 	"server/discover":                  {kind: kindProtocol},
 	"subscriptions/listen":             {kind: kindListen},   // authorized as resources/subscribe, per URI

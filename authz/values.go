@@ -12,6 +12,8 @@ import (
 	"github.com/mcpauth-go/mcpauth/internal/jsonread"
 )
 
+// This file converts JSON arguments and token claims to Cedar values.
+
 // errUnrepresentable marks a request argument that has no faithful Cedar
 // value (a number that is neither a 64-bit integer nor an exact decimal with
 // at most four fractional digits, or a null inside an array). Such requests

@@ -151,13 +151,12 @@ func Protect(next http.Handler, cfg Config) (http.Handler, error) {
 	}
 
 	inner := next
-	if rm, ok := cfg.Authorizer.(resourceMetadataAuthorizer); ok {
-		inner = rm.MiddlewareWithResourceMetadata(next, opts.ResourceMetadataURL)
-		if isNil(inner) {
-			return nil, fmt.Errorf("middleware: Config.Authorizer (%T) returned a nil handler", cfg.Authorizer)
+	if cfg.Authorizer != nil {
+		if rm, ok := cfg.Authorizer.(resourceMetadataAuthorizer); ok {
+			inner = rm.MiddlewareWithResourceMetadata(next, opts.ResourceMetadataURL)
+		} else {
+			inner = cfg.Authorizer.Middleware(next)
 		}
-	} else if cfg.Authorizer != nil {
-		inner = cfg.Authorizer.Middleware(next)
 		if isNil(inner) {
 			return nil, fmt.Errorf("middleware: Config.Authorizer (%T) returned a nil handler", cfg.Authorizer)
 		}

@@ -29,9 +29,12 @@
 //   - [ParseObject] decodes one JSON object into map[string]any with
 //     encoding/json's value types (string, float64, bool, nil, []any,
 //     map[string]any) for code that wants maps, such as a JWT's header and
-//     claims. It is as fast as a dedicated map decoder (it copies the source
-//     once and lets every string share that copy), and the maps it returns
-//     share no memory with data. [Value.Any] converts a subtree the same way.
+//     claims. It costs about what a dedicated map decoder does (it copies
+//     the source once and lets every string share that copy; on a 400-byte
+//     token payload within 10% of the jsonlite decoder it replaces, and half
+//     of encoding/json), and the maps it returns share no memory with data.
+//     [Value.Any] converts a subtree the same way. A [Parser] reuses its
+//     memory from one document to the next (no allocation once warm).
 package jsonread
 
 import (
@@ -706,7 +709,21 @@ func (p *parser) hex4() (rune, bool) {
 // strings.EqualFold implements and what encoding/json's field matching
 // approximates, including the Kelvin sign and long s).
 func sameName(a, b string) bool {
+	if len(a) > 0 && len(b) > 0 && a[0] < utf8.RuneSelf && b[0] < utf8.RuneSelf && lowerASCII(a[0]) != lowerASCII(b[0]) {
+		// Two ASCII first letters that differ ignoring case: the first
+		// runes do not fold together (an ASCII letter's other fold
+		// partners, the Kelvin sign and long s, are not ASCII).
+		return false
+	}
 	return a == b || strings.EqualFold(a, b)
+}
+
+// lowerASCII maps an ASCII upper-case letter to lower case.
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // smallObject is the member count up to which duplicate names are found by

@@ -326,3 +326,18 @@ func TestParserReuse(t *testing.T) {
 	_, err := p.Parse([]byte(`{"a":1,"A":2}`), Options{})
 	assert.ErrorIs(t, err, ErrDuplicate)
 }
+
+// TestSameName checks the first-letter shortcut against strings.EqualFold
+// on every pair of runes a name can start with that folds specially.
+func TestSameName(t *testing.T) {
+	t.Parallel()
+	starts := []string{"", "a", "A", "k", "K", "\u212a", "s", "S", "\u017f", "[", "{", "@", "`", "é", "É", "1"}
+	for _, x := range starts {
+		for _, y := range starts {
+			for _, rest := range []string{"", "ey", "EY"} {
+				a, b := x+"ey", y+rest
+				assert.Equal(t, strings.EqualFold(a, b), sameName(a, b), "%q %q", a, b)
+			}
+		}
+	}
+}
