@@ -157,12 +157,20 @@ func (s *Server) scope(req string) (string, *oauthError) {
 	}
 	var out []string
 	for _, sc := range strings.Fields(req) {
+		if (sc == "offline_access" || sc == "openid") && !slices.Contains(s.cfg.ScopesSupported, sc) {
+			// Clients add these by habit: refresh tokens are always issued
+			// and no ID token is, so they are dropped rather than refused.
+			continue
+		}
 		if !validScopeToken(sc) || (s.cfg.ScopesSupported != nil && !slices.Contains(s.cfg.ScopesSupported, sc)) {
 			return "", errBad("invalid_scope", "a requested scope is not supported")
 		}
 		if !slices.Contains(out, sc) {
 			out = append(out, sc)
 		}
+	}
+	if len(out) == 0 {
+		out = s.cfg.DefaultScopes
 	}
 	return strings.Join(out, " "), nil
 }
@@ -330,7 +338,7 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request) {
 	_, cerr := s.store.GetConsent(r.Context(), s.consentKey(browser, p))
 	req := ConsentRequest{
 		ClientID: client.ID, ClientName: client.Name, ClientURI: client.URI,
-		RedirectURI: p.RedirectURI, RedirectHost: redirectHost(p.RedirectURI),
+		RedirectURI: p.RedirectURI, RedirectHost: redirectHost(p.RedirectURI), LoopbackRedirect: isLoopbackURL(p.RedirectURI),
 		Scopes: strings.Fields(p.Scope), Resource: p.Resource, NeedsConsent: cerr != nil,
 		Action: s.endpoint("/consent"),
 		Form:   map[string]string{"login": id, "csrf": csrfToken(browser, id)},
@@ -347,6 +355,11 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_ = consentPage.Execute(w, req)
+}
+
+func isLoopbackURL(u string) bool {
+	p, err := url.Parse(u)
+	return err == nil && netutil.IsLoopbackHost(p.Hostname())
 }
 
 func redirectHost(u string) string {
@@ -541,6 +554,8 @@ var consentPage = template.Must(template.New("consent").Parse(`<!doctype html>
 (client ID <code id="client-id">{{.ClientID}}</code>) wants to access <code id="resource">{{.Resource}}</code> on your behalf.</p>
 <p>After you sign in you will be sent to <strong id="redirect-host">{{.RedirectHost}}</strong>.
 Only continue if you started this from an application you trust and recognise that address.</p>
+{{if .LoopbackRedirect}}<p id="loopback-warning"><strong>Warning:</strong> the application receives your authorization on this computer
+(<code>{{.RedirectHost}}</code>). Any program running on your computer can claim that address and name: approve only if you started this sign-in yourself just now.</p>{{end}}
 {{if .Scopes}}<p>Requested permissions:</p><ul id="scopes">{{range .Scopes}}<li><code>{{.}}</code></li>{{end}}</ul>{{end}}
 {{else}}
 <h1>Sign in</h1>

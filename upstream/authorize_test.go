@@ -178,6 +178,9 @@ func TestConsentPage(t *testing.T) {
 	if !strings.Contains(p1, "Test Client") || !strings.Contains(p1, "127.0.0.1:9999") || !strings.Contains(p1, clientID) {
 		t.Fatal("the consent page does not name the client and its redirect host")
 	}
+	if !strings.Contains(p1, `id="loopback-warning"`) {
+		t.Fatal("no warning for a loopback redirect URI")
+	}
 	form := consentForm(t, p1)
 	post := func(c *http.Client, f url.Values, origin string) *http.Response {
 		req, _ := http.NewRequest(http.MethodPost, e.issuer+"/consent", strings.NewReader(f.Encode()))

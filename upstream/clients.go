@@ -45,15 +45,30 @@ func (s *Server) client(ctx context.Context, id string) (*Client, error) {
 	if s.cfg.DisableClientMetadataDocuments || !isMetadataURL(id) {
 		return nil, errUnknownClient
 	}
-	c, ttl, err := s.fetchClientMetadata(ctx, id)
-	if err != nil {
-		s.log.LogAttrs(ctx, slog.LevelInfo, "upstream: client metadata document refused", slog.String("client_id", id), slog.Any("err", err))
-		return nil, fmt.Errorf("%w: %w", errUnknownClient, err)
+	// Concurrent first requests of one client share a single fetch; each
+	// caller still gives up on its own context.
+	ch := s.cimdFlight.DoChan(id, func() (any, error) {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cimd.cfg.Timeout)
+		defer cancel()
+		c, ttl, err := s.fetchClientMetadata(fctx, id)
+		if err != nil {
+			s.log.LogAttrs(fctx, slog.LevelInfo, "upstream: client metadata document refused", slog.String("client_id", id), slog.Any("err", err))
+			return nil, fmt.Errorf("%w: %w", errUnknownClient, err)
+		}
+		if err := s.store.PutClient(fctx, c, ttl); err != nil {
+			return nil, err
+		}
+		return c, nil
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return cloneClient(r.Val.(*Client)), nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("upstream: client metadata: %w: %w", ErrUnavailable, ctx.Err())
 	}
-	if err := s.store.PutClient(ctx, c, ttl); err != nil {
-		return nil, err
-	}
-	return c, nil
 }
 
 // isMetadataURL applies the CIMD client_id rules: an https URL with a path
@@ -131,27 +146,25 @@ func (m *clientMetadata) validate() *oauthError {
 	return nil
 }
 
-// validRedirectURI accepts https, http on a loopback host (RFC 8252 §7.3)
-// and private-use URI schemes (RFC 8252 §7.1), never a fragment or a
-// scheme a browser would run.
+// validRedirectURI accepts https, or http on a loopback host (RFC 8252
+// §7.3): MCP 2026-07-28 ("Communication Security") requires every redirect
+// URI to be localhost or https, so private-use schemes are refused too.
+// Never a fragment or credentials.
 func validRedirectURI(s string) bool {
 	if len(s) > 2000 || strings.Contains(s, "#") {
 		return false
 	}
 	u, err := url.Parse(s)
-	if err != nil || u.Scheme == "" || u.User != nil {
+	if err != nil || u.User != nil || u.Host == "" {
 		return false
 	}
-	switch strings.ToLower(u.Scheme) {
+	switch u.Scheme {
 	case "https":
-		return u.Host != ""
+		return true
 	case "http":
 		return netutil.IsLoopbackHost(u.Hostname())
-	case "javascript", "data", "file", "vbscript", "blob", "about", "ftp", "ws", "wss":
-		return false
 	}
-	// A private-use scheme is in reverse-domain form (com.example.app).
-	return strings.Contains(u.Scheme, ".")
+	return false
 }
 
 // serveRegister is RFC 7591 dynamic client registration. The MCP
@@ -269,6 +282,9 @@ func (s *Server) fetchClientMetadata(ctx context.Context, id string) (*Client, t
 	}
 	if m.ClientID != id {
 		return nil, 0, errors.New("upstream: client metadata document names another client_id")
+	}
+	if strings.TrimSpace(m.ClientName) == "" {
+		return nil, 0, errors.New("upstream: client metadata document has no client_name")
 	}
 	if m.ClientSecret != "" {
 		return nil, 0, errors.New("upstream: client metadata document carries a client_secret")

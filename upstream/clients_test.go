@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -91,6 +92,39 @@ func TestClientIDMetadataDocument(t *testing.T) {
 		}
 	})
 
+	t.Run("concurrent first requests share one fetch", func(t *testing.T) {
+		d.handler.Store(func(w http.ResponseWriter, _ *http.Request) {
+			time.Sleep(200 * time.Millisecond)
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(doc)
+		})
+		d.requests.Store(0)
+		e := newEnv(t, allow)
+		_, challenge := pkce()
+		var wg sync.WaitGroup
+		codes := make([]int, 8)
+		for i := range codes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				resp, err := newBrowser().Get(e.authorizeURL(d.clientID(), redirect, challenge, nil))
+				if err == nil {
+					resp.Body.Close()
+					codes[i] = resp.StatusCode
+				}
+			}()
+		}
+		wg.Wait()
+		for _, c := range codes {
+			if c != http.StatusSeeOther {
+				t.Fatalf("statuses %v, want every request sent to the consent page", codes)
+			}
+		}
+		if n := d.requests.Load(); n != 1 {
+			t.Fatalf("%d fetches for 8 concurrent requests, want 1", n)
+		}
+	})
+
 	for _, tc := range []struct {
 		name  string
 		mod   func(e *env, c *upstream.Config)
@@ -130,6 +164,25 @@ func TestClientIDMetadataDocument(t *testing.T) {
 				bad[k] = v
 			}
 			bad["token_endpoint_auth_method"] = "client_secret_basic"
+			d.serve(bad, "")
+		}, true},
+		{"slow document server", func(e *env, c *upstream.Config) {
+			allow(e, c)
+			c.ClientMetadata.Timeout = 100 * time.Millisecond
+		}, func() {
+			d.handler.Store(func(w http.ResponseWriter, r *http.Request) {
+				select {
+				case <-time.After(2 * time.Second):
+				case <-r.Context().Done():
+				}
+			})
+		}, true},
+		{"no client_name", allow, func() {
+			bad := map[string]any{}
+			for k, v := range doc {
+				bad[k] = v
+			}
+			delete(bad, "client_name")
 			d.serve(bad, "")
 		}, true},
 		{"metadata documents disabled", func(e *env, c *upstream.Config) { allow(e, c); c.DisableClientMetadataDocuments = true },
@@ -190,6 +243,13 @@ func TestClientAuthentication(t *testing.T) {
 		f.Set("client_id", id)
 		f.Set("client_secret", secret)
 		if st, m, _ := e.token(f); st != 200 {
+			t.Fatalf("%d %v", st, m)
+		}
+	})
+	t.Run("public client with an empty Basic password", func(t *testing.T) {
+		id := e.publicClient(redirect)
+		f, _ := codeFor(id)
+		if st, m, _ := e.token(f, id, ""); st != 200 {
 			t.Fatalf("%d %v", st, m)
 		}
 	})
@@ -280,8 +340,12 @@ func TestDynamicRegistration(t *testing.T) {
 			wantOAuthError(t, tc.name, st, m, 400, tc.code)
 		})
 	}
-	t.Run("private-use scheme accepted", func(t *testing.T) {
-		st, _ := e.register(map[string]any{"redirect_uris": []string{"com.example.app:/oauth/cb"}, "token_endpoint_auth_method": "none"})
+	t.Run("private-use scheme refused (MCP: localhost or https only)", func(t *testing.T) {
+		st, m := e.register(map[string]any{"redirect_uris": []string{"com.example.app:/oauth/cb"}, "token_endpoint_auth_method": "none"})
+		wantOAuthError(t, "private-use scheme", st, m, 400, "invalid_redirect_uri")
+	})
+	t.Run("localhost accepted", func(t *testing.T) {
+		st, _ := e.register(map[string]any{"redirect_uris": []string{"http://localhost:3000/cb"}, "token_endpoint_auth_method": "none"})
 		if st != 201 {
 			t.Fatalf("%d", st)
 		}

@@ -71,7 +71,10 @@ type Config struct {
 	// If zero, 30 days.
 	ConsentTTL time.Duration
 	// ClientTTL is how long a dynamically registered client is kept. If
-	// zero, forever (until the Store drops it).
+	// zero, forever (until the Store drops it). Registration is
+	// unauthenticated (RFC 7591 open registration): put a rate limit in
+	// front of Issuer+"/register", or set a TTL, so it cannot fill the
+	// Store.
 	ClientTTL time.Duration
 
 	// DisableDynamicRegistration turns off RFC 7591 registration (deprecated
@@ -91,8 +94,10 @@ type Config struct {
 	Clients []Client
 
 	// ConsentPage, if non-nil, renders the consent page instead of the
-	// built-in one. It must render a form that POSTs the fields of
-	// ConsentRequest.Form to ConsentRequest.Action.
+	// built-in one. It must render a form that POSTs (from the issuer's
+	// origin) the fields of ConsentRequest.Form to ConsentRequest.Action,
+	// plus action=approve or action=deny and, when approving, upstream=<the
+	// chosen UpstreamChoice.Name>. If nil, the built-in page.
 	ConsentPage func(w http.ResponseWriter, r *http.Request, req ConsentRequest)
 
 	// HTTPClient calls the upstream providers (discovery, token, userinfo,
@@ -215,6 +220,10 @@ type ConsentRequest struct {
 	RedirectHost string
 	// RedirectURI is the full redirect URI.
 	RedirectURI string
+	// LoopbackRedirect is true when the redirect goes to this computer
+	// (localhost or a loopback address), which any local program can
+	// claim: the page should warn about it (MCP security considerations).
+	LoopbackRedirect bool
 	// Scopes are the requested scopes.
 	Scopes []string
 	// Resource is the MCP server the token will be for.

@@ -54,7 +54,9 @@
 //     package authn: signature, iss, aud, exp and nonce) or plain OAuth 2.0
 //     with explicit endpoints and the user id from a userinfo endpoint
 //     (GitHub), always with its own PKCE and state. Several upstreams may be
-//     configured; the user chooses on the consent page. Issued subjects are
+//     configured; the user chooses on the consent page (or the client
+//     preselects one with the extra authorization parameter
+//     upstream=<name>). Issued subjects are
 //     namespaced: "<provider name>:<upstream user id>".
 //   - Token endpoint (RFC 6749 §3.2): single-use authorization codes (60 s
 //     by default) whose replay revokes the refresh tokens and upstream

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 )
 
 // Input bounds.
@@ -45,7 +47,10 @@ type Server struct {
 	ups     map[string]*provider
 	upOrder []string
 	cimd    *metadataFetcher
-	jti     *jtiCache
+	// cimdFlight shares one metadata document fetch among concurrent
+	// requests for the same client.
+	cimdFlight singleflight.Group
+	jti        *jtiCache
 
 	accessTTL, refreshTTL, codeTTL, loginTTL, consentTTL time.Duration
 }
@@ -160,6 +165,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h(w, r)
+}
+
+// Close stops the background key refreshes of the upstream ID token
+// verifiers and closes idle connections. The Server keeps answering, but
+// should not be used for new logins afterwards.
+func (s *Server) Close() error {
+	for _, p := range s.ups {
+		p.mu.Lock()
+		if p.verifier != nil {
+			_ = p.verifier.Close()
+		}
+		p.mu.Unlock()
+	}
+	if t, ok := s.cimd.client.Transport.(*http.Transport); ok {
+		t.CloseIdleConnections()
+	}
+	return nil
 }
 
 // Issuer returns the issuer identifier.

@@ -16,7 +16,7 @@ func TestEndToEndOIDC(t *testing.T) {
 	redirect := "http://127.0.0.1:9999/callback"
 	clientID := e.publicClient(redirect)
 	verifier, challenge := pkce()
-	code := e.login(clientID, redirect, challenge, url.Values{"scope": {"mcp:tools files:read"}})
+	code := e.login(clientID, redirect, challenge, url.Values{"scope": {"offline_access mcp:tools files:read openid"}})
 	m := e.exchange(clientID, redirect, code, verifier)
 	if m["token_type"] != "Bearer" || m["scope"] != "mcp:tools files:read" || m["refresh_token"] == nil {
 		t.Fatalf("token response fields: %v", m["scope"])
@@ -160,4 +160,27 @@ func TestRefreshTokenReuseRevokesFamily(t *testing.T) {
 	wantOAuthError(t, "newest token of a revoked family", st, r, 400, "invalid_grant")
 	st, r = refresh(strings.SplitN(rt2, ".", 2)[0] + ".forged")
 	wantOAuthError(t, "forged refresh token", st, r, 400, "invalid_grant")
+}
+
+func TestInputBounds(t *testing.T) {
+	e := newEnv(t, nil)
+	resp := e.get(newBrowser(), e.issuer+"/authorize?client_id=x&state="+strings.Repeat("a", 9<<10))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestURITooLong || resp.Header.Get("Location") != "" {
+		t.Fatalf("oversize authorization request: %d", resp.StatusCode)
+	}
+	st, m, _ := e.token(url.Values{"grant_type": {"authorization_code"}, "client_id": {"x"}, "pad": {strings.Repeat("a", 70<<10)}})
+	wantOAuthError(t, "oversize token form", st, m, 400, "invalid_request")
+	st, m, _ = e.token(url.Values{"grant_type": {"authorization_code"}, "client_id": {"x"}, "code": {strings.Repeat("a", 5<<10)}})
+	wantOAuthError(t, "oversize parameter", st, m, 400, "invalid_request")
+	req, _ := http.NewRequest(http.MethodPost, e.issuer+"/token", strings.NewReader("grant_type=refresh_token"))
+	req.Header.Set("Content-Type", "application/json")
+	r, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != 400 {
+		t.Fatalf("JSON token request: %d", r.StatusCode)
+	}
 }

@@ -166,7 +166,8 @@ type Client struct {
 // Pending is an authorization request between /authorize and the upstream
 // callback. It holds the upstream PKCE verifier and nonce: it is a secret.
 type Pending struct {
-	// The client's request, validated.
+	// The client's request, validated: client, redirect URI, state,
+	// scope, RFC 8707 resource and PKCE S256 challenge.
 	ClientID      string `json:"client_id"`
 	RedirectURI   string `json:"redirect_uri"`
 	State         string `json:"state,omitempty"`
@@ -179,9 +180,9 @@ type Pending struct {
 	UpstreamVerifier string `json:"upstream_verifier,omitempty"`
 	// Nonce is the OpenID Connect nonce sent upstream.
 	Nonce string `json:"nonce,omitempty"`
-	// ConsentKey is the hash of the browser's consent cookie bound to this
-	// request (CSRF protection of the consent form); empty until the
-	// consent page has been shown.
+	// ConsentKey is the hash of the cookie of the browser that sent the
+	// authorization request: the consent form and the upstream callback are
+	// accepted only from that browser.
 	ConsentKey string `json:"consent_key,omitempty"`
 	// CreatedAt is when /authorize accepted the request.
 	CreatedAt time.Time `json:"created_at"`
@@ -190,32 +191,32 @@ type Pending struct {
 // Code is the grant an authorization code stands for. The code itself is
 // never stored, only its hash as the key.
 type Code struct {
-	ClientID      string    `json:"client_id"`
-	RedirectURI   string    `json:"redirect_uri"`
-	CodeChallenge string    `json:"code_challenge"`
-	Scope         string    `json:"scope,omitempty"`
-	Resource      string    `json:"resource"`
-	Subject       string    `json:"sub"`
-	Upstream      string    `json:"upstream,omitempty"`
-	TSID          string    `json:"tsid"`
-	FamilyID      string    `json:"family_id"`
-	AuthTime      time.Time `json:"auth_time"`
+	ClientID      string    `json:"client_id"`          // the client the code was issued to
+	RedirectURI   string    `json:"redirect_uri"`       // the redirect URI it was sent to
+	CodeChallenge string    `json:"code_challenge"`     // the client's PKCE S256 challenge
+	Scope         string    `json:"scope,omitempty"`    // granted scope, space-separated
+	Resource      string    `json:"resource"`           // the RFC 8707 resource (token audience)
+	Subject       string    `json:"sub"`                // "<upstream>:<user id>"
+	Upstream      string    `json:"upstream,omitempty"` // the provider's Name
+	TSID          string    `json:"tsid"`               // the upstream-token Session
+	FamilyID      string    `json:"family_id"`          // the refresh family the redemption creates
+	AuthTime      time.Time `json:"auth_time"`          // when the upstream login completed
 }
 
 // Family is a refresh-token family: every refresh token rotated from one
 // authorization code. Only the hash of the current token is kept; presenting
 // any other token of the family (reuse) revokes it.
 type Family struct {
-	ID         string    `json:"id"`
-	ClientID   string    `json:"client_id"`
-	Subject    string    `json:"sub"`
-	Upstream   string    `json:"upstream,omitempty"`
-	Scope      string    `json:"scope,omitempty"`
-	Resource   string    `json:"resource"`
-	TSID       string    `json:"tsid"`
-	Current    string    `json:"current"`
-	Generation uint64    `json:"generation"`
-	CreatedAt  time.Time `json:"created_at"`
+	ID         string    `json:"id"`                 // the family ID (a prefix of its refresh tokens)
+	ClientID   string    `json:"client_id"`          // the client it was issued to
+	Subject    string    `json:"sub"`                // "<upstream>:<user id>"
+	Upstream   string    `json:"upstream,omitempty"` // the provider's Name
+	Scope      string    `json:"scope,omitempty"`    // the granted scope
+	Resource   string    `json:"resource"`           // the RFC 8707 resource
+	TSID       string    `json:"tsid"`               // the upstream-token Session
+	Current    string    `json:"current"`            // hash of the only valid refresh token
+	Generation uint64    `json:"generation"`         // number of rotations so far
+	CreatedAt  time.Time `json:"created_at"`         // when the code was redeemed
 	// ExpiresAt is the family's absolute end (it is not extended by
 	// rotation).
 	ExpiresAt time.Time `json:"expires_at"`
@@ -226,10 +227,11 @@ type Family struct {
 // Format, LogValue and MarshalJSON redact the tokens; MarshalBinary is the
 // full storage encoding.
 type Session struct {
-	TSID     string `json:"tsid"`
-	Upstream string `json:"upstream,omitempty"`
-	Subject  string `json:"sub,omitempty"`
-	// The upstream token response.
+	TSID     string `json:"tsid"`               // the tsid claim of the access tokens
+	Upstream string `json:"upstream,omitempty"` // the provider's Name
+	Subject  string `json:"sub,omitempty"`      // "<upstream>:<user id>"
+	// The upstream token response: access and refresh token, token type,
+	// ID token (OIDC) and the access token's expiry (zero if unknown).
 	AccessToken  string    `json:"access_token,omitempty"`
 	RefreshToken string    `json:"refresh_token,omitempty"`
 	TokenType    string    `json:"token_type,omitempty"`
@@ -241,10 +243,10 @@ type Session struct {
 
 // Consent is a user's approval of a client.
 type Consent struct {
-	ClientID    string    `json:"client_id"`
-	RedirectURI string    `json:"redirect_uri,omitempty"`
-	Scope       string    `json:"scope,omitempty"`
-	GrantedAt   time.Time `json:"granted_at"`
+	ClientID    string    `json:"client_id"`              // the approved client
+	RedirectURI string    `json:"redirect_uri,omitempty"` // the redirect URI shown
+	Scope       string    `json:"scope,omitempty"`        // the scope shown
+	GrantedAt   time.Time `json:"granted_at"`             // when the user approved
 }
 
 // Storage encodings (JSON of the full record). The aliases drop the methods

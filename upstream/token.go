@@ -97,6 +97,9 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form u
 	if registered == "" {
 		registered = "none"
 	}
+	if registered == "none" && method == "client_secret_basic" && secret == "" {
+		method = "none" // a public client sending "id:" in Basic (a common client quirk)
+	}
 	secretMethod := func(m string) bool { return m == "client_secret_basic" || m == "client_secret_post" }
 	if registered != method && !(secretMethod(registered) && secretMethod(method)) {
 		return nil, errInvalidClient
@@ -269,8 +272,10 @@ func (s *Server) codeGrant(ctx context.Context, client *Client, form url.Values)
 	switch {
 	case errors.Is(err, ErrConsumed):
 		// A replayed code: revoke everything the first redemption issued.
-		s.log.LogAttrs(ctx, slog.LevelWarn, "upstream: authorization code replayed; revoking its grant", slog.String("client_id", rec.ClientID))
-		s.revokeGrant(ctx, rec.FamilyID, rec.TSID)
+		if rec != nil {
+			s.log.LogAttrs(ctx, slog.LevelWarn, "upstream: authorization code replayed; revoking its grant", slog.String("client_id", rec.ClientID))
+			s.revokeGrant(ctx, rec.FamilyID, rec.TSID)
+		}
 		return nil, errInvalidGrant
 	case err != nil:
 		return nil, storeErr(err, errInvalidGrant)

@@ -97,7 +97,9 @@ type TransportConfig struct {
 	// lock, the call to the upstream token endpoint, and the store writes.
 	// It runs apart from the request that started it (a cancelled request
 	// does not abort a refresh other requests wait for); each request
-	// still returns at its own deadline. Zero means 30 seconds.
+	// still returns at its own deadline. Keep it below the SessionLocker's
+	// lock lifetime (redisstore's LockTTL, default 20s). Zero means 10
+	// seconds.
 	RefreshTimeout time.Duration
 
 	// HTTPClient sends the refresh requests to the upstream token
@@ -136,7 +138,11 @@ type TransportConfig struct {
 // loads that session's upstream token from the Store, and sends a clone of
 // the request with "Authorization: Bearer <upstream token>" (any
 // Authorization on the request is replaced; the inbound token anywhere
-// else refuses the request). Without a verified identity nothing is sent.
+// else refuses the request). Without a verified identity nothing is sent,
+// and the session must be the caller's: its Subject must equal the token's
+// sub, and with TransportConfig.Server the token must come from that
+// Server's issuer, so a token of another trusted issuer that carries a tsid
+// claim gets nothing.
 //
 // A token that expired, or expires within RefreshSkew, is refreshed first
 // at the upstream token endpoint — once per session whatever the
@@ -146,7 +152,11 @@ type TransportConfig struct {
 // pair; a replica that waited reads the winner's token instead of
 // refreshing again. When the upstream returns no new refresh token the old
 // one is kept, and the session's ttl stays the refresh token's lifetime
-// (TransportConfig.SessionTTL), never the access token's.
+// (TransportConfig.SessionTTL), never the access token's. If the store
+// fails right after the upstream rotated the refresh token, the new pair is
+// kept in this Transport's memory and stored by the next refresh attempt
+// for that session, instead of spending the stale refresh token again
+// (which would revoke the grant).
 //
 // Failures: [ErrReauthenticate] when only a new login helps, an error
 // wrapping [ErrUnavailable] when the store (or the upstream token endpoint)
@@ -209,7 +219,7 @@ func NewTransport(cfg TransportConfig, base http.RoundTripper) (*Transport, erro
 		upstreams: cfg.Upstreams,
 		skew:      cmpOr(cfg.RefreshSkew, 30*time.Second),
 		ttl:       cmpOr(cfg.SessionTTL, ttl),
-		timeout:   cmpOr(cfg.RefreshTimeout, 30*time.Second),
+		timeout:   cmpOr(cfg.RefreshTimeout, 10*time.Second),
 		client:    cfg.HTTPClient,
 		now:       cfg.Now,
 		log:       cfg.Logger,

@@ -27,7 +27,7 @@ func (stubRT) RoundTrip(req *http.Request) (*http.Response, error) {
 func benchTransport(b *testing.B, base http.RoundTripper) (*upstream.Transport, context.Context) {
 	store := upstream.NewMemoryStore()
 	err := store.PutSession(context.Background(), &upstream.Session{
-		TSID: "bench", Upstream: "u", AccessToken: "gho_" + strings.Repeat("a", 36), RefreshToken: "r",
+		TSID: "bench", Upstream: "u", Subject: "fake|42", AccessToken: "gho_" + strings.Repeat("a", 36), RefreshToken: "r",
 		TokenType: "bearer", Expiry: time.Now().Add(time.Hour),
 	}, time.Hour)
 	if err != nil {

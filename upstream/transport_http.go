@@ -138,6 +138,9 @@ type failureWriter struct {
 func (fw *failureWriter) decide() {
 	fw.once.Do(func() {
 		if p := fw.f.err.Load(); p != nil {
+			// The handler's headers belong to the response it meant to
+			// send, not to this one.
+			clear(fw.ResponseWriter.Header())
 			fw.replaced = WriteError(fw.ResponseWriter, *p, fw.opts)
 		}
 	})

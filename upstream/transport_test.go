@@ -348,12 +348,12 @@ func checkUnavailable(t *testing.T, name string, err error) {
 // at its own deadline, while the refresh completes for the others.
 func TestTransportWaiterDeadline(t *testing.T) {
 	f := newFixture(t, upstream.NewMemoryStore(), time.Now().Add(-time.Second), nil)
-	f.up.delay = 400 * time.Millisecond
+	f.up.delay = 2 * time.Second
 	ctx, cancel := context.WithTimeout(withIdentity(context.Background(), f.tsid), 50*time.Millisecond)
 	defer cancel()
 	start := time.Now()
 	_, err := call(ctx, f.tr, f.up.APIURL())
-	if el := time.Since(start); el > 300*time.Millisecond {
+	if el := time.Since(start); el > time.Second {
 		t.Fatalf("returned after %v, past its 50ms deadline", el)
 	}
 	checkUnavailable(t, "deadline", err)
@@ -472,5 +472,37 @@ func TestTransportWithServer(t *testing.T) {
 	foreign.Issuer = "https://other-idp.example.com"
 	if _, err := call(authn.NewContext(context.Background(), foreign), tr, e.idp.URL()+"/userinfo"); !errors.Is(err, upstream.ErrReauthenticate) {
 		t.Fatalf("foreign issuer: %v", err)
+	}
+}
+
+// TestHandleErrorsAfterWrite: a response the handler already started is
+// left alone (its status was sent); a handler that writes nothing after a
+// failure gets the failure's answer.
+func TestHandleErrorsAfterWrite(t *testing.T) {
+	f := newFixture(t, upstream.NewMemoryStore(), time.Now().Add(time.Hour), nil)
+	client := &http.Client{Transport: f.tr}
+	started := upstream.HandleErrors(upstream.ErrorOptions{})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusAccepted)
+		req, _ := http.NewRequestWithContext(r.Context(), http.MethodGet, f.up.APIURL(), nil)
+		if _, err := client.Do(req); err == nil {
+			t.Error("call for a lost session succeeded")
+		}
+		_, _ = io.WriteString(w, "partial")
+	}))
+	silent := upstream.HandleErrors(upstream.ErrorOptions{})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Mcp-Session-Id", "s-1")
+		req, _ := http.NewRequestWithContext(r.Context(), http.MethodGet, f.up.APIURL(), nil)
+		_, _ = client.Do(req)
+	}))
+	r := httptest.NewRequest(http.MethodPost, "/mcp", nil).WithContext(withIdentity(context.Background(), "gone"))
+	w := httptest.NewRecorder()
+	started.ServeHTTP(w, r)
+	if w.Code != http.StatusAccepted || w.Body.String() != "partial" {
+		t.Fatalf("started response changed to %d %q", w.Code, w.Body)
+	}
+	w = httptest.NewRecorder()
+	silent.ServeHTTP(w, r)
+	if w.Code != http.StatusUnauthorized || w.Header().Get("Mcp-Session-Id") != "" {
+		t.Fatalf("silent handler: %d, headers %v", w.Code, w.Header())
 	}
 }

@@ -49,8 +49,18 @@ func getJSON(t *testing.T, u string, v any) {
 // client: probe, 401, PRM, AS metadata, DCR, PKCE authorization, consent,
 // upstream login, token, tools/call.
 func TestEndToEnd(t *testing.T) {
+	t.Run("dynamic registration", func(t *testing.T) { endToEnd(t, false) })
+	t.Run("pre-registered client", func(t *testing.T) { endToEnd(t, true) })
+}
+
+func endToEnd(t *testing.T, static bool) {
 	logs := &syncBuffer{}
-	o, err := parseFlags([]string{"-addr", "127.0.0.1:0"}, func(string) string { return "" }, io.Discard)
+	args := []string{"-addr", "127.0.0.1:0"}
+	if static {
+		// Registered on another port: loopback redirects match on any port.
+		args = append(args, "-client-id", "conformance-client", "-client-redirect", "http://127.0.0.1:1/callback")
+	}
+	o, err := parseFlags(args, func(string) string { return "" }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,21 +102,25 @@ func TestEndToEnd(t *testing.T) {
 	if md["issuer"] != issuer {
 		t.Fatalf("issuer %v", md["issuer"])
 	}
-	// 4. Dynamic registration of a public client.
+	// 4. Dynamic registration of a public client (or the pre-registered one).
 	redirect := "http://127.0.0.1:33418/callback"
-	body, _ := json.Marshal(map[string]any{"redirect_uris": []string{redirect}, "token_endpoint_auth_method": "none",
-		"grant_types": []string{"authorization_code", "refresh_token"}, "client_name": "e2e client"})
-	resp, err = http.Post(md["registration_endpoint"].(string), "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
+	clientID, clientName := "conformance-client", "conformance-client"
+	if !static {
+		body, _ := json.Marshal(map[string]any{"redirect_uris": []string{redirect}, "token_endpoint_auth_method": "none",
+			"grant_types": []string{"authorization_code", "refresh_token"}, "client_name": "e2e client"})
+		resp, err = http.Post(md["registration_endpoint"].(string), "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var reg map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&reg)
+		resp.Body.Close()
+		if resp.StatusCode != 201 {
+			t.Fatalf("register: %d %v", resp.StatusCode, reg)
+		}
+		clientID, clientName = reg["client_id"].(string), "e2e client"
 	}
-	var reg map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&reg)
-	resp.Body.Close()
-	if resp.StatusCode != 201 {
-		t.Fatalf("register: %d %v", resp.StatusCode, reg)
-	}
-	conf := &oauth2.Config{ClientID: reg["client_id"].(string), RedirectURL: redirect,
+	conf := &oauth2.Config{ClientID: clientID, RedirectURL: redirect,
 		Endpoint: oauth2.Endpoint{AuthURL: md["authorization_endpoint"].(string), TokenURL: md["token_endpoint"].(string),
 			AuthStyle: oauth2.AuthStyleInParams}}
 	// 5. Authorization with PKCE, through consent and the upstream login.
@@ -129,7 +143,7 @@ func TestEndToEnd(t *testing.T) {
 		page, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode == 200 && strings.Contains(string(page), `<form id="consent"`) {
-			if !strings.Contains(string(page), "e2e client") || !strings.Contains(string(page), "127.0.0.1:33418") {
+			if !strings.Contains(string(page), clientName) || !strings.Contains(string(page), "127.0.0.1:33418") {
 				t.Fatal("consent page does not name the client and redirect host")
 			}
 			form := url.Values{}
@@ -195,7 +209,7 @@ func TestEndToEnd(t *testing.T) {
 }
 
 func TestFlags(t *testing.T) {
-	for _, args := range [][]string{{"-upstream", "nope"}, {"-upstream", "oidc"}, {"-upstream", "github"}, {"-cimd-allow", "x"}, {"extra"}} {
+	for _, args := range [][]string{{"-upstream", "nope"}, {"-upstream", "oidc"}, {"-upstream", "github"}, {"-cimd-allow", "x"}, {"extra"}, {"-client-id", "x"}} {
 		if _, err := parseFlags(args, func(string) string { return "" }, io.Discard); err == nil {
 			t.Errorf("%q accepted", args)
 		}

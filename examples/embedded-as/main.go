@@ -37,6 +37,13 @@
 //	-cimd-allow         comma-separated CIDRs from which Client ID Metadata Documents may be
 //	                    fetched although private or loopback (default none)
 //	-no-dcr             turn off dynamic client registration
+//	-client-id          pre-register a public client (PKCE, no secret) with this client_id,
+//	-client-redirect    and these comma-separated redirect URIs (a loopback redirect
+//	                    matches on any port), for clients that cannot register
+//
+// Client ID Metadata Documents are fetched over https only; for a document
+// server with a private certificate authority set SSL_CERT_FILE, and allow
+// its network with -cimd-allow.
 //
 // The upstream's redirect URI to register is ISSUER/callback.
 package main
@@ -83,11 +90,13 @@ type options struct {
 	signingKey             string
 	cimdAllow              []netip.Prefix
 	noDCR                  bool
+	clientID               string
+	clientRedirects        []string
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
 	var o options
-	var scopes, cimd string
+	var scopes, cimd, redirects string
 	fs := flag.NewFlagSet("embedded-as", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8090", "listen address")
@@ -100,6 +109,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.signingKey, "signing-key", "", "PEM file with the token signing key (default: generated development key)")
 	fs.StringVar(&cimd, "cimd-allow", "", "comma-separated CIDRs Client ID Metadata Documents may be fetched from although private")
 	fs.BoolVar(&o.noDCR, "no-dcr", false, "turn off dynamic client registration")
+	fs.StringVar(&o.clientID, "client-id", "", "pre-register a public client with this client_id")
+	fs.StringVar(&redirects, "client-redirect", "", "comma-separated redirect URIs of -client-id")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -119,6 +130,14 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 			}
 			o.cimdAllow = append(o.cimdAllow, p)
 		}
+	}
+	for s := range strings.SplitSeq(redirects, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			o.clientRedirects = append(o.clientRedirects, s)
+		}
+	}
+	if (o.clientID == "") != (len(o.clientRedirects) == 0) {
+		return o, errors.New("-client-id and -client-redirect go together")
 	}
 	switch o.upstream {
 	case "dev":

@@ -80,13 +80,18 @@ func start(o options, logger *slog.Logger) (_ *app, err error) {
 		}
 		keys = []upstream.SigningKey{{PEM: pemBytes}}
 	}
+	var clients []upstream.Client
+	if o.clientID != "" {
+		clients = []upstream.Client{{ID: o.clientID, RedirectURIs: o.clientRedirects, TokenEndpointAuthMethod: "none",
+			Name: o.clientID, GrantTypes: []string{"authorization_code", "refresh_token"}}}
+	}
 	a.store = upstream.NewMemoryStore()
 	a.as, err = upstream.NewServer(upstream.Config{
 		Issuer: a.issuer, Resources: []string{a.resource}, Upstreams: []upstream.Provider{up},
 		ScopesSupported: o.scopes, DefaultScopes: o.scopes, SigningKeys: keys, Store: a.store,
-		DisableDynamicRegistration: o.noDCR,
-		ClientMetadata:             upstream.ClientMetadataConfig{AllowedNetworks: o.cimdAllow},
-		Logger:                     logger,
+		DisableDynamicRegistration: o.noDCR, Clients: clients,
+		ClientMetadata: upstream.ClientMetadataConfig{AllowedNetworks: o.cimdAllow},
+		Logger:         logger,
 	})
 	if err != nil {
 		return nil, err
@@ -161,6 +166,9 @@ func (a *app) close() {
 	}
 	if a.verifier != nil {
 		a.verifier.Close()
+	}
+	if a.as != nil {
+		a.as.Close()
 	}
 	if a.dev != nil {
 		a.dev.Close()

@@ -36,7 +36,7 @@ func BenchmarkForward(b *testing.B) {
 		b.Fatal(err)
 	}
 	sess := &upstream.Session{
-		TSID: "bench", Upstream: "u", Subject: "u|42", AccessToken: "gho_" + strings.Repeat("a", 36),
+		TSID: "bench", Upstream: "u", Subject: "fake|42", AccessToken: "gho_" + strings.Repeat("a", 36),
 		RefreshToken: "ghr_" + strings.Repeat("b", 76), TokenType: "bearer", Expiry: time.Now().Add(time.Hour),
 	}
 	stores := map[string]upstream.Store{"redis": rs, "memory": upstream.NewMemoryStore()}

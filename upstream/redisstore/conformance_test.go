@@ -63,3 +63,59 @@ func TestConformanceMiniredis(t *testing.T) {
 		m.FastForward(d)
 	}})
 }
+
+// TestConformanceTLS runs the suite over TLS (go-redis's TLSConfig) to a
+// real redis-server that accepts nothing else.
+func TestConformanceTLS(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{TLS: true})
+	key := newKey("k1")
+	storetest.Run(t, func(t *testing.T) upstream.Store {
+		c := redis.NewClient(&redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig(), ContextTimeoutEnabled: true})
+		t.Cleanup(func() { _ = c.Close() })
+		s, err := redisstore.New(redisstore.Config{Client: c, Keys: []redisstore.Key{key}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+	// And plain TCP is refused: the data only travels encrypted.
+	plain := redis.NewClient(&redis.Options{Addr: srv.Addr(), DialerRetries: 1, MaxRetries: -1})
+	defer plain.Close()
+	if err := plain.Ping(t.Context()).Err(); err == nil {
+		t.Fatal("the TLS server answered plain TCP")
+	}
+}
+
+// TestConformanceCluster runs the suite through a redis.ClusterClient on a
+// one-node Redis Cluster: every command touches one key, so slot routing
+// needs no hash tags.
+func TestConformanceCluster(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{Cluster: true})
+	key := newKey("k1")
+	storetest.Run(t, func(t *testing.T) upstream.Store {
+		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{srv.Addr()}, ContextTimeoutEnabled: true})
+		t.Cleanup(func() { _ = c.Close() })
+		s, err := redisstore.New(redisstore.Config{Client: c, Keys: []redisstore.Key{key}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+// TestConformanceSentinel runs the suite through a redis.FailoverClient
+// that finds the master through a real Redis Sentinel.
+func TestConformanceSentinel(t *testing.T) {
+	master := redistest.Start(t, redistest.Options{})
+	sentinel := redistest.StartSentinel(t, master)
+	key := newKey("k1")
+	storetest.Run(t, func(t *testing.T) upstream.Store {
+		c := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: "mymaster", SentinelAddrs: []string{sentinel}, ContextTimeoutEnabled: true})
+		t.Cleanup(func() { _ = c.Close() })
+		s, err := redisstore.New(redisstore.Config{Client: c, Keys: []redisstore.Key{key}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}

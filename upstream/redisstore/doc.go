@@ -47,6 +47,16 @@
 // upstream.Transport takes across replicas (SET NX PX with an owner token,
 // released by a compare-and-delete script).
 //
+// # Durability
+//
+// Run Redis with persistence (appendonly yes; appendfsync everysec loses at
+// most a second of writes, always loses none): a restarted Redis without its
+// data has forgotten every login, and users must log in again. Replication
+// to Sentinel or Cluster replicas is asynchronous, so a failover can lose the
+// last writes — among them, rarely, a just-rotated upstream refresh token,
+// after which that user logs in again. The tests kill a Redis running with
+// appendfsync always mid-traffic and find every session after the restart.
+//
 // # Why a nested module
 //
 // DESIGN.md allows go-redis in the main module, but this package is its own

@@ -26,7 +26,9 @@ type Config struct {
 	Client redis.UniversalClient
 
 	// Prefix is prepended to every key, so several applications (or
-	// several Servers) can share one Redis. Empty means "mcpauth:".
+	// several Servers) can share one Redis. Empty means "mcpauth:". Every
+	// value is bound to its full key name, so changing Prefix abandons the
+	// values stored under the old one (logins start over).
 	Prefix string
 
 	// Keys are the encryption keys of stored values. Required (at least
@@ -37,7 +39,11 @@ type Config struct {
 	Keys []Key
 
 	// LockTTL bounds how long a refresh lock taken with [Store.LockSession]
-	// is held when its owner dies without unlocking. Zero means 15 seconds.
+	// is held when its owner dies without unlocking; meanwhile other
+	// replicas' requests for that session wait (up to their own
+	// deadlines). It must exceed the Transport's RefreshTimeout (default
+	// 10s), which bounds the locked section, so a slow refresh cannot
+	// outlive its lock. Zero means 20 seconds.
 	LockTTL time.Duration
 }
 
@@ -54,7 +60,10 @@ type Store struct {
 	unreleased sync.Map
 }
 
-var _ upstream.Store = (*Store)(nil)
+var (
+	_ upstream.Store         = (*Store)(nil)
+	_ upstream.SessionLocker = (*Store)(nil)
+)
 
 // New returns a Store on cfg.Client. It validates cfg but does not contact
 // Redis, so an application can start before its Redis.
@@ -72,7 +81,7 @@ func New(cfg Config) (*Store, error) {
 	}
 	lockTTL := cfg.LockTTL
 	if lockTTL <= 0 {
-		lockTTL = 15 * time.Second
+		lockTTL = 20 * time.Second
 	}
 	return &Store{rdb: cfg.Client, prefix: prefix, seal: s, lockTTL: lockTTL}, nil
 }
@@ -101,7 +110,7 @@ func unavailable(op string, err error) error {
 	return fmt.Errorf("redisstore: %s: %w: %w", op, upstream.ErrUnavailable, err)
 }
 
-// ttlArg is the PX argument of a ttl: milliseconds, at least 1; 0 for no
+// ttlMillis is the PX argument of a ttl: milliseconds, at least 1; 0 for no
 // expiry.
 func ttlMillis(ttl time.Duration) int64 {
 	if ttl <= 0 {
@@ -119,10 +128,8 @@ func (s *Store) put(ctx context.Context, op, kind, id string, v encoding.BinaryM
 		return fmt.Errorf("redisstore: %s: encode: %w", op, err)
 	}
 	k := s.key(kind, id)
-	if ttl <= 0 {
-		ttl = 0 // SET without expiry (and clear any old one)
-	}
-	if err := s.rdb.Set(ctx, k, s.seal.seal(k, pt), max(ttl, 0)).Err(); err != nil {
+	// A ttl of 0 is SET without expiry, which also clears an old one.
+	if err := s.rdb.Set(ctx, k, s.seal.seal(k, pt), time.Duration(ttlMillis(ttl))*time.Millisecond).Err(); err != nil {
 		return unavailable(op, err)
 	}
 	return nil
@@ -251,9 +258,12 @@ func (s *Store) ConsumeCode(ctx context.Context, key string) (*upstream.Code, er
 	if err != nil {
 		return nil, unavailable(op, err)
 	}
+	if len(res) != 2 {
+		return nil, unavailable(op, errors.New("unexpected script reply"))
+	}
 	n, ok1 := res[0].(int64)
 	d, ok2 := res[1].(string)
-	if len(res) != 2 || !ok1 || !ok2 {
+	if !ok1 || !ok2 {
 		return nil, unavailable(op, errors.New("unexpected script reply"))
 	}
 	c := new(upstream.Code)
