@@ -158,7 +158,7 @@ func BenchmarkVerifyIssuedToken(b *testing.B) {
 	}{{"uncached", -1}, {"cached", 0}} {
 		b.Run(tc.name, func(b *testing.B) {
 			v, err := authn.NewVerifier(authn.Config{Issuer: s.cfg.Issuer, Audience: []string{benchResource},
-				CacheSize: tc.cache, Logger: slog.New(slog.DiscardHandler)})
+				TokenCacheSize: tc.cache, Logger: slog.New(slog.DiscardHandler)})
 			if err != nil {
 				b.Fatal(err)
 			}
