@@ -16,9 +16,12 @@ import (
 // Verify verifies token and returns the identity it carries.
 //
 // A compact JWS is verified locally: size cap, header (alg allow-list, typ,
-// no crit), key chosen by kid from the issuer's JWKS (the key decides the
-// verification algorithm family, never the header alone), signature, then
-// iss (exact), aud (RFC 8707), sub, nbf, iat and exp with leeway. A token
+// no crit), key chosen by kid from the issuer's JWKS or Config.KeySet (the
+// key decides the verification algorithm family, never the header alone),
+// signature, then iss (exact), aud (RFC 8707), sub, nbf, iat and exp with
+// leeway. A token verified before (the very same bytes) is answered from
+// the cache while its exp, TokenCacheMaxTTL and its key allow; the
+// TokenInfo is then the one returned before, shared and read-only. A token
 // that is not a JWS is introspected (RFC 7662) when Config.Introspection is
 // set, and is otherwise invalid; a JWS is never introspected, nor is a
 // truncated one (a JOSE header without the other two segments).
