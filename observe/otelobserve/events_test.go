@@ -2,6 +2,7 @@ package otelobserve_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -86,5 +87,29 @@ func TestOtherEvents(t *testing.T) {
 			t.Errorf("spans %v, want %v", spans, want)
 			break
 		}
+	}
+}
+
+// TestConcurrentVerifications: cache hits of two issuers counted from many
+// goroutines at once add up exactly (run with -race).
+func TestConcurrentVerifications(t *testing.T) {
+	tm := newTelemetry(t)
+	issuers := []string{"https://a.example", "https://b.example"}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 1000 {
+				iss := issuers[(g+i)%2]
+				tm.obs.Verification(context.Background(), observe.Verification{Issuer: iss, Cache: observe.CacheHit})
+			}
+		})
+	}
+	wg.Wait()
+	want := map[string]int64{}
+	for _, iss := range issuers {
+		want["mcpauth.cause=,mcpauth.issuer="+iss+",mcpauth.outcome=ok"] = 4000
+	}
+	if got := tm.counts(t, "mcpauth.authn.verifications"); !equal(got, want) {
+		t.Fatalf("verifications = %v, want %v", got, want)
 	}
 }
