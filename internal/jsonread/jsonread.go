@@ -419,10 +419,17 @@ func (p *parser) object(depth int, keep bool) (Value, error) {
 		v.End = int32(p.pos)
 		return v, nil
 	}
-	// Members collect on p.members and are copied out once, at their exact
-	// count, when the object ends.
-	base := len(p.members)
-	defer func() { p.members = p.members[:base] }()
+	// Members collect in a small array on the goroutine's stack (writing
+	// there costs no GC write barrier) and, past its size, on p.members;
+	// they are copied out once, at their exact count, when the object ends.
+	var local [stackKids]Member
+	cur := local[:0]
+	base := -1 // where the members start in p.members, once they moved there
+	defer func() {
+		if base >= 0 {
+			p.members = p.members[:base]
+		}
+	}()
 	for {
 		p.ws()
 		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
@@ -439,7 +446,6 @@ func (p *parser) object(depth int, keep bool) (Value, error) {
 			}
 			seen[fk] = struct{}{}
 		} else {
-			cur := p.members[base:]
 			for i := range cur {
 				if sameName(cur[i].Key, key) {
 					return Value{}, ErrDuplicate
@@ -468,7 +474,7 @@ func (p *parser) object(depth int, keep bool) (Value, error) {
 		if err != nil {
 			return Value{}, err
 		}
-		p.members = append(grow(p.members), Member{Key: key, Val: val})
+		cur = p.addKid(&p.members, &base, cur, Member{Key: key, Val: val})
 		p.hiMembers = max(p.hiMembers, len(p.members))
 		p.ws()
 		if p.pos >= len(p.data) {
@@ -481,13 +487,37 @@ func (p *parser) object(depth int, keep bool) (Value, error) {
 			p.pos++
 			v.End = int32(p.pos)
 			if keep {
-				v.Kids = p.emit(p.members[base:])
+				v.Kids = p.emit(cur)
 			}
 			return v, nil
 		default:
 			return Value{}, ErrSyntax
 		}
 	}
+}
+
+// stackKids is how many members or elements of one container are
+// collected on the stack before they move to the parser's heap stacks.
+const stackKids = 8
+
+// addKid appends m to a container's kids: to cur while it is the
+// container's stack array and has room, else to *stack (the parser's
+// member or element stack), where the kids move the first time (*base
+// records where they start). It returns the kids so far.
+func (p *parser) addKid(stack *[]Member, base *int, cur []Member, m Member) []Member {
+	if *base < 0 && len(cur) < cap(cur) {
+		return append(cur, m)
+	}
+	if *base < 0 {
+		// Nested containers have given back what they took, so the
+		// stack ends where this container's kids go.
+		*base = len(*stack)
+		for _, k := range cur {
+			*stack = append(grow(*stack), k)
+		}
+	}
+	*stack = append(grow(*stack), m)
+	return (*stack)[*base:]
 }
 
 func (p *parser) array(depth int, keep bool) (Value, error) {
@@ -502,15 +532,21 @@ func (p *parser) array(depth int, keep bool) (Value, error) {
 		v.End = int32(p.pos)
 		return v, nil
 	}
-	base := len(p.elems)
-	defer func() { p.elems = p.elems[:base] }()
+	var local [stackKids]Member // as in object
+	cur := local[:0]
+	base := -1
+	defer func() {
+		if base >= 0 {
+			p.elems = p.elems[:base]
+		}
+	}()
 	for {
 		p.ws()
 		el, err := p.value(depth, keep && p.keepChild(depth+1, ""))
 		if err != nil {
 			return Value{}, err
 		}
-		p.elems = append(grow(p.elems), Member{Val: el})
+		cur = p.addKid(&p.elems, &base, cur, Member{Val: el})
 		p.hiElems = max(p.hiElems, len(p.elems))
 		p.ws()
 		if p.pos >= len(p.data) {
@@ -523,7 +559,7 @@ func (p *parser) array(depth int, keep bool) (Value, error) {
 			p.pos++
 			v.End = int32(p.pos)
 			if keep {
-				v.Kids = p.emit(p.elems[base:])
+				v.Kids = p.emit(cur)
 			}
 			return v, nil
 		default:

@@ -341,3 +341,61 @@ func TestSameName(t *testing.T) {
 		}
 	}
 }
+
+// TestContainerSizes covers containers around the sizes where kids move
+// from the stack to the parser's stacks (stackKids) and duplicate checks
+// switch to a map (smallObject), nested inside each other, with a
+// duplicate name placed on either side of each switch.
+func TestContainerSizes(t *testing.T) {
+	t.Parallel()
+	obj := func(n int, inner string, at int) string {
+		var b strings.Builder
+		b.WriteString("{")
+		for i := range n {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, `"k%d":`, i)
+			if i == at {
+				b.WriteString(inner)
+			} else {
+				fmt.Fprintf(&b, "[%d,%q]", i, strings.Repeat("x", i))
+			}
+		}
+		return b.String() + "}"
+	}
+	arr := func(n int, inner string) string {
+		parts := make([]string, n)
+		for i := range parts {
+			parts[i] = fmt.Sprint(i)
+		}
+		if n > 0 {
+			parts[n/2] = inner
+		}
+		return "[" + strings.Join(parts, ",") + "]"
+	}
+	sizes := []int{1, stackKids - 1, stackKids, stackKids + 1, smallObject, smallObject + 1, 3 * smallObject}
+	var p Parser
+	for _, outer := range sizes {
+		for _, inner := range sizes {
+			for _, doc := range []string{
+				obj(outer, obj(inner, arr(inner, `{"a":1}`), inner/2), outer/2),
+				arr(outer, obj(inner, arr(outer, "true"), 0)),
+				obj(outer, arr(inner, obj(inner, "null", inner-1)), outer-1),
+			} {
+				var want any
+				require.NoError(t, json.Unmarshal([]byte(doc), &want))
+				v, err := p.Parse([]byte(doc), Options{})
+				require.NoError(t, err, doc)
+				got, err := v.Any()
+				require.NoError(t, err)
+				require.Equal(t, want, got, doc)
+			}
+			// A duplicate of the first name, as the last member.
+			dup := obj(outer, obj(inner, "0", 0), 0)
+			dup = dup[:len(dup)-1] + `,"K0":1}`
+			_, err := p.Parse([]byte(dup), Options{})
+			assert.ErrorIs(t, err, ErrDuplicate, "%d/%d", outer, inner)
+		}
+	}
+}
