@@ -115,3 +115,40 @@ func BenchmarkWarmVerifyInterleaved(b *testing.B) {
 		b.ReportMetric(float64(cpu[2])/float64(cpu[0]), "otel/off-cpu")
 	}
 }
+
+// BenchmarkWarmVerifyParallel is the warm path from GOMAXPROCS goroutines
+// at once, without an Observer and with the OpenTelemetry one, twice each
+// in turn: concurrent cache hits must not contend on one counter.
+func BenchmarkWarmVerifyParallel(b *testing.B) {
+	tm := newTelemetry(b)
+	idp := idptest.NewServer(b, idptest.Config{Audience: []string{resource}})
+	tok := idp.Token(map[string]any{"sub": "alice"})
+	ctx := context.Background()
+	for _, bc := range []struct {
+		name string
+		obs  *observe.Observer
+	}{{"off", nil}, {"otel", tm.obs}, {"off-again", nil}, {"otel-again", tm.obs}} {
+		v, err := authn.NewVerifier(authn.Config{
+			Issuer: idp.Issuer(), Audience: []string{resource}, HTTPClient: idp.Client(),
+			Logger: slog.New(slog.DiscardHandler), Observer: bc.obs,
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := v.Verify(ctx, tok); err != nil {
+			b.Fatal(err)
+		}
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := v.Verify(ctx, tok); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+		_ = v.Close()
+	}
+}
