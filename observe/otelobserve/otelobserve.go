@@ -29,9 +29,10 @@
 // mcpauth.tokenexchange.duration and mcpauth.upstream.refresh.duration.
 //
 // The two authn counters are asynchronous: a verification answered from the
-// token cache (the warm path, about 150 ns) adds one to an atomic counter
-// that is read at collection, instead of calling into the metrics SDK,
-// which would cost as much as the verification itself.
+// token cache (the warm path, about 120 ns) adds one to an atomic counter
+// (one of eight per issuer, so that concurrent requests do not contend for
+// one cache line) that is read at collection, instead of calling into the
+// metrics SDK, which would cost as much as the verification itself.
 //
 // Outcome and cause labels are those of observe.Outcome and observe.Cause;
 // mcpauth.authz.policies is the comma-separated list of the ids of the
