@@ -42,6 +42,11 @@
 // For tests, [github.com/mcpauth-go/mcpauth/authn/idptest] is a fake
 // identity provider in the manner of net/http/httptest.
 //
+// To watch them run, set a [github.com/mcpauth-go/mcpauth/observe.Observer]
+// in each package's Config: verifications by cause, cache hits, key
+// fetches, decisions, exchanges and refreshes, as metrics and spans through
+// the OpenTelemetry adapter in observe/otelobserve (a module of its own).
+//
 // The smallest protected server:
 //
 //	v, err := authn.NewVerifier(authn.Config{

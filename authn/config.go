@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/mcpauth-go/mcpauth/observe"
 )
 
 // Config configures a [Verifier] for one issuer. The zero value of every
@@ -92,6 +94,11 @@ type Config struct {
 
 	// Now is the clock. If nil, time.Now.
 	Now func() time.Time
+
+	// Observer receives an event per verification, JWKS fetch and
+	// introspection request (counts, durations and labels, never a token;
+	// see package observe). If nil, nothing is reported.
+	Observer *observe.Observer
 }
 
 // IntrospectionConfig configures RFC 7662 token introspection for opaque

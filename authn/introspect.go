@@ -19,6 +19,7 @@ import (
 
 	"github.com/mcpauth-go/mcpauth/internal/discovery"
 	"github.com/mcpauth-go/mcpauth/internal/lru"
+	"github.com/mcpauth-go/mcpauth/observe"
 )
 
 // Defaults for RFC 7662 introspection; leeway, fetch timeout and cache size
@@ -54,6 +55,7 @@ type introspector struct {
 
 	flight singleflight.Group
 	cache  *lru.Cache[introResult] // nil when caching is disabled
+	obs    *observe.Observer       // Config.Observer (observe.go)
 }
 
 // newIntrospector is called by NewVerifier when cfg.Introspection != nil.
@@ -91,6 +93,7 @@ func newIntrospector(cfg *Config, endpoint func(ctx context.Context) (string, er
 		ttl:          ic.CacheTTL,
 		negTTL:       ic.NegativeCacheTTL,
 		maxResponse:  ic.MaxResponseSize,
+		obs:          cfg.Observer,
 	}
 	if in.client == nil {
 		in.client = http.DefaultClient // bounded by fetchTimeout per request
@@ -156,7 +159,7 @@ func (in *introspector) miss(ctx context.Context, key [32]byte, token string) (*
 		// fetchTimeout, and every waiter selects on its own context.
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), in.fetchTimeout)
 		defer cancel()
-		res := in.introspect(fctx, token)
+		res := in.introspectObserved(fctx, token)
 		in.store(key, res)
 		return res, nil
 	})

@@ -26,6 +26,7 @@ type jwksSettings struct {
 	log             *slog.Logger
 	now             func() time.Time
 	life            context.Context // the Verifier's lifetime; fetches run on it
+	obs             hooks           // Config.Observer (observe.go)
 }
 
 // jwksSource serves the issuer's keys: lock-free reads of the current
@@ -154,7 +155,7 @@ func (s *jwksSource) start() *fetchCall {
 	s.call = c
 	s.fetches.Add(1)
 	go func() {
-		set, err := s.fetch(s.cfg.life)
+		set, err := s.fetchObserved(s.cfg.life)
 		s.mu.Lock()
 		if err == nil {
 			s.cur.Store(set)

@@ -43,7 +43,7 @@ var b64 = base64.RawURLEncoding.Strict()
 // ErrNoToken for an empty token, or ErrUnavailable when the keys or the
 // introspection endpoint cannot be reached and nothing cached can decide.
 // Error messages name the cause and never contain the token.
-func (v *Verifier) Verify(ctx context.Context, token string) (*TokenInfo, error) {
+func (v *Verifier) verify(ctx context.Context, token string) (*TokenInfo, error) { // Verify without the Observer (observe.go)
 	if token == "" {
 		return nil, ErrNoToken
 	}

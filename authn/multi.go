@@ -114,7 +114,7 @@ func (m *MultiVerifier) Verify(ctx context.Context, token string) (*TokenInfo, e
 	// cache, as that Verifier would after routing (routing depends on the
 	// token alone, so it would pick the same one), without decoding.
 	for _, d := range m.direct {
-		if info := d.cached(token); info != nil {
+		if info := d.cachedObserved(ctx, token); info != nil {
 			return info, nil
 		}
 	}

@@ -169,6 +169,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	switch ks := cfg.KeySet.(type) {
 	case nil:
 		js.log, js.now, js.life = v.log, v.now, v.life
+		js.obs = hooks{cfg.Observer, cfg.Issuer}
 		js.url = v.md.jwksURL
 		if cfg.JWKSURL != "" {
 			js.url = func(context.Context) (string, error) { return cfg.JWKSURL, nil }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mcpauth-go/mcpauth/authn"
 	"github.com/mcpauth-go/mcpauth/internal/lru"
+	"github.com/mcpauth-go/mcpauth/observe"
 )
 
 // This file is the Authorizer: its Config, construction and Reload (the
@@ -93,6 +94,11 @@ type Config struct {
 	// policies that determined it. Tokens are never logged. If nil, decisions
 	// are not logged.
 	Logger *slog.Logger
+
+	// Observer receives an event per decision of the middleware: outcome,
+	// MCP method, Cedar action and deciding policy ids, never the principal
+	// or the resource (see package observe). If nil, nothing is reported.
+	Observer *observe.Observer
 }
 
 // Authorizer enforces Cedar policies on MCP JSON-RPC requests. It is safe for
@@ -255,6 +261,7 @@ func (a *Authorizer) Authorize(ctx context.Context, body []byte) (Decision, erro
 
 // log writes the audit record for one decision.
 func (a *Authorizer) log(ctx context.Context, sub string, method string, d Decision) {
+	a.observe(ctx, method, d) // Config.Observer (observe.go)
 	if a.cfg.Logger == nil {
 		return
 	}

@@ -99,10 +99,11 @@ func (t *Transport) lookup(ctx context.Context, r request, sexp time.Time) (*ent
 	if t.cache == nil {
 		ctx, cancel := context.WithTimeout(ctx, t.timeout)
 		defer cancel()
-		return t.fetch(ctx, r, sexp)
+		return t.fetchObserved(ctx, r, sexp)
 	}
 	key := t.cacheKey(&r)
 	if e, ok := t.cache.Get(key, t.now()); ok {
+		t.observeHit(ctx)
 		return e, nil
 	}
 	return t.miss(ctx, key, r, sexp)
@@ -119,7 +120,7 @@ func (t *Transport) miss(ctx context.Context, key [32]byte, r request, sexp time
 		}
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.timeout)
 		defer cancel()
-		e, err := t.fetch(fctx, r, sexp)
+		e, err := t.fetchObserved(fctx, r, sexp)
 		if err != nil {
 			return nil, err
 		}

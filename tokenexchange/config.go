@@ -16,6 +16,7 @@ import (
 
 	"github.com/mcpauth-go/mcpauth/internal/netutil"
 	"github.com/mcpauth-go/mcpauth/internal/outbound"
+	"github.com/mcpauth-go/mcpauth/observe"
 )
 
 // Token type identifiers of RFC 8693 §3.
@@ -152,6 +153,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock. If nil, time.Now.
 	Now func() time.Time
+	// Observer receives an event per token served from the cache and per
+	// STS call (outcome and duration, never a token; see package observe).
+	// If nil, nothing is reported.
+	Observer *observe.Observer
 
 	// InsecureAllowHTTP permits plain http to non-loopback hosts, both for
 	// the token endpoint and for the backend requests that carry the

@@ -18,6 +18,7 @@ import (
 
 	"github.com/mcpauth-go/mcpauth/authn"
 	"github.com/mcpauth-go/mcpauth/internal/outbound"
+	"github.com/mcpauth-go/mcpauth/observe"
 )
 
 var (
@@ -146,6 +147,10 @@ type TransportConfig struct {
 	// Logger receives refresh failures (never a token). If nil,
 	// slog.Default().
 	Logger *slog.Logger
+
+	// Observer receives an event per refresh (outcome and duration, never
+	// a token; see package observe). If nil, nothing is reported.
+	Observer *observe.Observer
 }
 
 // Transport is an [http.RoundTripper] that sends each backend request with
@@ -201,6 +206,7 @@ type Transport struct {
 	base      http.RoundTripper
 	flight    singleflight.Group
 	unsaved   sync.Map // tsid -> *unsavedPair
+	obs       *observe.Observer
 }
 
 // NewTransport returns a Transport that sends through base
@@ -259,6 +265,7 @@ func NewTransport(cfg TransportConfig, base http.RoundTripper) (*Transport, erro
 		log:       cfg.Logger,
 		guard:     g,
 		base:      base,
+		obs:       cfg.Observer,
 	}
 	t.issuer = cfg.Issuer
 	if srv := cfg.Server; srv != nil {
@@ -436,7 +443,7 @@ func (t *Transport) sharedRefresh(ctx context.Context, tsid string) (*Session, e
 	ch := t.flight.DoChan(tsid, func() (any, error) {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.timeout)
 		defer cancel()
-		return t.refresh(rctx, tsid)
+		return t.refreshObserved(rctx, tsid) // TransportConfig.Observer (transport_observe.go)
 	})
 	select {
 	case r := <-ch:
