@@ -41,7 +41,7 @@ func TestObserverRefresh(t *testing.T) {
 	t.Run("once", func(t *testing.T) {
 		rec := &refreshRecorder{}
 		f := newFixture(t, upstream.NewMemoryStore(), time.Now().Add(-time.Minute), func(c *upstream.TransportConfig) { c.Observer = rec.observer() })
-		f.up.delay = 20 * time.Millisecond
+		f.up.Delay = 20 * time.Millisecond
 		ctx := withIdentity(context.Background(), f.tsid)
 		var wg sync.WaitGroup
 		for range 20 {
@@ -61,9 +61,7 @@ func TestObserverRefresh(t *testing.T) {
 	t.Run("revoked", func(t *testing.T) {
 		rec := &refreshRecorder{}
 		f := newFixture(t, upstream.NewMemoryStore(), time.Now().Add(-time.Second), func(c *upstream.TransportConfig) { c.Observer = rec.observer() })
-		f.up.mu.Lock()
-		f.up.grants[f.grantID].revoked = true
-		f.up.mu.Unlock()
+		f.up.Revoke(f.grantID)
 		if _, err := call(withIdentity(context.Background(), f.tsid), f.tr, f.up.APIURL()); err == nil {
 			t.Fatal("revoked grant: request sent")
 		}
@@ -74,7 +72,7 @@ func TestObserverRefresh(t *testing.T) {
 	t.Run("unreachable", func(t *testing.T) {
 		rec := &refreshRecorder{}
 		f := newFixture(t, upstream.NewMemoryStore(), time.Now().Add(-time.Second), func(c *upstream.TransportConfig) { c.Observer = rec.observer() })
-		f.up.srv.Close()
+		f.up.Close()
 		if _, err := call(withIdentity(context.Background(), f.tsid), f.tr, f.up.APIURL()); err == nil {
 			t.Fatal("request sent with the upstream down")
 		}

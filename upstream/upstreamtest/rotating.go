@@ -72,6 +72,10 @@ func NewRotatingUpstream(t testing.TB) *RotatingUpstream {
 // URL is the base URL of the server, http://127.0.0.1:port.
 func (f *RotatingUpstream) URL() string { return f.srv.URL }
 
+// Close stops the server, for tests of an unreachable upstream; the test's
+// cleanup would close it anyway, and a second Close is harmless.
+func (f *RotatingUpstream) Close() { f.srv.Close() }
+
 // TokenURL is the token endpoint's URL; it accepts only the refresh_token
 // grant.
 func (f *RotatingUpstream) TokenURL() string { return f.srv.URL + "/token" }
