@@ -113,7 +113,11 @@ func TestConsentInRealBrowser(t *testing.T) {
 	// 3. The user goes back to the consent page and clicks Approve.
 	cdp.navigate(consentURL)
 	cdp.waitFor(func(href, text string) bool { return strings.Contains(text, "Approve") }, "the consent page again")
-	cdp.eval(`document.querySelector('#consent button[name=upstream]').click(), "clicked"`)
+	// The click submits the form; chromium may answer that the page went
+	// away before the expression returned, which is the click working.
+	if _, err := cdp.tryEval(`document.querySelector('#consent button[name=upstream]').click(), "clicked"`); err != nil && !errors.Is(err, errNavigated) {
+		t.Fatalf("clicking Approve: %v", err)
+	}
 	var q url.Values
 	select {
 	case q = <-got:
@@ -317,8 +321,25 @@ func (c *cdpConn) readMessage() ([]byte, error) {
 	}
 }
 
-// call sends one command and returns its result, skipping events.
+// call sends one command and returns its result, skipping events; any error
+// ends the test.
 func (c *cdpConn) call(method string, params map[string]any) json.RawMessage {
+	c.t.Helper()
+	res, err := c.try(method, params)
+	if err != nil {
+		c.t.Fatalf("%s: %v", method, err)
+	}
+	return res
+}
+
+// errNavigated is a command error chromium returns when the page navigated
+// while the command ran (a form submitted itself, a redirect landed): the
+// page is simply not there yet, so callers that poll try again.
+var errNavigated = errors.New("the page navigated during the command")
+
+// try is call that returns a command's error instead of ending the test;
+// errors of the connection itself still end it.
+func (c *cdpConn) try(method string, params map[string]any) (json.RawMessage, error) {
 	c.t.Helper()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -345,10 +366,24 @@ func (c *cdpConn) call(method string, params map[string]any) json.RawMessage {
 			continue
 		}
 		if resp.Error != nil {
-			c.t.Fatalf("%s: %s", method, resp.Error.Message)
+			if navigatedAway(resp.Error.Message) {
+				return nil, fmt.Errorf("%w: %s", errNavigated, resp.Error.Message)
+			}
+			return nil, errors.New(resp.Error.Message)
 		}
-		return resp.Result
+		return resp.Result, nil
 	}
+}
+
+// navigatedAway reports whether a DevTools error message means the page (or
+// its JavaScript context) was replaced while the command ran.
+func navigatedAway(msg string) bool {
+	for _, s := range []string{"navigated or closed", "Execution context was destroyed", "Cannot find context"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *cdpConn) navigate(u string) { c.call("Page.navigate", map[string]any{"url": u}) }
@@ -357,14 +392,28 @@ func (c *cdpConn) navigate(u string) { c.call("Page.navigate", map[string]any{"u
 // string.
 func (c *cdpConn) eval(expr string) string {
 	c.t.Helper()
-	res := c.call("Runtime.evaluate", map[string]any{"expression": "String(" + expr + ")", "returnByValue": true})
+	v, err := c.tryEval(expr)
+	if err != nil {
+		c.t.Fatalf("Runtime.evaluate: %v", err)
+	}
+	return v
+}
+
+// tryEval is eval that returns the page's error (errNavigated when the page
+// went away under it) instead of ending the test.
+func (c *cdpConn) tryEval(expr string) (string, error) {
+	c.t.Helper()
+	res, err := c.try("Runtime.evaluate", map[string]any{"expression": "String(" + expr + ")", "returnByValue": true})
+	if err != nil {
+		return "", err
+	}
 	var r struct {
 		Result struct {
 			Value string `json:"value"`
 		} `json:"result"`
 	}
 	_ = json.Unmarshal(res, &r)
-	return r.Result.Value
+	return r.Result.Value, nil
 }
 
 // waitFor polls the page until ok(href, innerText) and returns the text.
@@ -372,10 +421,22 @@ func (c *cdpConn) waitFor(ok func(href, text string) bool, what string) string {
 	c.t.Helper()
 	var href, text string
 	for c.ctx.Err() == nil {
-		href = c.eval(`location.href`)
-		text = c.eval(`document.readyState === "complete" && document.body ? document.body.innerText : ""`)
-		if ok(href, text) {
-			return text
+		// A page that navigates while it is read (the attacker's form
+		// submits itself) is read again on the next turn.
+		h, err := c.tryEval(`location.href`)
+		if err == nil {
+			href = h
+			var tx string
+			tx, err = c.tryEval(`document.readyState === "complete" && document.body ? document.body.innerText : ""`)
+			if err == nil {
+				text = tx
+				if ok(href, text) {
+					return text
+				}
+			}
+		}
+		if err != nil && !errors.Is(err, errNavigated) {
+			c.t.Fatalf("waiting for %s: %v", what, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
