@@ -61,6 +61,9 @@ func launchEnv(t *testing.T, getenv func(string) string, args ...string) (ready,
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), getenv, &stdout, &stderr) }()
 	t.Cleanup(func() {
+		// The clients' unused keep-alive connections go first, so the
+		// server's graceful shutdown has nothing to wait for.
+		http.DefaultTransport.(*http.Transport).CloseIdleConnections()
 		cancel()
 		select {
 		case err := <-done:

@@ -247,12 +247,18 @@ func (s *server) close() {
 	}
 }
 
-// shutdown stops accepting requests and waits up to timeout for the ones in
-// flight.
+// shutdown stops accepting requests, waits up to timeout for the ones in
+// flight, then closes the connections still open. (net/http counts a
+// connection a client opened but has not used yet — a browser's preconnect,
+// an HTTP client's spare dial — as busy for its first five seconds.)
 func (s *server) shutdown(timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	if err := s.srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	err := s.srv.Shutdown(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = s.srv.Close()
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil

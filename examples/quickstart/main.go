@@ -132,12 +132,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return qs.shutdown(5 * time.Second)
 }
 
-// shutdown stops accepting requests and waits up to timeout for the ones in
-// flight to finish.
+// shutdown stops accepting requests, waits up to timeout for the ones in
+// flight, then closes the connections still open. (net/http counts a
+// connection a client opened but has not used yet — a browser's preconnect,
+// an HTTP client's spare dial — as busy for its first five seconds.)
 func (qs *quickstart) shutdown(timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	if err := qs.srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	err := qs.srv.Shutdown(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = qs.srv.Close()
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
