@@ -132,7 +132,7 @@ func causeOf(err error) observe.Cause {
 		return observe.CauseUnknownKey
 	case c == "signature verification failed":
 		return observe.CauseBadSignature
-	case strings.HasPrefix(c, "iss "), strings.HasPrefix(c, "JWS payload has no iss"):
+	case strings.HasPrefix(c, "iss "), strings.HasPrefix(c, "JWS payload has no iss"), strings.HasPrefix(c, "JWS payload iss "):
 		return observe.CauseWrongIssuer
 	case strings.HasPrefix(c, "aud "), strings.HasPrefix(c, "response has no usable aud"):
 		return observe.CauseWrongAudience

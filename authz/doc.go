@@ -163,6 +163,20 @@
 // Each decision is logged to Config.Logger with the ids of the policies that
 // determined it (never a token).
 //
+// # Metrics and traces
+//
+// With Config.Observer set (package observe), every decision of the
+// middleware and every call of [Authorizer.Authorize] is a Decision event:
+// outcome, the MCP method when authz knows it, the Cedar action, the ids of
+// the deciding policies, and its start and duration (from the body read to
+// the decision). Every filtered list response is one ListFilter event: the
+// list method and the numbers of items kept and removed. Items are counted,
+// not reported one by one: a list of hundreds of tools would make hundreds
+// of events per request, and an item's name (a tool, a prompt, a resource
+// URI, possibly different per user) is no label for a metric. Nothing names
+// the principal or the resource. Without an Observer the hooks are nil
+// checks and the clock is not read.
+//
 // # Cost
 //
 // Policies are indexed by their action and resource scope (action ==, in,
