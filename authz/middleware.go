@@ -22,6 +22,7 @@ const (
 	CodeParseError     = -32700 // malformed JSON
 	CodeInvalidRequest = -32600 // batch, duplicate keys, not a JSON-RPC message, body too large
 	CodeInvalidParams  = -32602 // a tools/call without a name, …
+	CodeMethodNotFound = -32601 // a method authz does not know (see "Unknown methods" in the package documentation)
 	CodeInternalError  = -32603 // a list response that could not be filtered
 	CodeHeaderMismatch = -32020 // MCP 2026-07-28 HeaderMismatch
 	// CodeForbidden is the code of a policy denial. It is in the range
@@ -36,6 +37,7 @@ const (
 	msgParse          = "Parse error"
 	msgInvalidRequest = "Invalid Request"
 	msgInvalidParams  = "Invalid params"
+	msgMethodNotFound = "Method not found"
 	msgHeaderMismatch = "Header mismatch: Mcp-Method or Mcp-Name does not match the request body"
 	msgTooLarge       = "Invalid Request: body too large"
 	msgInternal       = "Internal error"
@@ -112,6 +114,7 @@ func (a *Authorizer) middleware(next http.Handler, resourceMetadataURL string) h
 			}
 			return
 		}
+		req.header = r.Header // its MCP-Protocol-Version is read for a removed method only
 		if err := checkHeaders(r.Header, req); err != nil {
 			a.log(r.Context(), start, info.Subject, req.method, Decision{Reason: "header mismatch"})
 			writeRPCError(w, http.StatusBadRequest, req.id, CodeHeaderMismatch, msgHeaderMismatch)
@@ -134,6 +137,11 @@ func (a *Authorizer) middleware(next http.Handler, resourceMetadataURL string) h
 		}
 		a.log(r.Context(), start, sub.id, req.method, d)
 		if !d.Allowed {
+			if d.Reason == reasonUnknownMethod {
+				// No policy was asked (revision.go).
+				writeRPCError(w, unknownMethodStatus(r.Header), req.id, CodeMethodNotFound, msgMethodNotFound)
+				return
+			}
 			if len(d.Scopes) > 0 {
 				w.Header().Set("WWW-Authenticate", authn.Challenge{
 					Error:            "insufficient_scope",
