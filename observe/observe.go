@@ -274,9 +274,11 @@ type Decision struct {
 
 // ListFilter reports one list response filtered by the authz middleware.
 // It carries counts, not names: the items of a list (tools, prompts,
-// resource URIs) are many and may be chosen per user, so they are no
-// labels; the audit log names the principal, and each item's decision is
-// the policy's.
+// resource URIs) are many and may differ per user, so they are no labels,
+// and an event per item would make hundreds of calls per tools/list. It is
+// an event of its own rather than fields of Decision: the request's
+// decision is made and reported before the handler runs, and the list is
+// filtered once the handler has answered.
 type ListFilter struct {
 	// Method is the list method: "tools/list", "prompts/list",
 	// "resources/list" or "resources/templates/list".
