@@ -97,7 +97,9 @@ type Config struct {
 
 	// Observer receives an event per verification, JWKS fetch and
 	// introspection request (counts, durations and labels, never a token;
-	// see package observe). If nil, nothing is reported.
+	// see package observe). A MultiVerifier routing to this Verifier
+	// reports the tokens it refuses before routing to the same Observer.
+	// If nil, nothing is reported.
 	Observer *observe.Observer
 }
 

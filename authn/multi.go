@@ -7,9 +7,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/mcpauth-go/mcpauth/internal/jsonread"
+	"github.com/mcpauth-go/mcpauth/observe"
 )
 
 // MultiVerifier verifies tokens from several authorization servers, for a
@@ -30,6 +32,10 @@ type MultiVerifier struct {
 	direct   []*Verifier // the *Verifier values of byIssuer, asked first for a token they verified before
 	opaque   TokenVerifier
 	buffers  sync.Pool // of *routeScratch, for decoding payloads in route
+	// observers are the distinct Config.Observer values of the *Verifier
+	// values m routes to (opaque included) that watch verifications: a
+	// token refused before routing is reported to each.
+	observers []*observe.Observer
 }
 
 // NewMultiVerifier returns a MultiVerifier routing JWS tokens by iss to
@@ -57,6 +63,13 @@ func NewMultiVerifier(verifiers map[string]TokenVerifier, opaque TokenVerifier) 
 		}
 	}
 	slices.Sort(m.issuers)
+	for _, v := range m.Verifiers() {
+		if d, ok := v.(*Verifier); ok {
+			if o := d.cfg.Observer; o != nil && o.Verification != nil && !slices.Contains(m.observers, o) {
+				m.observers = append(m.observers, o)
+			}
+		}
+	}
 	return m, nil
 }
 
@@ -103,24 +116,53 @@ func (m *MultiVerifier) Verifiers() []TokenVerifier {
 // verifier) and returns that verifier's result. Errors match ErrNoToken,
 // ErrInvalidToken (a malformed or oversized token, a JWS without iss or
 // naming an unknown issuer) or whatever the chosen verifier returns.
+//
+// A token refused before routing is reported to the Observers of m's
+// Verifiers (see [observe.Observer].Verification); the chosen verifier
+// reports its own verification.
 func (m *MultiVerifier) Verify(ctx context.Context, token string) (*TokenInfo, error) {
+	// A token one of the Verifiers verified before is answered from its
+	// cache, as that Verifier would after routing (routing depends on the
+	// token alone, so it would pick the same one), without decoding. The
+	// size bound is the Verifier default, checked before any decoding.
+	if token != "" && len(token) <= defaultMaxTokenSize {
+		for _, d := range m.direct {
+			if info := d.cachedObserved(ctx, token); info != nil {
+				return info, nil
+			}
+		}
+	}
+	if len(m.observers) == 0 {
+		v, err := m.pick(token)
+		if err != nil {
+			return nil, err
+		}
+		return v.Verify(ctx, token)
+	}
+	start := time.Now()
+	v, err := m.pick(token)
+	if err != nil {
+		e := observe.Verification{Cause: causeOf(err), Start: start, Duration: time.Since(start)}
+		for _, o := range m.observers {
+			o.Verification(ctx, e)
+		}
+		return nil, err
+	}
+	return v.Verify(ctx, token)
+}
+
+// pick returns the verifier token is routed to, or why it is refused
+// before routing.
+func (m *MultiVerifier) pick(token string) (TokenVerifier, error) {
 	if token == "" {
 		return nil, ErrNoToken
 	}
-	if len(token) > defaultMaxTokenSize { // the Verifier default, before any decoding
+	if len(token) > defaultMaxTokenSize {
 		return nil, invalid("token exceeds the size limit")
-	}
-	// A token one of the Verifiers verified before is answered from its
-	// cache, as that Verifier would after routing (routing depends on the
-	// token alone, so it would pick the same one), without decoding.
-	for _, d := range m.direct {
-		if info := d.cachedObserved(ctx, token); info != nil {
-			return info, nil
-		}
 	}
 	header, rest, ok := strings.Cut(token, ".")
 	if !looksLikeJOSE(header) {
-		return m.verifyOpaque(ctx, token)
+		return m.opaqueVerifier()
 	}
 	payload, sig, ok2 := strings.Cut(rest, ".")
 	if !ok || !ok2 {
@@ -129,23 +171,19 @@ func (m *MultiVerifier) Verify(ctx context.Context, token string) (*TokenInfo, e
 		if isJOSEHeader(header) {
 			return nil, invalid("token is a JWS without all three segments")
 		}
-		return m.verifyOpaque(ctx, token)
+		return m.opaqueVerifier()
 	}
 	if strings.Contains(sig, ".") {
 		return nil, invalid("token is not a compact JWS (JWE and other serializations are not accepted)")
 	}
-	v, err := m.route(payload)
-	if err != nil {
-		return nil, err
-	}
-	return v.Verify(ctx, token)
+	return m.route(payload)
 }
 
-func (m *MultiVerifier) verifyOpaque(ctx context.Context, token string) (*TokenInfo, error) {
+func (m *MultiVerifier) opaqueVerifier() (TokenVerifier, error) {
 	if m.opaque == nil {
 		return nil, invalid("token is not a JWS and no opaque-token verifier is configured")
 	}
-	return m.opaque.Verify(ctx, token)
+	return m.opaque, nil
 }
 
 // routeScratch is route's reusable memory.

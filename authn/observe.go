@@ -112,19 +112,25 @@ func (in *introspector) introspectObserved(ctx context.Context, token string) in
 // apart by the fixed beginning of their cause (attacker-controlled values
 // only ever follow it), and one not recognised here is CauseMalformed.
 func causeOf(err error) observe.Cause {
-	switch {
-	case err == nil:
-		return observe.CauseNone
-	case errors.Is(err, ErrNoToken):
-		return observe.CauseNoToken
-	case errors.Is(err, ErrUnavailable):
-		return observe.CauseUnavailable
-	case errors.Is(err, ErrExpired):
-		return observe.CauseExpired
-	}
-	var te *tokenError
-	if !errors.As(err, &te) || !errors.Is(err, ErrInvalidToken) {
-		return observe.CauseOther
+	// Most refusals are a bare invalid(…) error: classified by its cause
+	// without the errors.Is walk, whose Unwrap allocates.
+	te, bare := err.(*tokenError)
+	if !bare || te.kind != ErrInvalidToken || te.err != nil {
+		switch {
+		case err == nil:
+			return observe.CauseNone
+		case errors.Is(err, ErrNoToken):
+			return observe.CauseNoToken
+		case errors.Is(err, ErrUnavailable):
+			return observe.CauseUnavailable
+		case errors.Is(err, ErrExpired):
+			return observe.CauseExpired
+		}
+		var wrapped *tokenError // apart from te, which would escape with it
+		if !errors.As(err, &wrapped) || !errors.Is(err, ErrInvalidToken) {
+			return observe.CauseOther
+		}
+		te = wrapped
 	}
 	c := strings.TrimPrefix(te.cause, "introspection: ")
 	switch {
@@ -132,7 +138,7 @@ func causeOf(err error) observe.Cause {
 		return observe.CauseUnknownKey
 	case c == "signature verification failed":
 		return observe.CauseBadSignature
-	case strings.HasPrefix(c, "iss "), strings.HasPrefix(c, "JWS payload has no iss"):
+	case strings.HasPrefix(c, "iss "), strings.HasPrefix(c, "JWS payload has no iss"), strings.HasPrefix(c, "JWS payload iss "):
 		return observe.CauseWrongIssuer
 	case strings.HasPrefix(c, "aud "), strings.HasPrefix(c, "response has no usable aud"):
 		return observe.CauseWrongAudience

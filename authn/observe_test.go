@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/base64"
 	"strings"
 	"sync"
 	"testing"
@@ -230,6 +231,117 @@ func TestObserverWarmPathAllocs(t *testing.T) {
 				t.Fatal(err)
 			}
 			if n := testing.AllocsPerRun(100, func() { _, _ = f.v.Verify(ctx, tok) }); n != 0 {
+				t.Fatalf("warm Verify allocates %v times", n)
+			}
+		})
+	}
+}
+
+// A token a MultiVerifier refuses before routing it is reported once to
+// each distinct Observer of its Verifiers, with no issuer (nothing read
+// from the token) and its cause; a routed token only by the Verifier it is
+// routed to.
+func TestObserverMultiVerifierRefusals(t *testing.T) {
+	shared, other := &recorder{}, &recorder{}
+	a := newFixture(t, idptest.Config{}, func(c *Config) { c.Observer = shared.observer() })
+	// b shares a's Observer (one event, not two); opaque has one of its own.
+	sharedObs := a.v.cfg.Observer
+	b := newFixture(t, idptest.Config{}, func(c *Config) { c.Observer = sharedObs })
+	opaque := newFixture(t, idptest.Config{}, func(c *Config) { c.Observer = other.observer() })
+	withOpaque, err := NewMultiVerifier(map[string]TokenVerifier{a.idp.Issuer(): a.v, b.idp.Issuer(): b.v}, opaque.v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noOpaque, err := NewMultiVerifier(map[string]TokenVerifier{a.idp.Issuer(): a.v, b.idp.Issuer(): b.v}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	hdr := enc(`{"alg":"RS256","typ":"JWT"}`)
+	good := a.idp.Token(nil)
+
+	cases := []struct {
+		name  string
+		m     *MultiVerifier
+		token string
+		want  observe.Cause
+	}{
+		{"empty", withOpaque, "", observe.CauseNoToken},
+		{"oversized", withOpaque, good + strings.Repeat("A", 17<<10), observe.CauseMalformed},
+		{"opaque without opaque verifier", noOpaque, "0123456789abcdef", observe.CauseMalformed},
+		{"truncated JWS", withOpaque, hdr + "." + enc(`{"iss":"x"}`), observe.CauseMalformed},
+		{"JWE shaped", withOpaque, "eyJhbGciOiJSU0EtT0FFUCIsImVuYyI6IkEyNTZHQ00ifQ.a.b.c.d", observe.CauseMalformed},
+		{"payload not base64url", withOpaque, hdr + ".!!!.sig", observe.CauseMalformed},
+		{"payload not an object", withOpaque, hdr + "." + enc(`["iss"]`) + ".sig", observe.CauseMalformed},
+		{"duplicate iss", withOpaque, hdr + "." + enc(`{"iss":"a","iss":"b"}`) + ".sig", observe.CauseMalformed},
+		{"no iss", withOpaque, a.idp.Token(map[string]any{"iss": nil}), observe.CauseWrongIssuer},
+		{"iss not a string", withOpaque, a.idp.Token(map[string]any{"iss": 42}), observe.CauseWrongIssuer},
+		{"untrusted iss", withOpaque, a.idp.Token(map[string]any{"iss": "https://evil.example/alice"}), observe.CauseWrongIssuer},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			n, no := shared.count(), other.count()
+			if _, err := tc.m.Verify(context.Background(), tc.token); err == nil {
+				t.Fatal("Verify accepted the token")
+			}
+			e := shared.verificationSince(t, n)
+			if e.Cause != tc.want || e.Issuer != "" || e.Cache != observe.CacheNotUsed || e.Start.IsZero() || e.Duration < 0 {
+				t.Fatalf("event = %+v, want cause %q, no issuer, no cache, timed", e, tc.want)
+			}
+			wantOther := no
+			if tc.m == withOpaque {
+				wantOther++ // the opaque verifier's Observer is another one
+			}
+			if got := other.count(); got != wantOther {
+				t.Fatalf("the opaque verifier's Observer got %d events, want %d", got-no, wantOther-no)
+			}
+			if tc.m == withOpaque {
+				if e2 := other.verificationSince(t, no); e2 != e {
+					t.Fatalf("events differ: %+v and %+v", e, e2)
+				}
+			}
+		})
+	}
+
+	// Routed tokens are reported by the Verifier that verifies them, once.
+	n, no := shared.count(), other.count()
+	if _, err := withOpaque.Verify(context.Background(), good); err != nil {
+		t.Fatal(err)
+	}
+	if e := shared.verificationSince(t, n); e.Issuer != a.idp.Issuer() || e.Cause != observe.CauseNone || e.Cache != observe.CacheMiss {
+		t.Fatalf("routed verification event = %+v", e)
+	}
+	n = shared.count()
+	if _, err := withOpaque.Verify(context.Background(), b.idp.Token(map[string]any{"aud": "https://other.example"})); err == nil {
+		t.Fatal("wrong audience accepted")
+	}
+	if e := shared.verificationSince(t, n); e.Issuer != b.idp.Issuer() || e.Cause != observe.CauseWrongAudience {
+		t.Fatalf("routed refusal event = %+v", e)
+	}
+	if other.count() != no {
+		t.Fatal("the opaque verifier's Observer saw routed JWTs")
+	}
+}
+
+// Without an Observer, or with one, the MultiVerifier's warm path (a
+// cache hit of one of its Verifiers) allocates nothing.
+func TestObserverMultiVerifierWarmPathAllocs(t *testing.T) {
+	for name, o := range map[string]*observe.Observer{
+		"nil": nil,
+		"set": {Verification: func(context.Context, observe.Verification) {}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t, idptest.Config{}, func(c *Config) { c.Observer = o })
+			m, err := NewMultiVerifier(map[string]TokenVerifier{f.idp.Issuer(): f.v}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok := f.idp.Token(nil)
+			ctx := context.Background()
+			if _, err := m.Verify(ctx, tok); err != nil {
+				t.Fatal(err)
+			}
+			if n := testing.AllocsPerRun(100, func() { _, _ = m.Verify(ctx, tok) }); n != 0 {
 				t.Fatalf("warm Verify allocates %v times", n)
 			}
 		})

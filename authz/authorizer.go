@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	cedar "github.com/cedar-policy/cedar-go"
 
@@ -95,9 +96,12 @@ type Config struct {
 	// are not logged.
 	Logger *slog.Logger
 
-	// Observer receives an event per decision of the middleware: outcome,
-	// MCP method, Cedar action and deciding policy ids, never the principal
-	// or the resource (see package observe). If nil, nothing is reported.
+	// Observer receives an event per decision of the middleware or of
+	// Authorize (outcome, MCP method, Cedar action, deciding policy ids and
+	// duration) and per list response filtered (list method, items kept and
+	// removed), never the principal, the resource or an item's name (see
+	// package observe). If nil, nothing is reported and the clock is not
+	// read for it.
 	Observer *observe.Observer
 }
 
@@ -237,31 +241,42 @@ var (
 // Authorize decides one JSON-RPC request body for the identity in ctx (see
 // authn.NewContext), exactly as the middleware does, without the HTTP layer
 // and without header checks. A list request is allowed or denied as a whole
-// here; its items are filtered by the middleware.
+// here; its items are filtered by the middleware. Each call is reported to
+// Config.Observer's Decision (a refusal with an error as a denial); it
+// writes no audit record (the caller decides what the decision is for).
 func (a *Authorizer) Authorize(ctx context.Context, body []byte) (Decision, error) {
+	start := a.decisionStart()
 	info, ok := authn.FromContext(ctx)
 	if !ok || info == nil || info.Subject == "" {
-		return Decision{Reason: "no identity"}, ErrNoIdentity
+		d := Decision{Reason: "no identity"}
+		a.observe(ctx, start, "", d)
+		return d, ErrNoIdentity
 	}
 	sc := scratches.Get().(*scratch)
 	defer sc.release()
 	if err := sc.req.parse(&sc.parser, body); err != nil {
-		return Decision{Reason: "bad request"}, err
+		d := Decision{Reason: "bad request"}
+		a.observe(ctx, start, "", d)
+		return d, err
 	}
 	sub := a.subjectFor(info)
 	if sub == nil {
-		return Decision{Reason: reasonIssuer}, nil
+		d := Decision{Reason: reasonIssuer}
+		a.observe(ctx, start, sc.req.method, d)
+		return d, nil
 	}
 	d, err := a.decide(a.policies.Load(), sub, &sc.req, sc)
+	a.observe(ctx, start, sc.req.method, d) // with an error, d is a denial
 	// The caller owns what it gets: Policies may live in sc (which goes
 	// back to the pool) and a cached Decision is shared.
 	d.Policies, d.Scopes = cloneOrNil(d.Policies), cloneOrNil(d.Scopes)
 	return d, err
 }
 
-// log writes the audit record for one decision.
-func (a *Authorizer) log(ctx context.Context, sub string, method string, d Decision) {
-	a.observe(ctx, method, d) // Config.Observer (observe.go)
+// log writes the audit record for one decision, made since start (see
+// decisionStart).
+func (a *Authorizer) log(ctx context.Context, start time.Time, sub string, method string, d Decision) {
+	a.observe(ctx, start, method, d) // Config.Observer (observe.go)
 	if a.cfg.Logger == nil {
 		return
 	}

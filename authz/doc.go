@@ -40,6 +40,8 @@
 // [CodeForbidden] and the fixed message "Forbidden". When the denial is for a
 // missing scope, the response also carries
 // `WWW-Authenticate: Bearer error="insufficient_scope", scope="…", resource_metadata="…"`.
+// A method authz does not know is refused too, with [CodeMethodNotFound]
+// (see Unknown methods).
 //
 // # Methods
 //
@@ -71,9 +73,53 @@
 // tasks/cancel and, from 2025-11-25, initialize, ping, logging/setLevel,
 // tasks/list, tasks/result and the client notifications initialized,
 // cancelled, progress and roots/list_changed; so do JSON-RPC responses a
-// 2025-11-25 client posts. Every other method is denied. Non-POST requests
+// 2025-11-25 client posts. Every other method is denied as unknown (see
+// Unknown methods), and so are the methods 2026-07-28 removed (initialize,
+// notifications/initialized, ping, logging/setLevel, resources/subscribe,
+// resources/unsubscribe, tasks/result, tasks/list,
+// notifications/roots/list_changed) in a request of 2026-07-28 or later,
+// whatever the policies say. Non-POST requests
 // without a body (GET streams, DELETE of 2025-11-25 sessions) pass once an
 // identity is present; one with a body is authorized like a POST.
+//
+// # Unknown methods
+//
+// A request for a method authz does not know never reaches the handler, and
+// is audited and reported to the Observer as a denial with the reason
+// "unknown method": with no policy written for it, deny by default holds.
+// Its answer is a JSON-RPC error with the request's id (null for a
+// notification), code -32601 and the message "Method not found", with an
+// HTTP status chosen by the revision the request names in its
+// MCP-Protocol-Version header:
+//
+//   - 2026-07-28 or later (or a value that is not a revision date, since
+//     every earlier revision is one): 404 Not Found, as its Streamable HTTP
+//     transport requires of a server that does not implement the method.
+//     The JSON-RPC body tells this 404 apart from a legacy HTTP+SSE server's.
+//   - an earlier revision, or no header (which 2025-11-25 and 2026-07-28 both
+//     take as 2025-03-26; a 2025-11-25 client sends none on initialize):
+//     403 Forbidden. In 2025-03-26 to 2025-11-25, 404 means that the session
+//     is gone: a client that sent Mcp-Session-Id and gets 404 must start a
+//     new session (2025-11-25 Streamable HTTP, Session Management 3 and 4),
+//     so it would re-initialize and send the same request again, to be
+//     refused again. 400 would call the request malformed, which it is not,
+//     and these revisions give an unknown method no status of their own.
+//     200 with the error, what a server of theirs answers for a method it
+//     lacks, would make a refusal look like a served request to every
+//     proxy, log and dashboard that counts HTTP statuses, and a
+//     notification, which gets no JSON-RPC answer, must be refused with an
+//     error status anyway (2025-11-25 Sending Messages 4). 403 is what authz
+//     answers every refusal with, which these clients already handle (no
+//     WWW-Authenticate, so no step-up). The code is -32601 all the same:
+//     no policy was evaluated and none could allow the method, so
+//     [CodeForbidden] would send the user to ask for a permission that
+//     does not exist.
+//
+// The header is the client's word: it chooses between these two refusals
+// and whether a method 2026-07-28 removed is unknown or, as in the earlier
+// revisions, decided by the policies; no value of it lets through a request
+// that another value would refuse by policy. [Authorizer.Authorize] has no
+// header: it decides as for an earlier revision.
 //
 // # Request to Cedar
 //
@@ -162,6 +208,20 @@
 // so is, with several Config.Issuers, a Client id without a listed issuer.
 // Each decision is logged to Config.Logger with the ids of the policies that
 // determined it (never a token).
+//
+// # Metrics and traces
+//
+// With Config.Observer set (package observe), every decision of the
+// middleware and every call of [Authorizer.Authorize] is a Decision event:
+// outcome, the MCP method when authz knows it, the Cedar action, the ids of
+// the deciding policies, and its start and duration (from the body read to
+// the decision). Every filtered list response is one ListFilter event: the
+// list method and the numbers of items kept and removed. Items are counted,
+// not reported one by one: a list of hundreds of tools would make hundreds
+// of events per request, and an item's name (a tool, a prompt, a resource
+// URI, possibly different per user) is no label for a metric. Nothing names
+// the principal or the resource. Without an Observer the hooks are nil
+// checks and the clock is not read.
 //
 // # Cost
 //

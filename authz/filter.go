@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/mcpauth-go/mcpauth/internal/jsonread"
 )
@@ -41,6 +42,7 @@ func (a *Authorizer) serveFiltered(w http.ResponseWriter, r *http.Request, next 
 	// tools/list result sent with HTTP 500 is still a list); 1xx statuses
 	// other than 101 are not final (see bufferWriter.WriteHeader).
 	if len(out) > 0 || bw.overflow {
+		start := a.filterStart() // zero, without reading the clock, when unobserved
 		f := &lb.filter
 		*f = listFilter{a: a, ps: ps, sub: sub, m: m, msgBuf: lb.msg[:0], sseBuf: lb.sse[:0], keep: f.keep[:0]}
 		var err error
@@ -51,7 +53,7 @@ func (a *Authorizer) serveFiltered(w http.ResponseWriter, r *http.Request, next 
 		}
 		lb.msg, lb.sse = f.msgBuf, f.sseBuf // grown, for the next response
 		if err != nil {
-			a.log(r.Context(), sub.id, "", Decision{Reason: "unfilterable list response"})
+			a.log(r.Context(), start, sub.id, listMethod(m), Decision{Reason: "unfilterable list response"})
 			if status < 400 {
 				status = http.StatusInternalServerError
 			}
@@ -61,7 +63,7 @@ func (a *Authorizer) serveFiltered(w http.ResponseWriter, r *http.Request, next 
 		if f.lists > 0 {
 			// The result is this caller's: no shared cache may keep it.
 			bw.header.Set("Cache-Control", privateCacheControl(bw.header.Values("Cache-Control")))
-			a.logFilter(r, sub, m, f.kept, f.removed)
+			a.logFilter(r, start, sub, m, f.kept, f.removed)
 		}
 	}
 	h := w.Header()
@@ -108,7 +110,8 @@ func encoded(h http.Header) bool {
 	return false
 }
 
-func (a *Authorizer) logFilter(r *http.Request, sub *subject, m mcpMethod, kept, removed int) {
+func (a *Authorizer) logFilter(r *http.Request, start time.Time, sub *subject, m mcpMethod, kept, removed int) {
+	a.observeFilter(r.Context(), start, m, kept, removed) // Config.Observer (observe.go)
 	if a.cfg.Logger == nil || kept+removed == 0 {
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/mcpauth-go/mcpauth/authn"
 )
@@ -21,6 +22,7 @@ const (
 	CodeParseError     = -32700 // malformed JSON
 	CodeInvalidRequest = -32600 // batch, duplicate keys, not a JSON-RPC message, body too large
 	CodeInvalidParams  = -32602 // a tools/call without a name, …
+	CodeMethodNotFound = -32601 // a method authz does not know (see "Unknown methods" in the package documentation)
 	CodeInternalError  = -32603 // a list response that could not be filtered
 	CodeHeaderMismatch = -32020 // MCP 2026-07-28 HeaderMismatch
 	// CodeForbidden is the code of a policy denial. It is in the range
@@ -35,6 +37,7 @@ const (
 	msgParse          = "Parse error"
 	msgInvalidRequest = "Invalid Request"
 	msgInvalidParams  = "Invalid params"
+	msgMethodNotFound = "Method not found"
 	msgHeaderMismatch = "Header mismatch: Mcp-Method or Mcp-Name does not match the request body"
 	msgTooLarge       = "Invalid Request: body too large"
 	msgInternal       = "Internal error"
@@ -68,7 +71,7 @@ func (a *Authorizer) middleware(next http.Handler, resourceMetadataURL string) h
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		info, ok := authn.FromContext(r.Context())
 		if !ok || info == nil || info.Subject == "" {
-			a.log(r.Context(), "", "", Decision{Reason: "no identity"})
+			a.log(r.Context(), time.Time{}, "", "", Decision{Reason: "no identity"})
 			writeRPCError(w, http.StatusForbidden, nil, CodeForbidden, msgForbidden)
 			return
 		}
@@ -80,6 +83,7 @@ func (a *Authorizer) middleware(next http.Handler, resourceMetadataURL string) h
 			return
 		}
 		body, rb, err := readBody(r, a.cfg.MaxBodyBytes)
+		start := a.decisionStart() // zero, without reading the clock, when unobserved
 		if err != nil {
 			writeRPCError(w, http.StatusBadRequest, nil, CodeParseError, msgParse)
 			return
@@ -92,7 +96,7 @@ func (a *Authorizer) middleware(next http.Handler, resourceMetadataURL string) h
 			return
 		}
 		if int64(len(body)) > a.cfg.MaxBodyBytes {
-			a.log(r.Context(), info.Subject, "", Decision{Reason: "body too large"})
+			a.log(r.Context(), start, info.Subject, "", Decision{Reason: "body too large"})
 			writeRPCError(w, http.StatusRequestEntityTooLarge, nil, CodeInvalidRequest, msgTooLarge)
 			return
 		}
@@ -102,7 +106,7 @@ func (a *Authorizer) middleware(next http.Handler, resourceMetadataURL string) h
 		defer sc.release()
 		req := &sc.req
 		if err := req.parse(&sc.parser, body); err != nil {
-			a.log(r.Context(), info.Subject, "", Decision{Reason: err.Error()})
+			a.log(r.Context(), start, info.Subject, "", Decision{Reason: err.Error()})
 			if errors.Is(err, ErrParse) {
 				writeRPCError(w, http.StatusBadRequest, req.id, CodeParseError, msgParse)
 			} else {
@@ -110,8 +114,9 @@ func (a *Authorizer) middleware(next http.Handler, resourceMetadataURL string) h
 			}
 			return
 		}
+		req.header = r.Header // its MCP-Protocol-Version is read for a removed method only
 		if err := checkHeaders(r.Header, req); err != nil {
-			a.log(r.Context(), info.Subject, req.method, Decision{Reason: "header mismatch"})
+			a.log(r.Context(), start, info.Subject, req.method, Decision{Reason: "header mismatch"})
 			writeRPCError(w, http.StatusBadRequest, req.id, CodeHeaderMismatch, msgHeaderMismatch)
 			return
 		}
@@ -119,19 +124,24 @@ func (a *Authorizer) middleware(next http.Handler, resourceMetadataURL string) h
 		if sub == nil {
 			// Named with its issuer: that is what the log reader must fix
 			// (Config.Issuers).
-			a.log(r.Context(), info.Issuer+issuerSeparator+info.Subject, req.method, Decision{Reason: reasonIssuer})
+			a.log(r.Context(), start, info.Issuer+issuerSeparator+info.Subject, req.method, Decision{Reason: reasonIssuer})
 			writeRPCError(w, http.StatusForbidden, req.id, CodeForbidden, msgForbidden)
 			return
 		}
 		ps := a.policies.Load()
 		d, err := a.decide(ps, sub, req, sc)
 		if err != nil {
-			a.log(r.Context(), sub.id, req.method, Decision{Reason: err.Error()})
+			a.log(r.Context(), start, sub.id, req.method, Decision{Reason: err.Error()})
 			writeRPCError(w, http.StatusBadRequest, req.id, CodeInvalidParams, msgInvalidParams)
 			return
 		}
-		a.log(r.Context(), sub.id, req.method, d)
+		a.log(r.Context(), start, sub.id, req.method, d)
 		if !d.Allowed {
+			if d.Reason == reasonUnknownMethod {
+				// No policy was asked (revision.go).
+				writeRPCError(w, unknownMethodStatus(r.Header), req.id, CodeMethodNotFound, msgMethodNotFound)
+				return
+			}
 			if len(d.Scopes) > 0 {
 				w.Header().Set("WWW-Authenticate", authn.Challenge{
 					Error:            "insufficient_scope",

@@ -26,8 +26,8 @@ func (a *Authorizer) decide(ps *policySet, sub *subject, req *rpcRequest, sc *sc
 		return Decision{Allowed: true, Reason: "json-rpc response"}, nil
 	}
 	m, known := mcpMethods[req.method]
-	if !known {
-		return Decision{Reason: "unknown method"}, nil
+	if !known || m.removed && currentRevision(req.header) {
+		return Decision{Reason: reasonUnknownMethod}, nil
 	}
 	switch m.kind {
 	case kindProtocol:

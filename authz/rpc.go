@@ -39,18 +39,22 @@ type mcpMethod struct {
 	// and cacheScope (a case variant of either is refused).
 	resultKeys []string
 	nameOf     string // Mcp-Name source member of params ("" when the header has no source)
+	// removed: a 2025-11-25 method that 2026-07-28 removed, unknown to a
+	// request of that revision or a later one (revision.go).
+	removed bool
 }
 
 // mcpMethods lists every client-to-server method of MCP 2026-07-28 and the
-// 2025-11-25 methods still accepted for backwards compatibility. A method not
-// listed here is denied.
+// 2025-11-25 methods still accepted for backwards compatibility (from
+// requests of an earlier revision than 2026-07-28). A method not listed here
+// is denied.
 var mcpMethods = map[string]mcpMethod{
 	"tools/call":               {kind: kindTool, action: actionCallTool, nameOf: "name"},
 	"prompts/get":              {kind: kindPrompt, action: actionGetPrompt, nameOf: "name"},
 	"resources/read":           {kind: kindResource, action: actionReadResource, nameOf: "uri"},
-	"resources/subscribe":      {kind: kindResource, action: actionReadResource}, // 2025-11-25
-	"resources/unsubscribe":    {kind: kindResource, action: actionReadResource}, // 2025-11-25
-	"completion/complete":      {kind: kindCompletion},                           // authorized as the referenced prompt/resource
+	"resources/subscribe":      {kind: kindResource, action: actionReadResource, removed: true}, // 2025-11-25 only
+	"resources/unsubscribe":    {kind: kindResource, action: actionReadResource, removed: true}, // 2025-11-25 only
+	"completion/complete":      {kind: kindCompletion},                                          // authorized as the referenced prompt/resource
 	"tools/list":               {kind: kindList, action: actionListTools, feature: "tool", listKey: "tools", resultKeys: []string{"tools", "cacheScope"}, itemKey: "name"},
 	"prompts/list":             {kind: kindList, action: actionListPrompts, feature: "prompt", listKey: "prompts", resultKeys: []string{"prompts", "cacheScope"}, itemKey: "name"},
 	"resources/list":           {kind: kindList, action: actionListResources, feature: "resource", listKey: "resources", resultKeys: []string{"resources", "cacheScope"}, itemKey: "uri"},
@@ -61,15 +65,15 @@ var mcpMethods = map[string]mcpMethod{
 	"tasks/get":                        {kind: kindProtocol}, // tasks extension; task ownership is the server's check
 	"tasks/update":                     {kind: kindProtocol},
 	"tasks/cancel":                     {kind: kindProtocol},
-	"tasks/result":                     {kind: kindProtocol}, // 2025-11-25
-	"tasks/list":                       {kind: kindProtocol}, // 2025-11-25
-	"initialize":                       {kind: kindProtocol}, // 2025-11-25
-	"ping":                             {kind: kindProtocol}, // 2025-11-25
-	"logging/setLevel":                 {kind: kindProtocol}, // 2025-11-25
-	"notifications/initialized":        {kind: kindProtocol}, // 2025-11-25
+	"tasks/result":                     {kind: kindProtocol, removed: true}, // 2025-11-25 only
+	"tasks/list":                       {kind: kindProtocol, removed: true}, // 2025-11-25 only
+	"initialize":                       {kind: kindProtocol, removed: true}, // 2025-11-25 only
+	"ping":                             {kind: kindProtocol, removed: true}, // 2025-11-25 only
+	"logging/setLevel":                 {kind: kindProtocol, removed: true}, // 2025-11-25 only
+	"notifications/initialized":        {kind: kindProtocol, removed: true}, // 2025-11-25 only
 	"notifications/cancelled":          {kind: kindProtocol},
 	"notifications/progress":           {kind: kindProtocol},
-	"notifications/roots/list_changed": {kind: kindProtocol}, // 2025-11-25
+	"notifications/roots/list_changed": {kind: kindProtocol, removed: true}, // 2025-11-25 only
 }
 
 // maxRequestValues bounds the JSON values (scalars and containers) of a
@@ -86,7 +90,8 @@ type rpcRequest struct {
 	method     string
 	isResponse bool // a JSON-RPC response posted by a 2025-11-25 client
 	params     *jsonread.Value
-	body       []byte // the message: the parse tree's source
+	body       []byte      // the message: the parse tree's source
+	header     http.Header // the HTTP request's (nil from Authorize), for its protocol version
 }
 
 // parseRPC parses and validates one JSON-RPC message into a new rpcRequest.

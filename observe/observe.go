@@ -1,7 +1,8 @@
 // Package observe is the hook through which the packages of this module
 // report what they do — token verifications by outcome and cause, token
 // cache hits and misses, JWKS fetches, RFC 7662 introspection calls, Cedar
-// decisions, RFC 8693 token exchanges and upstream token refreshes — so an
+// decisions and filtered lists, RFC 8693 token exchanges and upstream token
+// refreshes — so an
 // operator can count, time and trace them. It has no dependency: adapters
 // (for OpenTelemetry, github.com/mcpauth-go/mcpauth/observe/otelobserve, a
 // module of its own) turn the events into metrics and spans.
@@ -45,7 +46,10 @@ type Observer struct {
 	// (the middleware's, or a direct Verify call), cached or not. Behind an
 	// authn.MultiVerifier, the Verifier the token is routed to (or whose
 	// cache answers) reports it; a token the MultiVerifier refuses before
-	// routing (no iss, an issuer it does not trust) is not reported.
+	// routing it (no token, a malformed one, no iss, an issuer it does not
+	// trust, no verifier for opaque tokens) is reported by the
+	// MultiVerifier itself, with an empty Issuer, to the Observer of each of
+	// its Verifiers (each distinct Observer once).
 	Verification func(context.Context, Verification)
 
 	// KeyFetch is called after each fetch of an issuer's JWKS (the first,
@@ -60,10 +64,17 @@ type Observer struct {
 
 	// Decision is called once per request the authz middleware answers or
 	// passes on, when the decision is made (and once more, a denial, for a
-	// list response too large or malformed to filter). It carries no
-	// duration: a decision takes microseconds, and its cost shows in the
-	// request's own span.
+	// list response too large or malformed to filter), and once per call
+	// of authz.Authorizer.Authorize.
 	Decision func(context.Context, Decision)
+
+	// ListFilter is called once per list response the authz middleware
+	// filtered (tools/list, prompts/list, resources/list,
+	// resources/templates/list), with how many items it kept and removed.
+	// A response that holds no list result (a JSON-RPC error) is not
+	// reported; one that cannot be filtered is reported to Decision as a
+	// denial instead.
+	ListFilter func(context.Context, ListFilter)
 
 	// Exchange is called once per token a tokenexchange.Transport serves
 	// from its cache and once per RFC 8693 call to the STS (requests that
@@ -182,10 +193,13 @@ func (r CacheResult) String() string {
 	return ""
 }
 
-// Verification reports one token verification by an authn.Verifier.
+// Verification reports one token verification by an authn.Verifier, or
+// one token an authn.MultiVerifier refused before routing it.
 type Verification struct {
 	// Issuer is the Verifier's configured issuer (authn.Config.Issuer),
-	// never a value read from the token.
+	// never a value read from the token; "" for a token an
+	// authn.MultiVerifier refused before routing it to a Verifier (the
+	// issuer it names, if any, is not trusted, so it is not a label).
 	Issuer string
 	// Cause is CauseNone for a verified token; Cause.Outcome gives OK,
 	// Invalid or Unavailable.
@@ -248,6 +262,34 @@ type Decision struct {
 	// allowance); empty for a default denial or a request refused before
 	// evaluation. The slice is valid only during the call.
 	Policies []string
+	// Start and Duration time the decision: from the moment the request's
+	// body was read (or the call to Authorize) to the decision, that is
+	// parsing, header checks and policy evaluation. A request refused
+	// before its body is read (no identity) has a zero Duration; the
+	// denial of a list response that cannot be filtered times the attempt
+	// to filter it. The clock is read only when Decision is set.
+	Start    time.Time
+	Duration time.Duration
+}
+
+// ListFilter reports one list response filtered by the authz middleware.
+// It carries counts, not names: the items of a list (tools, prompts,
+// resource URIs) are many and may differ per user, so they are no labels,
+// and an event per item would make hundreds of calls per tools/list. It is
+// an event of its own rather than fields of Decision: the request's
+// decision is made and reported before the handler runs, and the list is
+// filtered once the handler has answered.
+type ListFilter struct {
+	// Method is the list method: "tools/list", "prompts/list",
+	// "resources/list" or "resources/templates/list".
+	Method string
+	// Kept and Removed are the numbers of items the caller may and may
+	// not use (summed over the list results of an event stream).
+	Kept, Removed int
+	// Start and Duration time the filtering (not the handler that
+	// produced the list): parsing the response and deciding each item.
+	Start    time.Time
+	Duration time.Duration
 }
 
 // Exchange reports one token a tokenexchange.Transport needed.

@@ -113,3 +113,46 @@ func TestConcurrentVerifications(t *testing.T) {
 		t.Fatalf("verifications = %v, want %v", got, want)
 	}
 }
+
+// TestAuthzEvents: decisions are counted and timed, list filters counted by
+// item (a zero count adds no series) and timed; their spans carry the
+// event's own times and are recorded only under a request's span.
+func TestAuthzEvents(t *testing.T) {
+	tm := newTelemetry(t)
+	ctx, req := tm.tp.Tracer("test").Start(context.Background(), "request")
+	start := time.Now().Add(-time.Second)
+	tm.obs.Decision(ctx, observe.Decision{Outcome: observe.Denied, Method: "tools/call", Action: "call_tool", Start: start, Duration: 40 * time.Microsecond})
+	tm.obs.ListFilter(ctx, observe.ListFilter{Method: "prompts/list", Kept: 3, Start: start, Duration: 70 * time.Microsecond})
+	req.End()
+	tm.obs.Decision(context.Background(), observe.Decision{Outcome: observe.Allowed, Method: "ping", Start: start})
+	tm.obs.ListFilter(context.Background(), observe.ListFilter{Method: "prompts/list", Kept: 1, Removed: 2, Start: start, Duration: time.Microsecond})
+
+	if got, want := tm.counts(t, "mcpauth.authz.list.items"), map[string]int64{
+		"mcp.method.name=prompts/list,mcpauth.authz.list.item=kept":    4,
+		"mcp.method.name=prompts/list,mcpauth.authz.list.item=removed": 2,
+	}; !equal(got, want) {
+		t.Errorf("list items = %v, want %v", got, want)
+	}
+	for name, want := range map[string]uint64{"mcpauth.authz.decision.duration": 2, "mcpauth.authz.list.filter.duration": 2} {
+		if n := tm.histogramCount(t, name); n != want {
+			t.Errorf("%s has %d values, want %d", name, n, want)
+		}
+	}
+	got := map[string]time.Duration{}
+	for _, s := range tm.spans.Ended() {
+		if s.Name() == "request" {
+			continue
+		}
+		if !s.StartTime().Equal(start) || s.Parent().SpanID() != req.SpanContext().SpanID() {
+			t.Errorf("%s: start %v parent %v, want %v under the request", s.Name(), s.StartTime(), s.Parent().SpanID(), start)
+		}
+		if s.Status().Code == codes.Error {
+			t.Errorf("%s has an error status", s.Name())
+		}
+		got[s.Name()] = s.EndTime().Sub(s.StartTime())
+	}
+	if want := map[string]time.Duration{"mcpauth.authz.decision": 40 * time.Microsecond, "mcpauth.authz.list.filter": 70 * time.Microsecond}; len(got) != len(want) ||
+		got["mcpauth.authz.decision"] != want["mcpauth.authz.decision"] || got["mcpauth.authz.list.filter"] != want["mcpauth.authz.list.filter"] {
+		t.Errorf("spans %v, want %v", got, want)
+	}
+}

@@ -20,12 +20,16 @@
 //	mcpauth.authn.jwks.fetches          {mcpauth.issuer, mcpauth.outcome}
 //	mcpauth.authn.introspections        {mcpauth.issuer, mcpauth.outcome, mcpauth.cause}
 //	mcpauth.authz.decisions             {mcpauth.outcome, mcp.method.name, mcpauth.authz.action, mcpauth.authz.policies}
+//	mcpauth.authz.list.items            {mcp.method.name, mcpauth.authz.list.item = kept | removed}
 //	mcpauth.tokenexchange.exchanges     {mcpauth.outcome, mcpauth.cache.result}
 //	mcpauth.upstream.refreshes          {mcpauth.outcome}
 //
 // and histograms of the durations, in seconds, of the work that was done
 // (a cached answer is not timed): mcpauth.authn.verification.duration,
 // mcpauth.authn.jwks.fetch.duration, mcpauth.authn.introspection.duration,
+// mcpauth.authz.decision.duration {mcpauth.outcome, mcp.method.name},
+// mcpauth.authz.list.filter.duration {mcp.method.name} (one value per
+// filtered list response: its count is the number of lists filtered),
 // mcpauth.tokenexchange.duration and mcpauth.upstream.refresh.duration.
 //
 // The two authn counters are asynchronous: a verification answered from the
@@ -36,18 +40,24 @@
 //
 // Outcome and cause labels are those of observe.Outcome and observe.Cause;
 // mcpauth.authz.policies is the comma-separated list of the ids of the
-// policies that determined a decision ("" for a default denial).
+// policies that determined a decision ("" for a default denial). A token
+// an authn.MultiVerifier refuses before routing it to an issuer (no iss,
+// an untrusted one, a malformed token) is counted with mcpauth.issuer "".
+// List items are counted, never named: the names of tools, prompts and
+// resources are many and may differ per user.
 //
 // # Spans
 //
 // mcpauth.authn.verify, mcpauth.authn.jwks.fetch, mcpauth.authn.introspect,
-// mcpauth.authz.decision, mcpauth.tokenexchange.exchange and
+// mcpauth.authz.decision, mcpauth.authz.list.filter (with the numbers of
+// items kept and removed), mcpauth.tokenexchange.exchange and
 // mcpauth.upstream.refresh, children of the span in the request's context,
 // with the event's own start and end times and the attributes above; a
-// failure sets the span's status to Error with the cause as description. A
+// failure sets the span's status to Error with the cause as description (a
+// denial is a decision, not a failure: its span has no error status). A
 // verification answered from the token cache makes no span (nor does a
-// token exchange answered from its cache). A decision span marks the
-// moment of the decision (it has no duration of its own). A JWKS fetch runs
+// token exchange answered from its cache). Decision and list filter spans
+// are recorded only under a request's span. A JWKS fetch runs
 // in the background, shared by every request waiting for it: its span is
 // a root span. Because a span is recorded once its work is done, the
 // HTTP client spans of that work (an instrumented JWKS or STS request) are
@@ -88,6 +98,9 @@ const (
 	KeyAction      = attribute.Key("mcpauth.authz.action")
 	KeyPolicies    = attribute.Key("mcpauth.authz.policies")
 	KeyKeys        = attribute.Key("mcpauth.authn.jwks.keys")
+	KeyListItem    = attribute.Key("mcpauth.authz.list.item")    // kept or removed
+	KeyKept        = attribute.Key("mcpauth.authz.list.kept")    // on list filter spans
+	KeyRemoved     = attribute.Key("mcpauth.authz.list.removed") // on list filter spans
 )
 
 // Config configures the Observer New returns.
@@ -111,7 +124,9 @@ type recorder struct {
 	tracer trace.Tracer
 
 	verifyDur, fetchDur, introDur, exchangeDur, refreshDur metric.Float64Histogram
+	decisionDur, filterDur                                 metric.Float64Histogram
 	fetches, intros, decisions, exchanges, refreshes       metric.Int64Counter
+	listItems                                              metric.Int64Counter
 
 	last    atomic.Pointer[issuerStats] // the issuer seen last: the warm path's lookup
 	mu      sync.Mutex
@@ -158,11 +173,14 @@ func New(cfg Config) (*observe.Observer, error) {
 	r.introDur = hist("mcpauth.authn.introspection.duration", "Duration of RFC 7662 introspection requests.")
 	r.exchangeDur = hist("mcpauth.tokenexchange.duration", "Duration of RFC 8693 token exchange calls to the STS.")
 	r.refreshDur = hist("mcpauth.upstream.refresh.duration", "Duration of upstream token refreshes.")
+	r.decisionDur = hist("mcpauth.authz.decision.duration", "Duration of authorization decisions (parsing, checks and policy evaluation).")
+	r.filterDur = hist("mcpauth.authz.list.filter.duration", "Duration of list response filtering, one value per filtered list.")
 	r.fetches = counter("mcpauth.authn.jwks.fetches", "{fetch}", "JWKS fetches by outcome.")
 	r.intros = counter("mcpauth.authn.introspections", "{request}", "RFC 7662 introspection requests by outcome and cause.")
 	r.decisions = counter("mcpauth.authz.decisions", "{decision}", "Authorization decisions by outcome, MCP method, action and deciding policies.")
 	r.exchanges = counter("mcpauth.tokenexchange.exchanges", "{token}", "Exchanged tokens needed, by outcome and cache result.")
 	r.refreshes = counter("mcpauth.upstream.refreshes", "{refresh}", "Upstream token refreshes by outcome.")
+	r.listItems = counter("mcpauth.authz.list.items", "{item}", "Items of filtered list responses, kept or removed, by list method.")
 
 	verifs, err := m.Int64ObservableCounter("mcpauth.authn.verifications", metric.WithUnit("{verification}"),
 		metric.WithDescription("Token verifications by issuer, outcome and cause."))
@@ -189,6 +207,7 @@ func New(cfg Config) (*observe.Observer, error) {
 		KeyFetch:      r.keyFetch,
 		Introspection: r.introspection,
 		Decision:      r.decision,
+		ListFilter:    r.listFilter,
 		Exchange:      r.exchange,
 		Refresh:       r.refresh,
 	}, nil
@@ -309,11 +328,25 @@ func (r *recorder) decision(ctx context.Context, e observe.Decision) {
 		KeyAction.String(e.Action), KeyPolicies.String(strings.Join(e.Policies, ",")),
 	}
 	r.decisions.Add(ctx, 1, metric.WithAttributes(attrs...))
+	r.decisionDur.Record(ctx, e.Duration.Seconds(), metric.WithAttributes(attrs[:2]...))
 	if trace.SpanContextFromContext(ctx).IsValid() {
 		// A decision span only makes sense under a request's span.
-		now := time.Now()
-		_, span := r.tracer.Start(ctx, "mcpauth.authz.decision", trace.WithTimestamp(now), trace.WithAttributes(attrs...))
-		span.End(trace.WithTimestamp(now))
+		r.span(ctx, "mcpauth.authz.decision", e.Start, e.Duration, observe.OK, "", attrs)
+	}
+}
+
+func (r *recorder) listFilter(ctx context.Context, e observe.ListFilter) {
+	method := KeyMethod.String(e.Method)
+	if e.Kept > 0 {
+		r.listItems.Add(ctx, int64(e.Kept), metric.WithAttributes(method, KeyListItem.String("kept")))
+	}
+	if e.Removed > 0 {
+		r.listItems.Add(ctx, int64(e.Removed), metric.WithAttributes(method, KeyListItem.String("removed")))
+	}
+	r.filterDur.Record(ctx, e.Duration.Seconds(), metric.WithAttributes(method))
+	if trace.SpanContextFromContext(ctx).IsValid() {
+		r.span(ctx, "mcpauth.authz.list.filter", e.Start, e.Duration, observe.OK, "",
+			[]attribute.KeyValue{method, KeyKept.Int(e.Kept), KeyRemoved.Int(e.Removed)})
 	}
 }
 

@@ -122,8 +122,10 @@ func attrKey(s attribute.Set) string {
 	return strings.Join(parts, ",")
 }
 
-// server is an MCP endpoint behind middleware.Protect with authn and authz
-// both reporting to obs, under a request span as otelhttp would start.
+// server is an MCP endpoint behind middleware.Protect with authn (a
+// MultiVerifier, as a resource with several authorization servers has, in
+// front of a Verifier) and authz both reporting to obs, under a request span
+// as otelhttp would start. It answers tools/list with three tools.
 func server(t *testing.T, tm *telemetry, idp *idptest.Server) *httptest.Server {
 	t.Helper()
 	v, err := authn.NewVerifier(authn.Config{
@@ -134,17 +136,25 @@ func server(t *testing.T, tm *telemetry, idp *idptest.Server) *httptest.Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = v.Close() })
+	mv, err := authn.NewMultiVerifier(map[string]authn.TokenVerifier{idp.Issuer(): v}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	az, err := authz.New(authz.Config{Policies: policies, Observer: tm.obs})
 	if err != nil {
 		t.Fatal(err)
 	}
 	mcp := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
+		if b, _ := io.ReadAll(r.Body); strings.Contains(string(b), `"tools/list"`) {
+			_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"read"},{"name":"delete"},{"name":"other"}]}}`)
+			return
+		}
 		_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":1,"result":{}}`)
 	})
 	h, err := middleware.Protect(mcp, middleware.Config{
 		Metadata:   prm.Metadata{Resource: resource, AuthorizationServers: []string{idp.Issuer()}},
-		Verifier:   v,
+		Verifier:   mv,
 		Authn:      authn.Options{Logger: slog.New(slog.DiscardHandler)},
 		Authorizer: az,
 	})
@@ -161,10 +171,14 @@ func server(t *testing.T, tm *telemetry, idp *idptest.Server) *httptest.Server {
 	return srv
 }
 
+// call posts a tools/call of tool, or a tools/list when tool is "".
 func call(t *testing.T, srv *httptest.Server, token, tool string) int {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/mcp",
-		strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"`+tool+`"}}`))
+	body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"` + tool + `"}}`
+	if tool == "" {
+		body = `{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}`
+	}
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/mcp", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := srv.Client().Do(req)
@@ -203,6 +217,9 @@ func TestScriptedTraffic(t *testing.T) {
 		{"wrong audience", idp.Token(map[string]any{"aud": "https://elsewhere.example/mcp"}), "read", 401},
 		{"bad signature", idp.TokenWith(idptest.TokenOptions{Key: foreign, Alg: "RS256"}), "read", 401},
 		{"unknown kid", idp.TokenWith(idptest.TokenOptions{Kid: &unknownKid}), "read", 401},
+		{"untrusted issuer (refused before routing)", idp.Token(map[string]any{"iss": "https://evil.example"}), "read", 401},
+		{"malformed (refused before routing)", "not-a-jwt", "read", 401},
+		{"list filtered", alice, "", 200},
 	}
 	for _, s := range script {
 		if got := call(t, srv, s.token, s.tool); got != s.status {
@@ -212,17 +229,20 @@ func TestScriptedTraffic(t *testing.T) {
 
 	iss := "mcpauth.issuer=" + idp.Issuer()
 	wantVerifs := map[string]int64{
-		"mcpauth.cause=," + iss + ",mcpauth.outcome=ok":                    4,
+		"mcpauth.cause=," + iss + ",mcpauth.outcome=ok":                    5,
 		"mcpauth.cause=expired," + iss + ",mcpauth.outcome=invalid":        1,
 		"mcpauth.cause=wrong_audience," + iss + ",mcpauth.outcome=invalid": 1,
 		"mcpauth.cause=bad_signature," + iss + ",mcpauth.outcome=invalid":  1,
 		"mcpauth.cause=unknown_key," + iss + ",mcpauth.outcome=invalid":    1,
+		// Refused by the MultiVerifier: no issuer label.
+		"mcpauth.cause=wrong_issuer,mcpauth.issuer=,mcpauth.outcome=invalid": 1,
+		"mcpauth.cause=malformed,mcpauth.issuer=,mcpauth.outcome=invalid":    1,
 	}
 	if got := tm.counts(t, "mcpauth.authn.verifications"); !equal(got, wantVerifs) {
 		t.Errorf("mcpauth.authn.verifications = %v\nwant %v", got, wantVerifs)
 	}
 	wantLookups := map[string]int64{
-		"mcpauth.cache.result=hit," + iss:  2,
+		"mcpauth.cache.result=hit," + iss:  3,
 		"mcpauth.cache.result=miss," + iss: 6,
 	}
 	if got := tm.counts(t, "mcpauth.authn.token_cache.lookups"); !equal(got, wantLookups) {
@@ -230,9 +250,10 @@ func TestScriptedTraffic(t *testing.T) {
 	}
 	const m = "mcp.method.name=tools/call,mcpauth.authz.action=call_tool,"
 	wantDecisions := map[string]int64{
-		m + "mcpauth.authz.policies=read-for-all,mcpauth.outcome=allowed": 2,
-		m + "mcpauth.authz.policies=no-delete,mcpauth.outcome=denied":     1,
-		m + "mcpauth.authz.policies=,mcpauth.outcome=denied":              1,
+		m + "mcpauth.authz.policies=read-for-all,mcpauth.outcome=allowed":                                  2,
+		m + "mcpauth.authz.policies=no-delete,mcpauth.outcome=denied":                                      1,
+		m + "mcpauth.authz.policies=,mcpauth.outcome=denied":                                               1,
+		"mcp.method.name=tools/list,mcpauth.authz.action=,mcpauth.authz.policies=,mcpauth.outcome=allowed": 1,
 	}
 	if got := tm.counts(t, "mcpauth.authz.decisions"); !equal(got, wantDecisions) {
 		t.Errorf("mcpauth.authz.decisions = %v\nwant %v", got, wantDecisions)
@@ -241,26 +262,44 @@ func TestScriptedTraffic(t *testing.T) {
 	if got := tm.counts(t, "mcpauth.authn.jwks.fetches"); got[iss+",mcpauth.outcome=ok"] != 2 || len(got) != 1 {
 		t.Errorf("mcpauth.authn.jwks.fetches = %v, want 2 ok", got)
 	}
-	if n := tm.histogramCount(t, "mcpauth.authn.verification.duration"); n != 6 {
-		t.Errorf("verification.duration has %d values, want 6 (cache hits are not timed)", n)
+	if n := tm.histogramCount(t, "mcpauth.authn.verification.duration"); n != 8 {
+		t.Errorf("verification.duration has %d values, want 8 (cache hits are not timed)", n)
+	}
+	if n := tm.histogramCount(t, "mcpauth.authz.decision.duration"); n != 5 {
+		t.Errorf("decision.duration has %d values, want 5", n)
+	}
+	// The list: read kept; delete (forbidden) and other (no permit) removed.
+	wantItems := map[string]int64{
+		"mcp.method.name=tools/list,mcpauth.authz.list.item=kept":    1,
+		"mcp.method.name=tools/list,mcpauth.authz.list.item=removed": 2,
+	}
+	if got := tm.counts(t, "mcpauth.authz.list.items"); !equal(got, wantItems) {
+		t.Errorf("mcpauth.authz.list.items = %v\nwant %v", got, wantItems)
+	}
+	if n := tm.histogramCount(t, "mcpauth.authz.list.filter.duration"); n != 1 {
+		t.Errorf("list.filter.duration has %d values, want 1", n)
 	}
 
-	// Spans: a verify span per verification that was not a cache hit and a
-	// decision span per decision, each a child of its request's span; the
-	// refusals are errors named by their cause.
+	// Spans: a verify span per verification that was not a cache hit, a
+	// decision span per decision and a list filter span per filtered list,
+	// each a child of its request's span and within it; the refusals are
+	// errors named by their cause.
 	ended := tm.spans.Ended()
-	requests := map[trace.SpanID]bool{}
+	requests := map[trace.SpanID]sdktrace.ReadOnlySpan{}
 	for _, s := range ended {
 		if s.Name() == "request" {
-			requests[s.SpanContext().SpanID()] = true
+			requests[s.SpanContext().SpanID()] = s
 		}
 	}
-	var verifyStatus, decisions []string
+	var verifyStatus, decisions, filters []string
 	for _, s := range ended {
 		switch s.Name() {
-		case "mcpauth.authn.verify", "mcpauth.authz.decision":
-			if !requests[s.Parent().SpanID()] {
+		case "mcpauth.authn.verify", "mcpauth.authz.decision", "mcpauth.authz.list.filter":
+			req := requests[s.Parent().SpanID()]
+			if req == nil {
 				t.Errorf("%s span is not a child of a request span", s.Name())
+			} else if s.StartTime().Before(req.StartTime()) || s.EndTime().Before(s.StartTime()) || s.EndTime().After(req.EndTime()) {
+				t.Errorf("%s span [%v, %v] not within its request's [%v, %v]", s.Name(), s.StartTime(), s.EndTime(), req.StartTime(), req.EndTime())
 			}
 		}
 		switch s.Name() {
@@ -275,18 +314,31 @@ func TestScriptedTraffic(t *testing.T) {
 				t.Errorf("verify span without duration: %v to %v", s.StartTime(), s.EndTime())
 			}
 		case "mcpauth.authz.decision":
+			if s.Status().Code == codes.Error {
+				t.Errorf("decision span with error status %+v", s.Status())
+			}
 			for _, kv := range s.Attributes() {
 				if kv.Key == otelobserve.KeyOutcome {
 					decisions = append(decisions, kv.Value.AsString())
 				}
 			}
+		case "mcpauth.authz.list.filter":
+			var parts []string
+			for _, kv := range s.Attributes() {
+				parts = append(parts, string(kv.Key)+"="+kv.Value.Emit())
+			}
+			slices.Sort(parts)
+			filters = append(filters, strings.Join(parts, ","))
 		}
 	}
-	if want := []string{"ok", "ok", "expired", "wrong_audience", "bad_signature", "unknown_key"}; !slices.Equal(verifyStatus, want) {
+	if want := []string{"ok", "ok", "expired", "wrong_audience", "bad_signature", "unknown_key", "wrong_issuer", "malformed"}; !slices.Equal(verifyStatus, want) {
 		t.Errorf("verify spans = %q, want %q", verifyStatus, want)
 	}
-	if want := []string{"allowed", "allowed", "denied", "denied"}; !slices.Equal(decisions, want) {
+	if want := []string{"allowed", "allowed", "denied", "denied", "allowed"}; !slices.Equal(decisions, want) {
 		t.Errorf("decision spans = %q, want %q", decisions, want)
+	}
+	if want := []string{"mcp.method.name=tools/list,mcpauth.authz.list.kept=1,mcpauth.authz.list.removed=2"}; !slices.Equal(filters, want) {
+		t.Errorf("list filter spans = %q, want %q", filters, want)
 	}
 	// Nothing recorded carries a token.
 	for _, s := range ended {
