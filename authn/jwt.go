@@ -74,18 +74,29 @@ func (v *Verifier) verify(ctx context.Context, token string) (*TokenInfo, error)
 	}
 
 	now := v.now()
-	info, key, err := v.verifyJWS(ctx, token, d1, d2, now)
+	t, key, err := v.verifyJWS(ctx, token, d1, d2, now)
 	if err != nil {
 		return nil, err
 	}
+	info := &t.info
 	if v.cache != nil {
 		until := now.Add(v.tokenCacheMaxTTL)
 		if info.Expiry.Before(until) {
 			until = info.Expiry
 		}
-		v.cache.put(&cacheEntry{info: info, key: key, until: until}, now)
+		t.entry = cacheEntry{info: info, key: key, until: until}
+		v.cache.put(&t.entry, now)
 	}
 	return info, nil
+}
+
+// verifiedJWS is what the verification of a JWS allocates for its result,
+// as one object: the TokenInfo with its token, its cache entry, and the
+// list a single-string aud becomes.
+type verifiedJWS struct {
+	tokenInfoWithRaw
+	entry cacheEntry
+	aud   [1]string
 }
 
 // cached is the warm path: the identity of this very token (compared in
@@ -152,7 +163,7 @@ func (v *Verifier) opaque(ctx context.Context, token string) (*TokenInfo, error)
 
 // verifyJWS verifies a compact JWS whose dots are at d1 and d2. The returned
 // TokenInfo carries the token.
-func (v *Verifier) verifyJWS(ctx context.Context, token string, d1, d2 int, now time.Time) (*TokenInfo, *pubKey, error) {
+func (v *Verifier) verifyJWS(ctx context.Context, token string, d1, d2 int, now time.Time) (*verifiedJWS, *pubKey, error) {
 	h, known := v.headers.get(token[:d1])
 	if !known {
 		var err error
@@ -163,7 +174,7 @@ func (v *Verifier) verifyJWS(ctx context.Context, token string, d1, d2 int, now 
 	alg, kid := h.alg, h.kid
 	// jku, x5u, jwk and x5c are never read: keys come only from the JWKS.
 
-	var sbuf [160]byte
+	var sbuf [512]byte // an RSA-4096 signature
 	sig, err := decodeSegment(sbuf[:0], token[d2+1:])
 	if err != nil {
 		return nil, nil, invalid("signature is not base64url")
@@ -183,23 +194,24 @@ func (v *Verifier) verifyJWS(ctx context.Context, token string, d1, d2 int, now 
 		return nil, nil, invalid("signature verification failed")
 	}
 
-	var pbuf [2048]byte
-	payload, err := decodeSegment(pbuf[:0], token[d1+1:d2])
+	// The payload is decoded into memory of its own, which nothing writes
+	// to afterwards: the claims' strings share it.
+	payload, err := decodeSegment(nil, token[d1+1:d2])
 	if err != nil {
 		return nil, nil, invalid("payload is not base64url")
 	}
-	claims, err := jsonread.ParseObject(payload)
+	claims, err := jsonread.ParseObjectString(unsafe.String(unsafe.SliceData(payload), len(payload)))
 	if err != nil {
 		return nil, nil, invalidf("payload is not a JSON object without duplicate or case-variant claims", err)
 	}
-	info, err := v.checkClaims(claims, token, now)
+	t, err := v.checkClaims(claims, token, now)
 	if err != nil {
 		return nil, nil, err
 	}
 	if !known {
 		v.headers.put(token[:d1], h)
 	}
-	return info, key, nil
+	return t, key, nil
 }
 
 // joseHeader is what verification reads from a JWS header that passed the
@@ -285,12 +297,20 @@ func (v *Verifier) typAllowed(typ string) bool {
 
 // checkClaims validates the registered claims and builds the TokenInfo,
 // which carries token.
-func (v *Verifier) checkClaims(claims map[string]any, token string, now time.Time) (*TokenInfo, error) {
+func (v *Verifier) checkClaims(claims map[string]any, token string, now time.Time) (*verifiedJWS, error) {
 	iss, _ := claims["iss"].(string)
 	if iss != v.cfg.Issuer {
 		return nil, invalid("iss " + quoteShort(iss) + " does not match the configured issuer " + strconv.Quote(v.cfg.Issuer))
 	}
-	aud, ok := stringOrList(claims["aud"])
+	t := new(verifiedJWS)
+	var aud []string
+	var ok bool
+	if a, isString := claims["aud"].(string); isString {
+		t.aud[0] = a
+		aud, ok = t.aud[:], true
+	} else {
+		aud, ok = stringOrList(claims["aud"])
+	}
 	if !ok {
 		return nil, invalid("aud is missing or not a string or array of strings")
 	}
@@ -323,16 +343,17 @@ func (v *Verifier) checkClaims(claims map[string]any, token string, now time.Tim
 	if !now.Before(exp.Add(v.leeway)) {
 		return nil, &tokenError{kind: ErrExpired, cause: "exp has passed"}
 	}
-	c := &tokenInfoWithRaw{raw: token, info: TokenInfo{
+	t.raw = token
+	t.info = TokenInfo{
 		Issuer:   iss,
 		Subject:  sub,
 		Audience: aud,
 		Expiry:   exp,
 		IssuedAt: iat,
 		Claims:   claims,
-	}}
-	info := &c.info
-	info.raw = &c.raw
+		raw:      &t.raw,
+	}
+	info := &t.info
 	if s, ok := claims["scope"].(string); ok {
 		info.Scopes = strings.Fields(s)
 	} else if scp, ok := claims["scp"]; ok {
@@ -347,7 +368,7 @@ func (v *Verifier) checkClaims(claims map[string]any, token string, now time.Tim
 	} else if c, ok := claims["azp"].(string); ok {
 		info.ClientID = c
 	}
-	return info, nil
+	return t, nil
 }
 
 func (v *Verifier) audienceMatches(aud []string) bool {
@@ -491,17 +512,18 @@ func verifySignature(alg string, key crypto.PublicKey, signingInput string, sig 
 		return ok && ed25519.Verify(k, msg, sig)
 	}
 	var hash crypto.Hash
+	var sum [sha512.Size]byte // one array for every hash, so that it stays on the stack
 	var digest []byte
 	switch alg[2:] {
 	case "256":
 		d := sha256.Sum256(msg)
-		hash, digest = crypto.SHA256, d[:]
+		hash, digest = crypto.SHA256, sum[:copy(sum[:], d[:])]
 	case "384":
 		d := sha512.Sum384(msg)
-		hash, digest = crypto.SHA384, d[:]
+		hash, digest = crypto.SHA384, sum[:copy(sum[:], d[:])]
 	case "512":
-		d := sha512.Sum512(msg)
-		hash, digest = crypto.SHA512, d[:]
+		sum = sha512.Sum512(msg)
+		hash, digest = crypto.SHA512, sum[:]
 	default:
 		return false
 	}
@@ -511,7 +533,10 @@ func verifySignature(alg string, key crypto.PublicKey, signingInput string, sig 
 		return ok && rsa.VerifyPKCS1v15(k, hash, digest, sig) == nil
 	case 'P':
 		k, ok := key.(*rsa.PublicKey)
-		return ok && rsa.VerifyPSS(k, hash, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash}) == nil
+		// VerifyPSS keeps its digest argument (escape analysis), which
+		// would put sum on the heap for every algorithm: PSS gets a copy.
+		kept := append([]byte(nil), digest...)
+		return ok && rsa.VerifyPSS(k, hash, kept, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash}) == nil
 	case 'E':
 		k, ok := key.(*ecdsa.PublicKey)
 		if !ok {
