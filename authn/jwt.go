@@ -7,7 +7,6 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/sha512"
-	"encoding/base64"
 	"math"
 	"math/big"
 	"strconv"
@@ -20,11 +19,6 @@ import (
 
 	"github.com/mcpauth-go/mcpauth/internal/jsonread"
 )
-
-// b64 is the strict unpadded base64url decoding JWS compact serialization
-// uses (RFC 7515 §2); Strict rejects non-canonical trailing bits, so one
-// token has exactly one encoding.
-var b64 = base64.RawURLEncoding.Strict()
 
 // Verify verifies token and returns the identity it carries.
 //
@@ -130,7 +124,7 @@ func isJOSEHeader(seg string) bool {
 	if !looksLikeJOSE(seg) {
 		return false
 	}
-	b, err := b64.DecodeString(seg)
+	b, err := decodeSegment(nil, seg)
 	if err != nil {
 		return false
 	}
@@ -453,16 +447,6 @@ func numericDate(claims map[string]any, name string) (time.Time, bool, error) {
 	f = math.Max(math.Min(f, maxSeconds), -maxSeconds)
 	sec, frac := math.Modf(f)
 	return time.Unix(int64(sec), int64(frac*1e9)), true, nil
-}
-
-func decodeSegment(dst []byte, seg string) ([]byte, error) {
-	n := b64.DecodedLen(len(seg))
-	if cap(dst) < n {
-		dst = make([]byte, n)
-	}
-	dst = dst[:n]
-	m, err := b64.Decode(dst, unsafe.Slice(unsafe.StringData(seg), len(seg)))
-	return dst[:m], err
 }
 
 // quoteShort quotes s for an error message or a log line, truncated to 32
