@@ -91,7 +91,7 @@ func (d *decoder) value(depth int) (any, error) {
 			return nil, err
 		}
 		if len(d.lists) == cap(d.lists) {
-			d.lists = make([][]any, 0, max(2*cap(d.lists), 4))
+			d.lists = make([][]any, 0, max(2*cap(d.lists), 2))
 		}
 		d.lists = append(d.lists, a)
 		return box(listType, unsafe.Pointer(&d.lists[len(d.lists)-1])), nil
@@ -254,7 +254,7 @@ func (d *decoder) array(depth int) ([]any, error) {
 				if n > 64 {
 					return append(make([]any, 0, n), elems...), nil
 				}
-				d.elems = make([]any, 0, max(2*cap(d.elems), 16))
+				d.elems = make([]any, 0, max(2*cap(d.elems), n+6))
 			}
 			d.elems = append(d.elems, elems...)
 			return d.elems[len(d.elems)-n : len(d.elems) : len(d.elems)], nil
