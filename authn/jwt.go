@@ -194,11 +194,12 @@ func (v *Verifier) verifyJWS(ctx context.Context, token string, d1, d2 int, now 
 	if err != nil {
 		return nil, nil, invalid("payload is not base64url")
 	}
-	claims, err := jsonread.ParseObjectString(unsafe.String(unsafe.SliceData(payload), len(payload)))
+	var reg registered
+	claims, err := jsonread.ParseObjectFunc(unsafe.String(unsafe.SliceData(payload), len(payload)), reg.see)
 	if err != nil {
 		return nil, nil, invalidf("payload is not a JSON object without duplicate or case-variant claims", err)
 	}
-	t, err := v.checkClaims(claims, token, now)
+	t, err := v.checkClaims(&reg, claims, token, now)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -289,21 +290,64 @@ func (v *Verifier) typAllowed(typ string) bool {
 	return !v.cfg.StrictTyp && t == "jwt"
 }
 
-// checkClaims validates the registered claims and builds the TokenInfo,
-// which carries token.
-func (v *Verifier) checkClaims(claims map[string]any, token string, now time.Time) (*verifiedJWS, error) {
-	iss, _ := claims["iss"].(string)
+// registered holds the claims checkClaims reads, handed over while the
+// payload is decoded (jsonread.ParseObjectFunc) rather than looked up in
+// the claims map afterwards.
+type registered struct {
+	iss, sub, aud, exp, nbf, iat, scope, scp, clientID, azp claim
+}
+
+// claim is one member of a JWT payload, ok when the payload has it (a
+// null included).
+type claim struct {
+	v  any
+	ok bool
+}
+
+func (r *registered) see(name string, v any) {
+	var c *claim
+	switch name {
+	case "iss":
+		c = &r.iss
+	case "sub":
+		c = &r.sub
+	case "aud":
+		c = &r.aud
+	case "exp":
+		c = &r.exp
+	case "nbf":
+		c = &r.nbf
+	case "iat":
+		c = &r.iat
+	case "scope":
+		c = &r.scope
+	case "scp":
+		c = &r.scp
+	case "client_id":
+		c = &r.clientID
+	case "azp":
+		c = &r.azp
+	default:
+		return
+	}
+	*c = claim{v, true}
+}
+
+// checkClaims validates the registered claims (reg, from the payload
+// whose members are claims) and builds the TokenInfo, which carries token.
+func (v *Verifier) checkClaims(reg *registered, claims map[string]any, token string, now time.Time) (*verifiedJWS, error) {
+	iss, _ := reg.iss.v.(string)
 	if iss != v.cfg.Issuer {
 		return nil, invalid("iss " + quoteShort(iss) + " does not match the configured issuer " + strconv.Quote(v.cfg.Issuer))
 	}
 	t := new(verifiedJWS)
 	var aud []string
 	var ok bool
-	if a, isString := claims["aud"].(string); isString {
+	if a, isString := reg.aud.v.(string); isString {
 		t.aud[0] = a
 		aud, ok = t.aud[:], true
 	} else {
-		aud, ok = stringOrList(claims["aud"])
+		aud, ok = stringOrList(reg.aud.v)
 	}
 	if !ok {
 		return nil, invalid("aud is missing or not a string or array of strings")
@@ -311,23 +355,23 @@ func (v *Verifier) checkClaims(claims map[string]any, token string, now time.Tim
 	if !v.audienceMatches(aud) {
 		return nil, invalid("aud " + quoteList(aud) + " does not contain this resource " + quoteConfigured(v.cfg.Audience))
 	}
-	sub, _ := claims["sub"].(string)
+	sub, _ := reg.sub.v.(string)
 	if sub == "" {
 		return nil, invalid("sub is missing")
 	}
-	exp, ok, err := numericDate(claims, "exp")
+	exp, ok, err := numericDate(reg.exp, "exp")
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
 		return nil, invalid("exp is missing")
 	}
-	if nbf, ok, err := numericDate(claims, "nbf"); err != nil {
+	if nbf, ok, err := numericDate(reg.nbf, "nbf"); err != nil {
 		return nil, err
 	} else if ok && now.Add(v.leeway).Before(nbf) {
 		return nil, invalid("token is not valid yet (nbf)")
 	}
-	iat, ok, err := numericDate(claims, "iat")
+	iat, ok, err := numericDate(reg.iat, "iat")
 	if err != nil {
 		return nil, err
 	}
@@ -348,18 +392,19 @@ func (v *Verifier) checkClaims(claims map[string]any, token string, now time.Tim
 		raw:      &t.raw,
 	}
 	info := &t.info
-	if s, ok := claims["scope"].(string); ok {
+	if s, ok := reg.scope.v.(string); ok {
 		info.Scopes = strings.Fields(s)
-	} else if scp, ok := claims["scp"]; ok {
+	} else if reg.scp.ok {
+		scp := reg.scp.v
 		if s, ok := scp.(string); ok {
 			info.Scopes = strings.Fields(s)
 		} else if l, ok := stringOrList(scp); ok {
 			info.Scopes = l
 		}
 	}
-	if c, ok := claims["client_id"].(string); ok {
+	if c, ok := reg.clientID.v.(string); ok {
 		info.ClientID = c
-	} else if c, ok := claims["azp"].(string); ok {
+	} else if c, ok := reg.azp.v.(string); ok {
 		info.ClientID = c
 	}
 	return t, nil
@@ -433,13 +478,12 @@ func stringOrList(x any) ([]string, bool) {
 	return nil, false
 }
 
-// numericDate reads an RFC 7519 NumericDate claim.
-func numericDate(claims map[string]any, name string) (time.Time, bool, error) {
-	x, ok := claims[name]
-	if !ok {
+// numericDate reads c, the RFC 7519 NumericDate claim name.
+func numericDate(c claim, name string) (time.Time, bool, error) {
+	if !c.ok {
 		return time.Time{}, false, nil
 	}
-	f, ok := x.(float64)
+	f, ok := c.v.(float64)
 	if !ok {
 		return time.Time{}, false, invalid(name + " is not a number")
 	}

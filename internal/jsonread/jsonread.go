@@ -32,7 +32,8 @@
 //     claims. It decodes in one pass straight into the maps, with the same
 //     checks and no tree; it copies the source once and lets every string
 //     share that copy ([ParseObjectString] takes a string and copies
-//     nothing), so the maps share no memory with data. [Value.Any] converts
+//     nothing; [ParseObjectFunc] also hands each root member to a
+//     function), so the maps share no memory with data. [Value.Any] converts
 //     a subtree of a tree the same way. A [Parser] reuses its memory from
 //     one document to the next (no allocation once warm).
 package jsonread

@@ -245,6 +245,23 @@ func TestParseObjectShared(t *testing.T) {
 	}
 }
 
+// TestParseObjectFunc: root sees each member of the root object, in
+// order, with the value the map holds, and no nested member.
+func TestParseObjectFunc(t *testing.T) {
+	t.Parallel()
+	var names []string
+	var values []any
+	see := func(name string, v any) { names, values = append(names, name), append(values, v) }
+	m, err := ParseObjectFunc(`{"iss":"x","o":{"iss":"nested","l":[{"a":1}]},"exp":1.5,"n":null,"l":["a"]}`, see)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"iss", "o", "exp", "n", "l"}, names)
+	for i, n := range names {
+		assert.Equal(t, m[n], values[i], n)
+	}
+	_, err = ParseObjectFunc(`{"a":1,"A":2}`, func(string, any) {})
+	assert.ErrorIs(t, err, ErrDuplicate)
+}
+
 // FuzzParseJSON is the differential test against encoding/json: whatever
 // Parse accepts, encoding/json accepts too and decodes to the same value
 // (numbers compared as literals); Parse never accepts two member names

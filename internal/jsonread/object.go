@@ -26,7 +26,15 @@ func ParseObject(data []byte) (map[string]any, error) {
 // It decodes in one pass, straight into the maps, with the checks Parse
 // makes (syntax, UTF-8, depth, duplicate and case-variant names); no tree
 // is built.
-func ParseObjectString(s string) (map[string]any, error) {
+func ParseObjectString(s string) (map[string]any, error) { return ParseObjectFunc(s, nil) }
+
+// ParseObjectFunc is ParseObjectString that also calls root, when it is
+// not nil, with each member of the root object in source order as it is
+// decoded, so that a reader of a few members (a JWT's registered claims)
+// need not look them up in the map. Names are unique (case-variants are
+// refused) but a document may still turn out invalid after some calls:
+// what root saw is only to be used when the error is nil.
+func ParseObjectFunc(s string, root func(name string, value any)) (map[string]any, error) {
 	if len(s) > math.MaxInt32 {
 		return nil, ErrSyntax
 	}
@@ -35,7 +43,7 @@ func ParseObjectString(s string) (map[string]any, error) {
 	if d.pos >= len(d.data) || d.data[d.pos] != '{' {
 		return nil, ErrNotObject
 	}
-	m, err := d.object(1)
+	m, err := d.object(1, root)
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +88,7 @@ func (d *decoder) value(depth int) (any, error) {
 	}
 	switch c := d.data[d.pos]; {
 	case c == '{':
-		m, err := d.object(depth + 1)
+		m, err := d.object(depth+1, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -126,10 +134,11 @@ func (d *decoder) literal(s string) error {
 	return nil
 }
 
-// object decodes the object at d.pos, nested at depth. Its members collect
-// on the goroutine's stack, checked against each other as they come, and
-// go into a map of their exact count at the end.
-func (d *decoder) object(depth int) (map[string]any, error) {
+// object decodes the object at d.pos, nested at depth, and calls root,
+// unless nil, with each member. Its members collect on the goroutine's
+// stack, checked against each other as they come, and go into a map of
+// their exact count at the end.
+func (d *decoder) object(depth int, root func(string, any)) (map[string]any, error) {
 	if depth > MaxDepth {
 		return nil, ErrDepth
 	}
@@ -189,6 +198,9 @@ func (d *decoder) object(depth int) (map[string]any, error) {
 			return nil, err
 		}
 		members = append(members, member{key, val})
+		if root != nil {
+			root(key, val)
+		}
 		d.ws()
 		if d.pos >= len(d.data) {
 			return nil, ErrSyntax
