@@ -144,7 +144,8 @@ func TestParseObject(t *testing.T) {
 		compareObject(t, []byte(s))
 		compareDecoders(t, []byte(s))
 	}
-	for _, s := range []string{`{"a":1,"a":2}`, `{"o":{"k":1,"k":1}}`, `{"l":[{"k":1,"k":2}]}`, `{"A":1,"a":2}`} {
+	for _, s := range []string{`{"a":1,"a":2}`, `{"o":{"k":1,"k":1}}`, `{"l":[{"k":1,"k":2}]}`, `{"A":1,"a":2}`,
+		`{"\u212aey":1,"x":0,"key":2}`, `{"key":1,"x":0,"\u212aey":2}`, `{"\u017fub":1,"SUB":2}`, `{"":1,"x":0,"":2}`} {
 		_, err := ParseObject([]byte(s))
 		assert.ErrorIs(t, err, ErrDuplicate, s)
 	}
