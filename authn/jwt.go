@@ -7,7 +7,6 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/sha512"
-	"encoding/base64"
 	"math"
 	"math/big"
 	"strconv"
@@ -20,11 +19,6 @@ import (
 
 	"github.com/mcpauth-go/mcpauth/internal/jsonread"
 )
-
-// b64 is the strict unpadded base64url decoding JWS compact serialization
-// uses (RFC 7515 §2); Strict rejects non-canonical trailing bits, so one
-// token has exactly one encoding.
-var b64 = base64.RawURLEncoding.Strict()
 
 // Verify verifies token and returns the identity it carries.
 //
@@ -74,18 +68,29 @@ func (v *Verifier) verify(ctx context.Context, token string) (*TokenInfo, error)
 	}
 
 	now := v.now()
-	info, key, err := v.verifyJWS(ctx, token, d1, d2, now)
+	t, key, err := v.verifyJWS(ctx, token, d1, d2, now)
 	if err != nil {
 		return nil, err
 	}
+	info := &t.info
 	if v.cache != nil {
 		until := now.Add(v.tokenCacheMaxTTL)
 		if info.Expiry.Before(until) {
 			until = info.Expiry
 		}
-		v.cache.put(&cacheEntry{info: info, key: key, until: until}, now)
+		t.entry = cacheEntry{info: info, key: key, until: until}
+		v.cache.put(&t.entry, now)
 	}
 	return info, nil
+}
+
+// verifiedJWS is what the verification of a JWS allocates for its result,
+// as one object: the TokenInfo with its token, its cache entry, and the
+// list a single-string aud becomes.
+type verifiedJWS struct {
+	tokenInfoWithRaw
+	entry cacheEntry
+	aud   [1]string
 }
 
 // cached is the warm path: the identity of this very token (compared in
@@ -119,7 +124,7 @@ func isJOSEHeader(seg string) bool {
 	if !looksLikeJOSE(seg) {
 		return false
 	}
-	b, err := b64.DecodeString(seg)
+	b, err := decodeSegment(nil, seg)
 	if err != nil {
 		return false
 	}
@@ -152,7 +157,7 @@ func (v *Verifier) opaque(ctx context.Context, token string) (*TokenInfo, error)
 
 // verifyJWS verifies a compact JWS whose dots are at d1 and d2. The returned
 // TokenInfo carries the token.
-func (v *Verifier) verifyJWS(ctx context.Context, token string, d1, d2 int, now time.Time) (*TokenInfo, *pubKey, error) {
+func (v *Verifier) verifyJWS(ctx context.Context, token string, d1, d2 int, now time.Time) (*verifiedJWS, *pubKey, error) {
 	h, known := v.headers.get(token[:d1])
 	if !known {
 		var err error
@@ -163,7 +168,7 @@ func (v *Verifier) verifyJWS(ctx context.Context, token string, d1, d2 int, now 
 	alg, kid := h.alg, h.kid
 	// jku, x5u, jwk and x5c are never read: keys come only from the JWKS.
 
-	var sbuf [160]byte
+	var sbuf [512]byte // an RSA-4096 signature
 	sig, err := decodeSegment(sbuf[:0], token[d2+1:])
 	if err != nil {
 		return nil, nil, invalid("signature is not base64url")
@@ -183,23 +188,25 @@ func (v *Verifier) verifyJWS(ctx context.Context, token string, d1, d2 int, now 
 		return nil, nil, invalid("signature verification failed")
 	}
 
-	var pbuf [2048]byte
-	payload, err := decodeSegment(pbuf[:0], token[d1+1:d2])
+	// The payload is decoded into memory of its own, which nothing writes
+	// to afterwards: the claims' strings share it.
+	payload, err := decodeSegment(nil, token[d1+1:d2])
 	if err != nil {
 		return nil, nil, invalid("payload is not base64url")
 	}
-	claims, err := jsonread.ParseObject(payload)
+	var reg registered
+	claims, err := jsonread.ParseObjectFunc(unsafe.String(unsafe.SliceData(payload), len(payload)), reg.see)
 	if err != nil {
 		return nil, nil, invalidf("payload is not a JSON object without duplicate or case-variant claims", err)
 	}
-	info, err := v.checkClaims(claims, token, now)
+	t, err := v.checkClaims(&reg, claims, token, now)
 	if err != nil {
 		return nil, nil, err
 	}
 	if !known {
 		v.headers.put(token[:d1], h)
 	}
-	return info, key, nil
+	return t, key, nil
 }
 
 // joseHeader is what verification reads from a JWS header that passed the
@@ -283,37 +290,88 @@ func (v *Verifier) typAllowed(typ string) bool {
 	return !v.cfg.StrictTyp && t == "jwt"
 }
 
-// checkClaims validates the registered claims and builds the TokenInfo,
-// which carries token.
-func (v *Verifier) checkClaims(claims map[string]any, token string, now time.Time) (*TokenInfo, error) {
-	iss, _ := claims["iss"].(string)
+// registered holds the claims checkClaims reads, handed over while the
+// payload is decoded (jsonread.ParseObjectFunc) rather than looked up in
+// the claims map afterwards.
+type registered struct {
+	iss, sub, aud, exp, nbf, iat, scope, scp, clientID, azp claim
+}
+
+// claim is one member of a JWT payload, ok when the payload has it (a
+// null included).
+type claim struct {
+	v  any
+	ok bool
+}
+
+func (r *registered) see(name string, v any) {
+	var c *claim
+	switch name {
+	case "iss":
+		c = &r.iss
+	case "sub":
+		c = &r.sub
+	case "aud":
+		c = &r.aud
+	case "exp":
+		c = &r.exp
+	case "nbf":
+		c = &r.nbf
+	case "iat":
+		c = &r.iat
+	case "scope":
+		c = &r.scope
+	case "scp":
+		c = &r.scp
+	case "client_id":
+		c = &r.clientID
+	case "azp":
+		c = &r.azp
+	default:
+		return
+	}
+	*c = claim{v, true}
+}
+
+// checkClaims validates the registered claims (reg, from the payload
+// whose members are claims) and builds the TokenInfo, which carries token.
+func (v *Verifier) checkClaims(reg *registered, claims map[string]any, token string, now time.Time) (*verifiedJWS, error) {
+	iss, _ := reg.iss.v.(string)
 	if iss != v.cfg.Issuer {
 		return nil, invalid("iss " + quoteShort(iss) + " does not match the configured issuer " + strconv.Quote(v.cfg.Issuer))
 	}
-	aud, ok := stringOrList(claims["aud"])
+	t := new(verifiedJWS)
+	var aud []string
+	var ok bool
+	if a, isString := reg.aud.v.(string); isString {
+		t.aud[0] = a
+		aud, ok = t.aud[:], true
+	} else {
+		aud, ok = stringOrList(reg.aud.v)
+	}
 	if !ok {
 		return nil, invalid("aud is missing or not a string or array of strings")
 	}
 	if !v.audienceMatches(aud) {
 		return nil, invalid("aud " + quoteList(aud) + " does not contain this resource " + quoteConfigured(v.cfg.Audience))
 	}
-	sub, _ := claims["sub"].(string)
+	sub, _ := reg.sub.v.(string)
 	if sub == "" {
 		return nil, invalid("sub is missing")
 	}
-	exp, ok, err := numericDate(claims, "exp")
+	exp, ok, err := numericDate(reg.exp, "exp")
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
 		return nil, invalid("exp is missing")
 	}
-	if nbf, ok, err := numericDate(claims, "nbf"); err != nil {
+	if nbf, ok, err := numericDate(reg.nbf, "nbf"); err != nil {
 		return nil, err
 	} else if ok && now.Add(v.leeway).Before(nbf) {
 		return nil, invalid("token is not valid yet (nbf)")
 	}
-	iat, ok, err := numericDate(claims, "iat")
+	iat, ok, err := numericDate(reg.iat, "iat")
 	if err != nil {
 		return nil, err
 	}
@@ -323,31 +381,33 @@ func (v *Verifier) checkClaims(claims map[string]any, token string, now time.Tim
 	if !now.Before(exp.Add(v.leeway)) {
 		return nil, &tokenError{kind: ErrExpired, cause: "exp has passed"}
 	}
-	c := &tokenInfoWithRaw{raw: token, info: TokenInfo{
+	t.raw = token
+	t.info = TokenInfo{
 		Issuer:   iss,
 		Subject:  sub,
 		Audience: aud,
 		Expiry:   exp,
 		IssuedAt: iat,
 		Claims:   claims,
-	}}
-	info := &c.info
-	info.raw = &c.raw
-	if s, ok := claims["scope"].(string); ok {
+		raw:      &t.raw,
+	}
+	info := &t.info
+	if s, ok := reg.scope.v.(string); ok {
 		info.Scopes = strings.Fields(s)
-	} else if scp, ok := claims["scp"]; ok {
+	} else if reg.scp.ok {
+		scp := reg.scp.v
 		if s, ok := scp.(string); ok {
 			info.Scopes = strings.Fields(s)
 		} else if l, ok := stringOrList(scp); ok {
 			info.Scopes = l
 		}
 	}
-	if c, ok := claims["client_id"].(string); ok {
+	if c, ok := reg.clientID.v.(string); ok {
 		info.ClientID = c
-	} else if c, ok := claims["azp"].(string); ok {
+	} else if c, ok := reg.azp.v.(string); ok {
 		info.ClientID = c
 	}
-	return info, nil
+	return t, nil
 }
 
 func (v *Verifier) audienceMatches(aud []string) bool {
@@ -418,13 +478,12 @@ func stringOrList(x any) ([]string, bool) {
 	return nil, false
 }
 
-// numericDate reads an RFC 7519 NumericDate claim.
-func numericDate(claims map[string]any, name string) (time.Time, bool, error) {
-	x, ok := claims[name]
-	if !ok {
+// numericDate reads c, the RFC 7519 NumericDate claim name.
+func numericDate(c claim, name string) (time.Time, bool, error) {
+	if !c.ok {
 		return time.Time{}, false, nil
 	}
-	f, ok := x.(float64)
+	f, ok := c.v.(float64)
 	if !ok {
 		return time.Time{}, false, invalid(name + " is not a number")
 	}
@@ -432,16 +491,6 @@ func numericDate(claims map[string]any, name string) (time.Time, bool, error) {
 	f = math.Max(math.Min(f, maxSeconds), -maxSeconds)
 	sec, frac := math.Modf(f)
 	return time.Unix(int64(sec), int64(frac*1e9)), true, nil
-}
-
-func decodeSegment(dst []byte, seg string) ([]byte, error) {
-	n := b64.DecodedLen(len(seg))
-	if cap(dst) < n {
-		dst = make([]byte, n)
-	}
-	dst = dst[:n]
-	m, err := b64.Decode(dst, unsafe.Slice(unsafe.StringData(seg), len(seg)))
-	return dst[:m], err
 }
 
 // quoteShort quotes s for an error message or a log line, truncated to 32
@@ -491,17 +540,18 @@ func verifySignature(alg string, key crypto.PublicKey, signingInput string, sig 
 		return ok && ed25519.Verify(k, msg, sig)
 	}
 	var hash crypto.Hash
+	var sum [sha512.Size]byte // one array for every hash, so that it stays on the stack
 	var digest []byte
 	switch alg[2:] {
 	case "256":
 		d := sha256.Sum256(msg)
-		hash, digest = crypto.SHA256, d[:]
+		hash, digest = crypto.SHA256, sum[:copy(sum[:], d[:])]
 	case "384":
 		d := sha512.Sum384(msg)
-		hash, digest = crypto.SHA384, d[:]
+		hash, digest = crypto.SHA384, sum[:copy(sum[:], d[:])]
 	case "512":
-		d := sha512.Sum512(msg)
-		hash, digest = crypto.SHA512, d[:]
+		sum = sha512.Sum512(msg)
+		hash, digest = crypto.SHA512, sum[:]
 	default:
 		return false
 	}
@@ -511,7 +561,10 @@ func verifySignature(alg string, key crypto.PublicKey, signingInput string, sig 
 		return ok && rsa.VerifyPKCS1v15(k, hash, digest, sig) == nil
 	case 'P':
 		k, ok := key.(*rsa.PublicKey)
-		return ok && rsa.VerifyPSS(k, hash, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash}) == nil
+		// VerifyPSS keeps its digest argument (escape analysis), which
+		// would put sum on the heap for every algorithm: PSS gets a copy.
+		kept := append([]byte(nil), digest...)
+		return ok && rsa.VerifyPSS(k, hash, kept, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash}) == nil
 	case 'E':
 		k, ok := key.(*ecdsa.PublicKey)
 		if !ok {

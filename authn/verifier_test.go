@@ -173,6 +173,7 @@ func TestVerifyRejects(t *testing.T) {
 		{"garbage", "eyJ.not.valid", false},
 		{"opaque without introspection", "0123456789abcdef", false},
 		{"non-canonical base64", nonCanonical(f.idp.Token(nil)), false},
+		{"line breaks in the signature", lineBreaks(f.idp.Token(nil)), false},
 		{"signature stripped", stripSig(f.idp.Token(nil)), false},
 		{"tampered payload", tamper(f.idp.Token(map[string]any{"sub": "alice"})), false},
 	}
@@ -226,6 +227,14 @@ func nonCanonical(tok string) string {
 		alt = 'C'
 	}
 	return parts[0] + "." + parts[1] + "." + sig[:len(sig)-1] + string(alt)
+}
+
+// lineBreaks inserts a CRLF into the signature segment: encoding/base64
+// skips line breaks, so the signature still decodes to the same bytes, but
+// one token has one encoding and this one is refused.
+func lineBreaks(tok string) string {
+	d := strings.LastIndexByte(tok, '.')
+	return tok[:d+9] + "\r\n" + tok[d+9:]
 }
 
 func stripSig(tok string) string { return tok[:strings.LastIndexByte(tok, '.')+1] }

@@ -29,12 +29,13 @@
 //   - [ParseObject] decodes one JSON object into map[string]any with
 //     encoding/json's value types (string, float64, bool, nil, []any,
 //     map[string]any) for code that wants maps, such as a JWT's header and
-//     claims. It costs about what a dedicated map decoder does (it copies
-//     the source once and lets every string share that copy; on a 400-byte
-//     token payload within 10% of the jsonlite decoder it replaces, and half
-//     of encoding/json), and the maps it returns share no memory with data.
-//     [Value.Any] converts a subtree the same way. A [Parser] reuses its
-//     memory from one document to the next (no allocation once warm).
+//     claims. It decodes in one pass straight into the maps, with the same
+//     checks and no tree; it copies the source once and lets every string
+//     share that copy ([ParseObjectString] takes a string and copies
+//     nothing; [ParseObjectFunc] also hands each root member to a
+//     function), so the maps share no memory with data. [Value.Any] converts
+//     a subtree of a tree the same way. A [Parser] reuses its memory from
+//     one document to the next (no allocation once warm).
 package jsonread
 
 import (
@@ -200,42 +201,6 @@ func (p *Parser) Release() {
 	}
 }
 
-// ParseObject decodes data, which must hold exactly one JSON object, into a
-// map with encoding/json's value types: string, float64, bool, nil, []any
-// and map[string]any. A number outside float64's range is ErrRange (as
-// encoding/json refuses it). The result shares no memory with data.
-func ParseObject(data []byte) (map[string]any, error) {
-	if len(data) > math.MaxInt32 {
-		return nil, ErrSyntax
-	}
-	// Copy data once into an immutable string: every string of the tree,
-	// and so of the maps, can then share it without copying again.
-	s := string(data)
-	src := unsafe.Slice(unsafe.StringData(s), len(s))
-	i := 0
-	for i < len(src) && (src[i] == ' ' || src[i] == '\t' || src[i] == '\n' || src[i] == '\r') {
-		i++
-	}
-	if i >= len(src) || src[i] != '{' {
-		return nil, ErrNotObject
-	}
-	p := parsers.Get().(*parser)
-	defer p.release()
-	// The tree is dropped once converted: its arena is recycled too.
-	if p.arena == nil {
-		p.arena = make([]Member, 0, 64)
-	}
-	p.out = p.arena[:0]
-	v, err := p.parse(src, Options{})
-	var m map[string]any
-	if err == nil {
-		m, err = v.object()
-	}
-	clear(p.out) // drop references into s
-	p.arena = p.out[:0]
-	return m, err
-}
-
 // Any converts v to encoding/json's value types (see ParseObject). Strings
 // share the parse's source memory, as the tree does. A number outside
 // float64's range is ErrRange; a container that was not kept converts as
@@ -303,7 +268,7 @@ func (p *parser) release() {
 	clear(p.members[:p.hiMembers]) // drop references into data
 	clear(p.elems[:p.hiElems])
 	p.data, p.members, p.elems, p.hiMembers, p.hiElems, p.out = nil, p.members[:0], p.elems[:0], 0, 0, nil
-	if cap(p.members) <= 1024 && cap(p.elems) <= 1024 && cap(p.arena) <= 1024 {
+	if cap(p.members) <= 1024 && cap(p.elems) <= 1024 {
 		parsers.Put(p) // keep only small stacks around
 	}
 }
@@ -327,8 +292,7 @@ type parser struct {
 	// what it used
 	hiMembers, hiElems int
 	opts               Options
-	values             int      // values begun so far
-	arena              []Member // ParseObject's recycled arena
+	values             int // values begun so far
 }
 
 // emit copies a finished container's children to the arena.

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -140,8 +142,10 @@ func TestParseObject(t *testing.T) {
 	t.Parallel()
 	for _, s := range seeds {
 		compareObject(t, []byte(s))
+		compareDecoders(t, []byte(s))
 	}
-	for _, s := range []string{`{"a":1,"a":2}`, `{"o":{"k":1,"k":1}}`, `{"l":[{"k":1,"k":2}]}`, `{"A":1,"a":2}`} {
+	for _, s := range []string{`{"a":1,"a":2}`, `{"o":{"k":1,"k":1}}`, `{"l":[{"k":1,"k":2}]}`, `{"A":1,"a":2}`,
+		`{"\u212aey":1,"x":0,"key":2}`, `{"key":1,"x":0,"\u212aey":2}`, `{"\u017fub":1,"SUB":2}`, `{"":1,"x":0,"":2}`} {
 		_, err := ParseObject([]byte(s))
 		assert.ErrorIs(t, err, ErrDuplicate, s)
 	}
@@ -186,6 +190,79 @@ func compareObject(t *testing.T, data []byte) {
 	}
 }
 
+// compareDecoders asserts that ParseObject, which decodes in one pass,
+// and Parse then Value.Any (the tree) give the same map or the same error.
+func compareDecoders(t *testing.T, data []byte) {
+	t.Helper()
+	got, err := ParseObject(data)
+	var want any
+	v, werr := Parse(data)
+	if werr == nil && v.Kind != Object {
+		werr = ErrNotObject
+	}
+	if werr == nil {
+		want, werr = v.Any()
+	}
+	if err != nil || werr != nil {
+		if !errors.Is(err, werr) && !(errors.Is(err, ErrNotObject) && werr != nil) {
+			t.Fatalf("%q: ParseObject error %v, tree %v", data, err, werr)
+		}
+		return
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("%q: ParseObject\n got %#v\nwant %#v", data, got, want)
+	}
+}
+
+// TestParseObjectShared decodes documents with more strings, numbers and
+// arrays than the decoder's first shared arrays hold, collects garbage,
+// and checks every value against encoding/json: values boxed into shared
+// arrays keep their arrays alive and never alias one another.
+func TestParseObjectShared(t *testing.T) {
+	t.Parallel()
+	var docs []string
+	for _, n := range []int{1, 3, 17, 100, 700} {
+		var b strings.Builder
+		b.WriteString(`{"empty":"","zero":0,"neg0":-0,"big":123456789012345,"bigger":1234567890123456,"l":[]`)
+		for i := range n {
+			fmt.Fprintf(&b, `,"s%d":"v%d","n%d":%d.5,"i%d":%d,"a%d":["x%d",%d,[%d,"y"],{"k":"z%d"}]`, i, i, i, i, i, -i, i, i, i, i, i)
+		}
+		b.WriteString(`,"o":{"deep":[[[["w"]]]]}}`)
+		docs = append(docs, b.String())
+	}
+	maps := make([]map[string]any, len(docs))
+	for i, d := range docs {
+		m, err := ParseObjectString(d)
+		require.NoError(t, err)
+		maps[i] = m
+		compareDecoders(t, []byte(d))
+	}
+	runtime.GC()
+	for i, d := range docs {
+		var want map[string]any
+		require.NoError(t, json.Unmarshal([]byte(d), &want))
+		require.Equal(t, want, maps[i])
+		assert.True(t, math.Signbit(maps[i]["neg0"].(float64)), "-0 keeps its sign")
+	}
+}
+
+// TestParseObjectFunc: root sees each member of the root object, in
+// order, with the value the map holds, and no nested member.
+func TestParseObjectFunc(t *testing.T) {
+	t.Parallel()
+	var names []string
+	var values []any
+	see := func(name string, v any) { names, values = append(names, name), append(values, v) }
+	m, err := ParseObjectFunc(`{"iss":"x","o":{"iss":"nested","l":[{"a":1}]},"exp":1.5,"n":null,"l":["a"]}`, see)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"iss", "o", "exp", "n", "l"}, names)
+	for i, n := range names {
+		assert.Equal(t, m[n], values[i], n)
+	}
+	_, err = ParseObjectFunc(`{"a":1,"A":2}`, func(string, any) {})
+	assert.ErrorIs(t, err, ErrDuplicate)
+}
+
 // FuzzParseJSON is the differential test against encoding/json: whatever
 // Parse accepts, encoding/json accepts too and decodes to the same value
 // (numbers compared as literals); Parse never accepts two member names
@@ -197,6 +274,7 @@ func FuzzParseJSON(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		compareObject(t, data)
+		compareDecoders(t, data)
 		// Containers that are not kept are checked alike: same verdict,
 		// same value count, same span.
 		for _, max := range []int{0, 5} {
