@@ -157,23 +157,13 @@ func edgeJSONBody(code, desc string) string {
 }
 
 func (m *bearerMiddleware) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	// The rejections are answered by methods of their own: their log
+	// attributes would otherwise make this frame, which every request
+	// carries below the rest of the stack, a kilobyte (see malformed).
 	ctx := r.Context()
 	tok, err := BearerToken(r)
 	if err != nil {
-		switch {
-		case errors.Is(err, ErrInvalidRequest):
-			m.log.LogAttrs(ctx, slog.LevelInfo, "authn: malformed bearer token request",
-				slog.String("method", r.Method), slog.String("path", r.URL.Path))
-			m.write(w, m.badRequest)
-			return
-		case errors.Is(err, ErrInvalidToken):
-			m.log.LogAttrs(ctx, slog.LevelInfo, "authn: invalid token",
-				slog.String("cause", err.Error()),
-				slog.String("method", r.Method), slog.String("path", r.URL.Path))
-			m.write(w, m.badToken)
-			return
-		}
-		m.write(w, m.withScopes(r, m.noToken, http.StatusUnauthorized, "", descNoToken))
+		m.malformed(w, r, err)
 		return
 	}
 
@@ -188,11 +178,7 @@ func (m *bearerMiddleware) serve(w http.ResponseWriter, r *http.Request, next ht
 
 	if required := m.required(r); len(required) > 0 {
 		if missing := missingScopes(info.Scopes, required, m.opts.ScopeImplies); len(missing) > 0 {
-			m.log.LogAttrs(ctx, slog.LevelInfo, "authn: insufficient scope",
-				slog.String("sub", info.Subject), slog.String("client_id", info.ClientID),
-				slog.Any("missing", missing),
-				slog.String("method", r.Method), slog.String("path", r.URL.Path))
-			m.write(w, m.withScopes(r, m.forbidden, http.StatusForbidden, "insufficient_scope", descInsufficientScope))
+			m.insufficient(w, r, info, missing)
 			return
 		}
 	}
@@ -205,7 +191,51 @@ func (m *bearerMiddleware) serve(w http.ResponseWriter, r *http.Request, next ht
 	next.ServeHTTP(w, r.WithContext(NewContext(ctx, info)))
 }
 
-// reject answers a failed verification.
+// malformed answers a request whose bearer token could not be extracted
+// (BearerToken's err).
+//
+// It and the other rejections are kept out of serve (go:noinline): every
+// request's stack holds serve's frame under the handler's, and a frame
+// grown by these log calls' attributes was enough, with an MCP handler and
+// authz's JSON parse above it, to overflow the 8 KB a connection's
+// goroutine gets back each time the collector shrinks its stack, so that
+// over a real connection most requests paid for copying the stack.
+//
+//go:noinline
+func (m *bearerMiddleware) malformed(w http.ResponseWriter, r *http.Request, err error) {
+	ctx := r.Context()
+	switch {
+	case errors.Is(err, ErrInvalidRequest):
+		m.log.LogAttrs(ctx, slog.LevelInfo, "authn: malformed bearer token request",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path))
+		m.write(w, m.badRequest)
+		return
+	case errors.Is(err, ErrInvalidToken):
+		m.log.LogAttrs(ctx, slog.LevelInfo, "authn: invalid token",
+			slog.String("cause", err.Error()),
+			slog.String("method", r.Method), slog.String("path", r.URL.Path))
+		m.write(w, m.badToken)
+		return
+	}
+	m.write(w, m.withScopes(r, m.noToken, http.StatusUnauthorized, "", descNoToken))
+}
+
+// insufficient answers a valid token that lacks the missing scopes (see
+// malformed for why it is a method of its own).
+//
+//go:noinline
+func (m *bearerMiddleware) insufficient(w http.ResponseWriter, r *http.Request, info *TokenInfo, missing []string) {
+	m.log.LogAttrs(r.Context(), slog.LevelInfo, "authn: insufficient scope",
+		slog.String("sub", info.Subject), slog.String("client_id", info.ClientID),
+		slog.Any("missing", missing),
+		slog.String("method", r.Method), slog.String("path", r.URL.Path))
+	m.write(w, m.withScopes(r, m.forbidden, http.StatusForbidden, "insufficient_scope", descInsufficientScope))
+}
+
+// reject answers a failed verification (see malformed for why it is a
+// method of its own).
+//
+//go:noinline
 func (m *bearerMiddleware) reject(w http.ResponseWriter, r *http.Request, tok string, err error) {
 	ctx := r.Context()
 	cause := redactToken(err.Error(), tok)

@@ -66,18 +66,20 @@ func hintBits(msg []byte, item *jsonread.Value) uint8 {
 }
 
 // record stores the hints of one tools/list item of the response msg (or
-// forgets them when the item has none any more). Nothing is allocated when they did not change.
-func (t *toolAnnotations) record(msg []byte, item *jsonread.Value) {
+// forgets them when the item has none any more) and reports whether that
+// changed them (and so the version, by one). Nothing is allocated when they
+// did not change.
+func (t *toolAnnotations) record(msg []byte, item *jsonread.Value) (changed bool) {
 	name, ok := item.Get("name")
 	if !ok || name.Kind != jsonread.String || name.Text == "" {
-		return
+		return false
 	}
 	bits := hintBits(msg, item)
 	t.mu.RLock()
 	old, known := t.m[name.Text]
 	t.mu.RUnlock()
 	if old.bits == bits && (known || bits == 0) {
-		return
+		return false
 	}
 	var attrs cedar.RecordMap
 	if bits != 0 {
@@ -93,7 +95,7 @@ func (t *toolAnnotations) record(msg []byte, item *jsonread.Value) {
 	defer t.version.Add(1)
 	if bits == 0 {
 		delete(t.m, name.Text)
-		return
+		return true
 	}
 	if t.m == nil {
 		t.m = map[string]toolHints{}
@@ -103,6 +105,7 @@ func (t *toolAnnotations) record(msg []byte, item *jsonread.Value) {
 		// buffer.
 		t.m[strings.Clone(name.Text)] = toolHints{bits: bits, attrs: attrs}
 	}
+	return true
 }
 
 // get returns the hints recorded for tool, or nil.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -176,14 +177,17 @@ func BenchmarkAuthorize(b *testing.B) {
 }
 
 // BenchmarkFilterToolsList filters a 200-tool tools/list response (JSON) of
-// which the caller may use 20, at 100 policies.
+// which the caller may use 20, at 100 policies: parsed (the first sight of
+// the list: the memo is emptied before each filtering) and remembered (the
+// same list with a new id each time, as a server answers every tools/list;
+// see listMemo).
 func BenchmarkFilterToolsList(b *testing.B) {
 	a, err := New(Config{Policies: benchPolicies(200)})
 	if err != nil {
 		b.Fatal(err)
 	}
 	var resp strings.Builder
-	resp.WriteString(`{"jsonrpc":"2.0","id":3,"result":{"tools":[`)
+	resp.WriteString(`{"jsonrpc":"2.0","id":10000000,"result":{"tools":[`)
 	for i := range 200 {
 		if i > 0 {
 			resp.WriteByte(',')
@@ -192,20 +196,32 @@ func BenchmarkFilterToolsList(b *testing.B) {
 	}
 	resp.WriteString(`],"ttlMs":60000,"cacheScope":"private"}}`)
 	list := []byte(resp.String())
+	digits := bytes.Index(list, []byte("10000000"))
 	ps := a.policies.Load()
 	sub := a.subjectFor(benchIdentity()) // token-backed, as through the middleware
-	b.SetBytes(int64(len(list)))
-	b.ReportAllocs()
-	var buf []byte // as serveFiltered keeps it in a pooled listBuffers
-	for b.Loop() {
-		f := listFilter{a: a, ps: ps, sub: sub, m: mcpMethods["tools/list"], msgBuf: buf}
-		out, err := f.filterBody("application/json", list)
-		if err != nil || f.kept != 20 {
-			b.Fatal(err, f.kept)
+	run := func(b *testing.B, remembered bool) {
+		b.SetBytes(int64(len(list)))
+		b.ReportAllocs()
+		var buf []byte // as serveFiltered keeps it in a pooled listBuffers
+		n := 10000000
+		for b.Loop() {
+			if remembered {
+				n++
+				copy(list[digits:], strconv.Itoa(n))
+			} else {
+				ps.lists = listMemo{}
+			}
+			f := listFilter{a: a, ps: ps, sub: sub, m: mcpMethods["tools/list"], msgBuf: buf}
+			out, err := f.filterBody("application/json", list)
+			if err != nil || f.kept != 20 {
+				b.Fatal(err, f.kept)
+			}
+			_ = out
+			buf = f.msgBuf
 		}
-		_ = out
-		buf = f.msgBuf
 	}
+	b.Run("parsed", func(b *testing.B) { run(b, false) })
+	b.Run("remembered", func(b *testing.B) { run(b, true) })
 }
 
 // BenchmarkListThroughMiddleware serves a 50-tool tools/list through the

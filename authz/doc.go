@@ -260,6 +260,16 @@
 // memory a decision needs (parse tree, entity view, context scratch) is
 // recycled between requests; it never holds the body the handler reads.
 //
+// A server answers every tools/list with the same bytes but for the
+// JSON-RPC id, so the policy set also remembers the shape of the last few
+// list messages seen twice (where the list, its items and their names are;
+// up to 256 KiB each) and, per caller, which items it may see: a message
+// equal to a remembered one except for its id, which must parse as one
+// string, number or null, is filtered without being parsed again. Only a
+// message that passed the full parse is remembered, so the one filtered
+// this way is one the full parse accepts, with the same items; a change of
+// tool hints since, or a Reload, sets the shape aside.
+//
 // [Authorizer.Reload] swaps the policy set atomically; a bad set is rejected
 // and the old one stays in force.
 package authz

@@ -219,6 +219,35 @@ func (f *listFilter) filterBody(contentType string, body []byte) ([]byte, error)
 // filterMessage filters one JSON-RPC response message. Anything but the
 // removed array elements is copied byte for byte.
 func (f *listFilter) filterMessage(msg []byte) ([]byte, error) {
+	p := responseParsers.Get().(*jsonread.Parser)
+	defer putResponseParser(p)
+	memo := &f.ps.lists
+	sh, delta, found := memo.find(msg, f.m.listKey, f.a.annotations.version.Load(), p)
+	if !found {
+		var local listShape
+		sh = &local
+		out, done, err := f.parseShape(p, msg, sh)
+		if done {
+			return out, err
+		}
+		if !sh.unshared && memo.admit(sh) {
+			if stored := memo.store(sh); stored != nil {
+				sh = stored // its verdicts are remembered below
+			}
+		}
+	}
+	f.lists++
+	keep, n := f.verdicts(sh)
+	f.kept += n
+	f.removed += len(sh.items) - n
+	return f.rewrite(msg, sh, delta, keep, n), nil
+}
+
+// parseShape parses msg and reads its list into sh (pointing into msg and
+// p's memory), recording tool annotations. done is true when msg is not to
+// be filtered: then out is msg (an error response, a message that is not
+// the result, a result without the list) or err is errFilter.
+func (f *listFilter) parseShape(p *jsonread.Parser, msg []byte, sh *listShape) (out []byte, done bool, err error) {
 	// One pass over the bytes: every value is checked (syntax, UTF-8,
 	// duplicate and case-variant names), but only the message, result, the
 	// list and each item's members are kept; deeper values (annotations,
@@ -226,74 +255,131 @@ func (f *listFilter) filterMessage(msg []byte) ([]byte, error) {
 	// lives in a recycled parser's memory until the message is rewritten.
 	// A case variant of "result" or of the list member would be the list to
 	// a case-insensitive client decoder (encoding/json) but not to Get.
-	p := responseParsers.Get().(*jsonread.Parser)
-	defer putResponseParser(p)
 	root, err := p.Parse(msg, jsonread.Options{KeepDepth: 4})
 	if err != nil || root.Kind != jsonread.Object || root.CaseVariant(resultMembers) {
-		return nil, errFilter
+		return nil, true, errFilter
 	}
 	result, ok := root.Get("result")
 	if !ok || result.Kind != jsonread.Object {
-		return msg, nil // an error response, or a message that is not the result
+		return msg, true, nil // an error response, or a message that is not the result
 	}
 	// A case variant of the list or of cacheScope would be read as them by
 	// a case-insensitive client decoder, not by Get.
 	if result.CaseVariant(f.m.resultKeys) {
-		return nil, errFilter
+		return nil, true, errFilter
 	}
 	list, ok := result.Get(f.m.listKey)
 	if !ok {
-		return msg, nil
+		return msg, true, nil
 	}
 	if list.Kind != jsonread.Array {
-		return nil, errFilter
+		return nil, true, errFilter
 	}
-	f.lists++
+	// The shape may be remembered only if the annotations, after this
+	// message's hints are recorded, are exactly what it left them (no
+	// other response changed one meanwhile): a remembered shape is used
+	// without recording again.
+	ann := f.a.annotations.version.Load()
+	changes := uint64(0)
 	if f.m.listKey == "tools" {
 		for i := range list.Kids {
-			f.a.annotations.record(msg, &list.Kids[i].Val)
+			if f.a.annotations.record(msg, &list.Kids[i].Val) {
+				changes++
+			}
 		}
 	}
-	keep := slices.Grow(f.keep[:0], len(list.Kids))[:len(list.Kids)]
-	f.keep = keep
-	n := 0
+	*sh = listShape{
+		msg: msg, listKey: f.m.listKey, idStart: -1, idEnd: -1,
+		resultStart: int(result.Start), listStart: int(list.Start), listEnd: int(list.End),
+		items: make([]shapeItem, 0, len(list.Kids)), ann: f.a.annotations.version.Load(),
+	}
+	sh.unshared = sh.ann-ann != changes
+	if id, ok := root.Get("id"); ok && (id.Kind == jsonread.String || id.Kind == jsonread.Number || id.Kind == jsonread.Null) {
+		sh.idStart, sh.idEnd = int(id.Start), int(id.End)
+	}
 	for i := range list.Kids {
-		keep[i] = f.allowed(&list.Kids[i].Val)
+		item := &list.Kids[i].Val
+		it := shapeItem{start: int(item.Start), end: int(item.End)}
+		if v, ok := item.Get(f.m.itemKey); ok && v.Kind == jsonread.String {
+			it.name = v.Text
+		}
+		sh.items = append(sh.items, it)
+	}
+	scope, hasScope := result.Get("cacheScope")
+	sh.hasScope = hasScope
+	if hasScope {
+		sh.scopeOK = scope.Kind == jsonread.String && scope.Text == "private"
+		sh.scopeStart, sh.scopeEnd = int(scope.Start), int(scope.End)
+	}
+	return nil, false, nil
+}
+
+// verdicts returns, per item of sh, whether the caller may see it, and
+// how many it may: remembered per caller on a remembered shape (see
+// listMemo), decided otherwise.
+func (f *listFilter) verdicts(sh *listShape) (keep []bool, n int) {
+	// Decisions for a subject without a token are never cached (see
+	// decideOp): it is built for one request.
+	memo := sh.remembered && f.sub.token != ""
+	k := verdictKey{sub: f.sub, ann: f.a.annotations.version.Load()}
+	if memo {
+		if keep, ok := sh.verdict(k); ok {
+			for _, v := range keep {
+				if v {
+					n++
+				}
+			}
+			return keep, n
+		}
+	}
+	keep = slices.Grow(f.keep[:0], len(sh.items))[:len(sh.items)]
+	f.keep = keep
+	for i := range sh.items {
+		keep[i] = f.allowed(sh.items[i].name)
 		if keep[i] {
 			n++
 		}
 	}
-	f.kept += n
-	f.removed += len(list.Kids) - n
+	if memo {
+		sh.remember(k, keep)
+	}
+	return keep, n
+}
 
-	// The result is rewritten in one pass: the list (when items go), and
-	// cacheScope (MCP 2026-07-28 CacheableResult), which becomes "private"
-	// whatever the handler said, added when absent.
+// rewrite returns msg, whose shape is sh but for an id delta bytes longer,
+// without the items keep refuses (n are kept) and with cacheScope
+// "private" (MCP 2026-07-28 CacheableResult) whatever the handler said,
+// added when absent, in one pass.
+func (f *listFilter) rewrite(msg []byte, sh *listShape, delta int, keep []bool, n int) []byte {
 	const private = `"private"`
-	scope, hasScope := result.Get("cacheScope")
-	scopeOK := hasScope && scope.Kind == jsonread.String && scope.Text == "private"
-	if n == len(list.Kids) && scopeOK {
-		return msg, nil
+	if n == len(sh.items) && sh.scopeOK {
+		return msg
+	}
+	at := func(pos int) int { // a position of sh in msg
+		if sh.idStart >= 0 && pos >= sh.idEnd {
+			return pos + delta
+		}
+		return pos
 	}
 	out := slices.Grow(f.msgBuf[:0], len(msg)+len(`"cacheScope":"private",`))
 	defer func() { f.msgBuf = out[:0] }()
 	pos := 0
-	if !hasScope {
-		at := int(result.Start) + 1 // just inside the result's '{'
-		out = append(out, msg[:at]...)
+	if !sh.hasScope {
+		a := at(sh.resultStart) + 1 // just inside the result's '{'
+		out = append(out, msg[:a]...)
 		out = append(out, `"cacheScope":`+private+`,`...)
-		pos = at
+		pos = a
 	}
 	writeList := func() {
-		if n == len(list.Kids) {
-			out = append(out, msg[pos:list.End]...)
-			pos = int(list.End)
+		if n == len(sh.items) {
+			out = append(out, msg[pos:at(sh.listEnd)]...)
+			pos = at(sh.listEnd)
 			return
 		}
-		out = append(out, msg[pos:list.Start]...)
+		out = append(out, msg[pos:at(sh.listStart)]...)
 		out = append(out, '[')
 		first := true
-		for i := range list.Kids {
+		for i, it := range sh.items {
 			if !keep[i] {
 				continue
 			}
@@ -301,28 +387,27 @@ func (f *listFilter) filterMessage(msg []byte) ([]byte, error) {
 				out = append(out, ',')
 			}
 			first = false
-			out = append(out, msg[list.Kids[i].Val.Start:list.Kids[i].Val.End]...)
+			out = append(out, msg[at(it.start):at(it.end)]...)
 		}
 		out = append(out, ']')
-		pos = int(list.End)
+		pos = at(sh.listEnd)
 	}
 	writeScope := func() {
-		out = append(out, msg[pos:scope.Start]...)
+		out = append(out, msg[pos:at(sh.scopeStart)]...)
 		out = append(out, private...)
-		pos = int(scope.End)
+		pos = at(sh.scopeEnd)
 	}
 	switch {
-	case !hasScope || scopeOK:
+	case !sh.hasScope || sh.scopeOK:
 		writeList()
-	case scope.Start < list.Start:
+	case sh.scopeStart < sh.listStart:
 		writeScope()
 		writeList()
 	default:
 		writeList()
 		writeScope()
 	}
-	out = append(out, msg[pos:]...)
-	return out, nil
+	return append(out, msg[pos:]...)
 }
 
 // responseParsers recycles the parsers of list responses.
@@ -343,9 +428,8 @@ func putResponseParser(p *jsonread.Parser) {
 // (the MCP Inspector does) could never reach that challenge if the list hid
 // it. So an item is listed exactly when using it gets either a result or a
 // step-up challenge.
-func (f *listFilter) allowed(item *jsonread.Value) bool {
-	v, ok := item.Get(f.m.itemKey)
-	if !ok || v.Kind != jsonread.String || v.Text == "" {
+func (f *listFilter) allowed(name string) bool {
+	if name == "" {
 		return false
 	}
 	kind := kindResource
@@ -355,7 +439,7 @@ func (f *listFilter) allowed(item *jsonread.Value) bool {
 	case "prompts":
 		kind = kindPrompt
 	}
-	op := f.a.namedOp(kind, v.Text)
+	op := f.a.namedOp(kind, name)
 	d := f.a.decideOp(f.ps, f.sub, &op, &f.sc)
 	return d.Allowed || len(d.Scopes) > 0
 }

@@ -231,6 +231,8 @@ type policySet struct {
 	// decisions made under this set for list items; a Reload swaps the
 	// whole set, so no decision outlives the policies it was made with.
 	decisions decisionCache
+	// lists are the list messages filtered under this set (listmemo.go).
+	lists listMemo
 }
 
 // ownedIDs returns the policy ids of a decision in memory of their own, for

@@ -61,7 +61,7 @@ func TestStackCases(t *testing.T) {
 					t.Errorf("tools/call result = %s", w.Body)
 				}
 			}
-			if c.auth {
+			if c.protected {
 				if w := serve(c.handler(s), &c, "", c.body); w.Code != http.StatusUnauthorized {
 					t.Errorf("without a token: status %d, want 401", w.Code)
 				}

@@ -184,7 +184,10 @@ func renderStack(p *page, res results, m machine) {
 	p.printf("`encoding/json`, answers `tools/call` with a text result and `tools/list` with 50 tools) bare (A); behind `middleware.Protect` ")
 	p.printf("with a real `authn.Verifier` and a warm RS256 token (B: Origin check, PRM routing, cached verification); plus `authz` with ")
 	p.printf("100 Cedar policies deciding the `tools/call` (C); and a `tools/list` of 50 tools filtered by those policies to the 5 the ")
-	p.printf("caller may use (D), beside the same list bare. `TestStackCases` checks each case answers (and B–D refuse what they must).\n\n")
+	p.printf("caller may use (D), beside the same list bare. `TestStackCases` checks each case answers (and B–D refuse what they must). ")
+	p.printf("Every case sends the same request bytes: the bare handler too gets the ~1 KB `Authorization` header it ignores. ")
+	p.printf("D's response repeats from one request to the next, as a server's tools list does, so after its second sighting it is ")
+	p.printf("filtered from `authz`'s remembered shape of it, without a parse (a new JSON-RPC id each time would not change that).\n\n")
 
 	p.printf("### In process: CPU and allocations per request\n\n")
 	p.printf("`ServeHTTP` with a reusable recorder on one goroutine, `-benchtime %s` per case per round.\n\n", m.settings.benchtime)
