@@ -96,8 +96,14 @@ func (r *replicas) signed(key *ecdsa.PrivateKey) string {
 	r.t.Helper()
 	jti := make([]byte, 16)
 	_, _ = rand.Read(jti)
+	return r.signedJTI(key, fmt.Sprintf("%x", jti))
+}
+
+// signedJTI returns a client assertion with that jti signed with key.
+func (r *replicas) signedJTI(key *ecdsa.PrivateKey, jti string) string {
+	r.t.Helper()
 	tok, err := jwt.NewBuilder().Issuer(r.client).Subject(r.client).Audience([]string{r.issuer + "/token"}).
-		Expiration(time.Now().Add(time.Minute)).JwtID(fmt.Sprintf("%x", jti)).Build()
+		Expiration(time.Now().Add(time.Minute)).JwtID(jti).Build()
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -169,6 +175,7 @@ func TestAssertionReplayRefused(t *testing.T) {
 			r.accepted("first use", 0, a)
 			r.refused("replayed assertion", 0, a)
 			r.accepted("a new assertion", 0, r.assertion())
+			r.refused("an assertion with an empty jti", 0, r.signedJTI(r.key, ""))
 		})
 	}
 }

@@ -58,6 +58,10 @@ var (
 //   - A method whose ctx is done returns an error wrapping ErrUnavailable
 //     (and ctx.Err()), never ErrNotFound and never a record.
 //
+// A store shared by replicas should also implement the optional
+// [SessionLocker] and [ReplayGuard] interfaces; they are separate so that
+// this one stays as it is.
+//
 // Implementations must be safe for concurrent use.
 type Store interface {
 	// PutClient stores a registered (DCR) or fetched (CIMD, cached per its

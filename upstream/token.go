@@ -228,9 +228,9 @@ func (s *Server) useJTI(ctx context.Context, clientID, jti string, exp, now time
 	fresh, err := s.replay.UseOnce(ctx, hashKey("client-assertion-jti", clientID+"\x00"+jti), until.Sub(now))
 	switch {
 	case err != nil && errors.Is(err, ErrUnavailable):
-		return false, fmt.Errorf("upstream: client assertion replay check: %w", err)
+		return false, err // the store's message names the operation
 	case err != nil:
-		return false, fmt.Errorf("upstream: client assertion replay check: %w: %w", ErrUnavailable, err)
+		return false, fmt.Errorf("%w: client assertion replay check: %w", ErrUnavailable, err)
 	}
 	return fresh, nil
 }
