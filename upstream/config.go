@@ -53,7 +53,10 @@ type Config struct {
 	SigningKeys []SigningKey
 
 	// Store keeps clients, logins, codes, refresh tokens, upstream tokens
-	// and consents. If nil, a new MemoryStore (single replica only).
+	// and consents. If nil, a new MemoryStore (single replica only). If it
+	// implements [ReplayGuard], client assertion jtis are remembered in it,
+	// so an assertion is accepted once across every replica; otherwise in
+	// each Server's process only.
 	Store Store
 
 	// AccessTokenTTL is the lifetime of issued access tokens. If zero, 10

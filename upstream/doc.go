@@ -65,7 +65,10 @@
 //     every use, and the reuse of a rotated-out one revokes its whole
 //     family (OAuth 2.1 §4.3.1); Cache-Control: no-store; client
 //     authentication none, client_secret_basic, client_secret_post or
-//     private_key_jwt (RFC 7523, single-use jti). Revocation per RFC 7009.
+//     private_key_jwt (RFC 7523, single-use jti: remembered in the Store
+//     when it is a [ReplayGuard], so a replica refuses an assertion another
+//     replica accepted; a failed check is a 503, never an acceptance).
+//     Revocation per RFC 7009.
 //   - Access tokens are JWTs (RFC 9068 typ at+jwt) with iss, aud (the
 //     resource), sub, client_id, scope, tsid, exp, iat and jti.
 //   - Clients: Client ID Metadata Documents (the client_id is an https URL,
@@ -130,8 +133,12 @@
 // Everything the server remembers goes through the Store interface:
 // clients, logins in flight, codes (hashed), refresh-token families (only the
 // hash of the current token), upstream-token sessions (versioned for
-// compare-and-swap refresh) and consents, each with a TTL. MemoryStore is
-// the default for one replica; package upstream/storetest is the
+// compare-and-swap refresh) and consents, each with a TTL. Two optional
+// interfaces let a shared store do more without changing Store:
+// [SessionLocker] (one upstream refresh across replicas) and [ReplayGuard]
+// (a client assertion's jti used once across replicas; without it each
+// Server remembers jtis in its own process). MemoryStore is the default for
+// one replica and implements both; package upstream/storetest is the
 // conformance suite every implementation runs. Package upstream/upstreamtest
 // is a fake upstream provider for tests and demos.
 //
@@ -143,7 +150,9 @@
 // Redis, encryption key and signing key behaves as one server. Its values
 // are encrypted with AES-256-GCM, single-use records are consumed
 // atomically, and it implements [SessionLocker], so a Transport refreshes
-// each upstream token once across all replicas. Its package documentation
+// each upstream token once across all replicas, and [ReplayGuard], so a
+// client assertion accepted by one replica is refused by every other. Its
+// package documentation
 // covers connection (TLS, Sentinel, Cluster), key layout, encryption,
 // atomicity and durability.
 //

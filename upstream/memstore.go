@@ -38,6 +38,7 @@ const (
 	kindFamily
 	kindSession
 	kindConsent
+	kindOnce // ReplayGuard keys: the entry's val is nil
 )
 
 type memKey struct {
@@ -46,7 +47,7 @@ type memKey struct {
 }
 
 type memEntry struct {
-	val      any // *Client, *Pending, *Code, *Family, *Session, *Consent (owned copies)
+	val      any // *Client, *Pending, *Code, *Family, *Session, *Consent (owned copies); nil for kindOnce
 	expires  time.Time
 	consumed bool
 }
@@ -54,6 +55,7 @@ type memEntry struct {
 var (
 	_ Store         = (*MemoryStore)(nil)
 	_ SessionLocker = (*MemoryStore)(nil)
+	_ ReplayGuard   = (*MemoryStore)(nil)
 )
 
 // String describes the store without its records. A MemoryStore never
@@ -363,3 +365,23 @@ func (m *MemoryStore) LockSession(ctx context.Context, tsid string) (func(), err
 // LockTTL returns the lifetime of a lock taken with LockSession (30
 // seconds); NewTransport keeps refreshes shorter.
 func (m *MemoryStore) LockTTL() time.Duration { return memLockTTL }
+
+// UseOnce implements [ReplayGuard] within this process: several Servers
+// sharing one MemoryStore accept a client assertion once between them.
+// Expiry follows Now, like the records'.
+func (m *MemoryStore) UseOnce(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	if ttl <= 0 {
+		return false, fmt.Errorf("upstream: memory store: use once: ttl %v is not positive", ttl)
+	}
+	now, err := m.lock(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer m.mu.Unlock()
+	k := memKey{kindOnce, key}
+	if m.get(now, k) != nil {
+		return false, nil
+	}
+	m.put(now, k, nil, ttl)
+	return true, nil
+}

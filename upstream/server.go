@@ -51,7 +51,10 @@ type Server struct {
 	// cimdFlight shares one metadata document fetch among concurrent
 	// requests for the same client.
 	cimdFlight singleflight.Group
-	jti        *jtiCache
+	// replay remembers client assertion jtis across replicas when the
+	// Store is a ReplayGuard; otherwise jti does, in this process only.
+	replay ReplayGuard
+	jti    *jtiCache
 
 	accessTTL, refreshTTL, codeTTL, loginTTL, consentTTL time.Duration
 }
@@ -79,6 +82,9 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	if s.store == nil {
 		s.store = NewMemoryStore()
+	}
+	if g, ok := s.store.(ReplayGuard); ok {
+		s.replay = g
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -429,7 +435,8 @@ func setPageHeaders(w http.ResponseWriter) {
 	h.Set("X-Content-Type-Options", "nosniff")
 }
 
-// jtiCache remembers client assertion jtis until they expire (per process).
+// jtiCache remembers client assertion jtis until they expire, in this
+// process only: the fallback for a Store that is not a ReplayGuard.
 type jtiCache struct {
 	mu   sync.Mutex
 	seen map[string]time.Time

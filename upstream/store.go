@@ -58,6 +58,10 @@ var (
 //   - A method whose ctx is done returns an error wrapping ErrUnavailable
 //     (and ctx.Err()), never ErrNotFound and never a record.
 //
+// A store shared by replicas should also implement the optional
+// [SessionLocker] and [ReplayGuard] interfaces; they are separate so that
+// this one stays as it is.
+//
 // Implementations must be safe for concurrent use.
 type Store interface {
 	// PutClient stores a registered (DCR) or fetched (CIMD, cached per its
@@ -128,6 +132,43 @@ type Store interface {
 	PutConsent(ctx context.Context, key string, c *Consent, ttl time.Duration) error
 	// GetConsent returns the consent, or ErrNotFound.
 	GetConsent(ctx context.Context, key string) (*Consent, error)
+}
+
+// ReplayGuard is implemented by a [Store] that can remember single-use
+// values for every replica sharing it (upstream/redisstore's Store and
+// [MemoryStore] do). The Server uses it for the RFC 7523 §3 rule that a
+// client assertion's jti is accepted once: without it, a Server falls back
+// to a cache inside its own process, so an assertion accepted by one
+// replica could be replayed at another within its lifetime. It is a
+// separate interface so that the Store interface stays as it is for
+// existing implementations.
+//
+// The contract, checked by the upstream/storetest suite when a store
+// implements it:
+//
+//   - UseOnce records key and reports whether this call was its first use
+//     within ttl: the first caller gets (true, nil), every later one
+//     (false, nil) until ttl has passed on the store's clock, after which
+//     the key may be forgotten. Of any number of concurrent callers on any
+//     replica, exactly one gets true.
+//   - ttl is relative, measured by the store, like every other ttl of the
+//     Store, so the store's clock and the replicas' clocks need not agree;
+//     the Server passes the assertion's remaining lifetime plus a margin
+//     for skew. ttl <= 0 is refused with an error: a key is never
+//     remembered forever.
+//   - key is opaque and already namespaced by the Server (a hex SHA-256
+//     of a domain, the client ID and the jti); a store may hash it again
+//     and stores no value of interest with it.
+//   - On a storage failure, or with ctx done, UseOnce returns false and an
+//     error wrapping [ErrUnavailable], never true. The Server then refuses
+//     the request with 503 temporarily_unavailable: it never accepts an
+//     assertion it could not check. A failure after the key was written (a
+//     lost reply) leaves the key used; the client's retry with a new
+//     assertion succeeds.
+//
+// Implementations must be safe for concurrent use.
+type ReplayGuard interface {
+	UseOnce(ctx context.Context, key string, ttl time.Duration) (fresh bool, err error)
 }
 
 // Client is a registered OAuth client: from RFC 7591 dynamic registration,

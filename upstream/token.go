@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -190,10 +191,48 @@ func (s *Server) verifyAssertion(ctx context.Context, client *Client, assertion 
 		return errors.New("upstream: client assertion lives too long")
 	}
 	jti, _ := tok.JwtID()
-	if !s.jti.use(client.ID+"\x00"+jti, exp.Add(time.Minute), now) {
+	if jti == "" {
+		return errors.New("upstream: client assertion has an empty jti")
+	}
+	fresh, err := s.useJTI(ctx, client.ID, jti, exp, now)
+	if err != nil {
+		return err
+	}
+	if !fresh {
 		return errors.New("upstream: client assertion replayed")
 	}
 	return nil
+}
+
+// jtiSlack is how long past its exp a client assertion's jti is
+// remembered: this replica accepts an assertion up to a minute after its
+// exp (the allowed clock skew), and another replica's clock may be up to a
+// minute behind this one's.
+const jtiSlack = 2 * time.Minute
+
+// useJTI records a client assertion's jti (RFC 7523 §3) and reports
+// whether it was its first use: in the Store when it is a ReplayGuard (so
+// across replicas), else in this process. A failed check is an error
+// wrapping ErrUnavailable, which the token endpoint answers with 503
+// temporarily_unavailable: the assertion is refused, not accepted
+// unchecked, and not called invalid (invalid_client would tell the client
+// its credentials are wrong, when a retry with a new assertion is all it
+// needs).
+func (s *Server) useJTI(ctx context.Context, clientID, jti string, exp, now time.Time) (bool, error) {
+	until := exp.Add(jtiSlack)
+	if s.replay == nil {
+		return s.jti.use(clientID+"\x00"+jti, until, now), nil
+	}
+	// until is after now + 1 minute: the exp check allowed a minute of
+	// skew at most.
+	fresh, err := s.replay.UseOnce(ctx, hashKey("client-assertion-jti", clientID+"\x00"+jti), until.Sub(now))
+	switch {
+	case err != nil && errors.Is(err, ErrUnavailable):
+		return false, err // the store's message names the operation
+	case err != nil:
+		return false, fmt.Errorf("%w: client assertion replay check: %w", ErrUnavailable, err)
+	}
+	return fresh, nil
 }
 
 // clientPost begins the token and revocation endpoints: it answers a CORS

@@ -18,7 +18,8 @@
 // # Layout and expiry
 //
 // Keys are Config.Prefix (default "mcpauth:") + kind + ":" + base64url(SHA-256(id)):
-// kinds client, pending, code, family, session, consent, and lock. IDs are
+// kinds client, pending, code, family, session, consent, lock, and once (a
+// client assertion's jti, [Store.UseOnce]). IDs are
 // hashed because a key name is not encrypted and some IDs are handles worth
 // keeping out of a dump. Every record carries the ttl the Store contract
 // gives it as a Redis expiry (PX), so Redis itself drops what has expired;
@@ -52,7 +53,12 @@
 // upstream.Transport takes across replicas (SET NX PX with an owner token,
 // released by a compare-and-delete script); its lifetime, Config.LockTTL,
 // must exceed the Transport's RefreshTimeout, which upstream.NewTransport
-// checks through [Store.LockTTL].
+// checks through [Store.LockTTL]. [Store.UseOnce] is the
+// upstream.ReplayGuard the Server checks RFC 7523 client assertion jtis
+// with: SET NX PX under a once key, so an assertion accepted by one replica
+// is refused by every other until the key expires (the assertion's
+// remaining lifetime plus two minutes of skew). When Redis cannot answer,
+// the token request is refused with 503, never accepted unchecked.
 //
 // # Durability
 //

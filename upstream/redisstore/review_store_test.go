@@ -17,9 +17,9 @@ import (
 )
 
 // TestNoImmortalKeys writes and updates every kind of record with a
-// positive ttl, consumes, rotates and locks, then scans the whole Redis:
-// every key has a TTL (PTTL > 0), so nothing a Server writes with a ttl
-// lives forever.
+// positive ttl, consumes, rotates, locks and uses a once key, then scans
+// the whole Redis: every key has a TTL (PTTL > 0), so nothing a Server
+// writes with a ttl lives forever.
 func TestNoImmortalKeys(t *testing.T) {
 	s, _, c := newStore(t)
 	ctx := context.Background()
@@ -49,6 +49,9 @@ func TestNoImmortalKeys(t *testing.T) {
 	unlock, err := s.LockSession(ctx, "s1")
 	must(err)
 	defer unlock()
+	if fresh, err := s.UseOnce(ctx, "jti1", time.Minute); err != nil || !fresh {
+		t.Fatalf("UseOnce = %v, %v", fresh, err)
+	}
 
 	var cursor uint64
 	n := 0
@@ -65,8 +68,8 @@ func TestNoImmortalKeys(t *testing.T) {
 			break
 		}
 	}
-	if n != 7 {
-		t.Fatalf("scanned %d keys, want 7", n)
+	if n != 8 {
+		t.Fatalf("scanned %d keys, want 8", n)
 	}
 }
 

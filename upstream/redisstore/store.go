@@ -66,6 +66,7 @@ type Store struct {
 var (
 	_ upstream.Store         = (*Store)(nil)
 	_ upstream.SessionLocker = (*Store)(nil)
+	_ upstream.ReplayGuard   = (*Store)(nil)
 )
 
 // New returns a Store on cfg.Client. It validates cfg but does not contact
@@ -111,6 +112,7 @@ const (
 	kindSession = "session:"
 	kindConsent = "consent:"
 	kindLock    = "lock:"
+	kindOnce    = "once:"
 )
 
 // key returns the Redis key of a record. The ID is hashed: a key name is
@@ -546,4 +548,24 @@ func (s *Store) LockSession(ctx context.Context, tsid string) (unlock func(), er
 			s.unreleased.Store(k, owner)
 		}
 	}, nil
+}
+
+// UseOnce implements [upstream.ReplayGuard] with SET NX PX on a key of
+// its own (the key hashed like every other): Redis applies it atomically,
+// so of any number of replicas exactly one sets it, and it expires after
+// ttl on the Redis clock. The value is a constant "1": there is nothing to
+// seal.
+func (s *Store) UseOnce(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	const op = "use once"
+	if ttl <= 0 {
+		return false, fmt.Errorf("redisstore: %s: ttl %v is not positive", op, ttl)
+	}
+	if err := ctx.Err(); err != nil {
+		return false, unavailable(op, err)
+	}
+	ok, err := s.rdb.SetNX(ctx, s.key(kindOnce, key), "1", time.Duration(ttlMillis(ttl))*time.Millisecond).Result()
+	if err != nil {
+		return false, unavailable(op, err)
+	}
+	return ok, nil
 }

@@ -78,13 +78,16 @@ func TestDumpLeaksNothing(t *testing.T) {
 	if err := s.PutFamily(ctx, &upstream.Family{ID: "family-SECRET", Current: "CURRENTHASH_0123456789", TSID: "tsid-SECRETSESSION"}, time.Hour); err != nil {
 		t.Fatal(err)
 	}
+	if fresh, err := s.UseOnce(ctx, "oncekey-SECRET", time.Minute); err != nil || !fresh {
+		t.Fatalf("UseOnce = %v, %v", fresh, err)
+	}
 	var dump bytes.Buffer
 	keys, err := c.Keys(ctx, "*").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(keys) != 4 {
-		t.Fatalf("%d keys in Redis, want 4: %q", len(keys), keys)
+	if len(keys) != 5 {
+		t.Fatalf("%d keys in Redis, want 5: %q", len(keys), keys)
 	}
 	for _, k := range keys {
 		dump.WriteString(k)
@@ -105,7 +108,7 @@ func TestDumpLeaksNothing(t *testing.T) {
 	for _, secret := range []string{
 		sess.AccessToken, sess.RefreshToken, sess.IDToken, "SECRETSESSION", "github|42",
 		"VERIFIER", "NONCE_", "CHALLENGE", "SECRETID", "codehash-SECRET", "CURRENTHASH", "family-SECRET",
-		"ACCESS", "REFRESH",
+		"ACCESS", "REFRESH", "oncekey",
 	} {
 		if bytes.Contains(dump.Bytes(), []byte(secret)) {
 			t.Errorf("raw Redis contains %q", secret)

@@ -3,7 +3,10 @@
 // of pending authorizations and codes under concurrency, compare-and-swap of
 // refresh-token families and upstream-token sessions, and the distinction
 // between "not found" (upstream.ErrNotFound) and "storage unavailable"
-// (upstream.ErrUnavailable).
+// (upstream.ErrUnavailable). A store that implements upstream.ReplayGuard
+// is held to its contract too (first use fresh, later uses not, exactly one
+// fresh among concurrent callers, forgotten only after its ttl); for a
+// store without it that subtest is skipped.
 //
 // A store implementation's test calls:
 //
@@ -76,6 +79,7 @@ func RunWith(t *testing.T, newStore func(t *testing.T) upstream.Store, opts Opti
 	t.Run("Expiry", s.expiry)
 	t.Run("NoExpiry", s.noExpiry)
 	t.Run("CancelledContext", s.cancelled)
+	t.Run("ReplayGuard", s.replayGuard)
 }
 
 // RunUnavailable checks that a store whose backend is down (newDown returns
@@ -85,7 +89,7 @@ func RunUnavailable(t *testing.T, newDown func(t *testing.T) upstream.Store) {
 	t.Helper()
 	st := newDown(t)
 	ctx := t.Context()
-	for _, op := range ops() {
+	for _, op := range withGuard(st, ops()) {
 		t.Run(op.name, func(t *testing.T) {
 			err := op.call(ctx, st, "k-"+randID(t))
 			if err == nil {
@@ -165,6 +169,22 @@ func ops() []op {
 			return err
 		}},
 	}
+}
+
+// withGuard adds UseOnce to ops when st is an upstream.ReplayGuard. A
+// fresh answer with an error is reported as success, so that the
+// unavailable and cancelled checks fail on it.
+func withGuard(st upstream.Store, ops []op) []op {
+	if _, ok := st.(upstream.ReplayGuard); !ok {
+		return ops
+	}
+	return append(ops, op{"UseOnce", func(ctx context.Context, st upstream.Store, k string) error {
+		fresh, err := st.(upstream.ReplayGuard).UseOnce(ctx, k, time.Minute)
+		if fresh {
+			return nil
+		}
+		return err
+	}})
 }
 
 type suite struct {
@@ -559,7 +579,7 @@ func (s *suite) cancelled(t *testing.T) {
 	mustNil(t, "PutSession", st.PutSession(ctx, &upstream.Session{TSID: k}, time.Minute))
 	done, cancel := context.WithCancel(ctx)
 	cancel()
-	for _, op := range ops() {
+	for _, op := range withGuard(st, ops()) {
 		err := op.call(done, st, k)
 		if err == nil {
 			t.Errorf("%s with a cancelled context: no error", op.name)
@@ -575,4 +595,69 @@ func (s *suite) cancelled(t *testing.T) {
 	// Nothing was consumed by the cancelled calls.
 	_, err := st.ConsumePending(ctx, k)
 	mustNil(t, "ConsumePending after cancelled calls", err)
+	if g, ok := st.(upstream.ReplayGuard); ok {
+		fresh, err := g.UseOnce(ctx, k, time.Minute)
+		mustNil(t, "UseOnce after a cancelled UseOnce", err)
+		if !fresh {
+			t.Error("UseOnce after a cancelled UseOnce of the same key: not fresh, so the cancelled call recorded it")
+		}
+	}
+}
+
+func (s *suite) replayGuard(t *testing.T) {
+	st, ctx := s.newStore(t), t.Context()
+	g, ok := st.(upstream.ReplayGuard)
+	if !ok {
+		t.Skip("the store does not implement upstream.ReplayGuard")
+	}
+	use := func(what, k string, ttl time.Duration, want bool) {
+		t.Helper()
+		fresh, err := g.UseOnce(ctx, k, ttl)
+		mustNil(t, what, err)
+		if fresh != want {
+			t.Fatalf("%s: fresh = %v, want %v", what, fresh, want)
+		}
+	}
+	k := randID(t)
+	use("first UseOnce", k, time.Minute, true)
+	use("second UseOnce", k, time.Minute, false)
+	use("third UseOnce, with another ttl", k, time.Hour, false)
+	use("UseOnce of another key", k+"-other", time.Minute, true)
+
+	// Of concurrent callers exactly one is fresh; the others are told the
+	// key was used, without an error.
+	k = randID(t)
+	var mu sync.Mutex
+	freshes := 0
+	errs := race(s.o.Concurrency, func() error {
+		fresh, err := g.UseOnce(ctx, k, time.Minute)
+		if fresh {
+			mu.Lock()
+			freshes++
+			mu.Unlock()
+		}
+		return err
+	})
+	for _, err := range errs {
+		mustNil(t, "concurrent UseOnce", err)
+	}
+	if freshes != 1 {
+		t.Fatalf("%d of %d concurrent UseOnce calls were fresh, want exactly 1", freshes, s.o.Concurrency)
+	}
+
+	// A key is remembered for its ttl, then forgotten.
+	short, long := randID(t), randID(t)
+	use("UseOnce with the short ttl", short, s.o.TTL, true)
+	use("UseOnce with a long ttl", long, time.Hour, true)
+	s.o.Advance(2*s.o.TTL + 50*time.Millisecond)
+	use("UseOnce after the short ttl passed", short, s.o.TTL, true)
+	use("UseOnce within the long ttl", long, time.Hour, false)
+
+	// A ttl <= 0 is refused: a key is never remembered forever.
+	for _, ttl := range []time.Duration{0, -time.Second} {
+		fresh, err := g.UseOnce(ctx, randID(t), ttl)
+		if err == nil || fresh {
+			t.Fatalf("UseOnce with ttl %v = %v, %v; want an error and not fresh", ttl, fresh, err)
+		}
+	}
 }

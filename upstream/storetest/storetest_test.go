@@ -74,6 +74,8 @@ func (downStore) PutConsent(context.Context, string, *upstream.Consent, time.Dur
 }
 func (downStore) GetConsent(context.Context, string) (*upstream.Consent, error) { return nil, errDown }
 
+func (downStore) UseOnce(context.Context, string, time.Duration) (bool, error) { return false, errDown }
+
 func TestRunUnavailable(t *testing.T) {
 	storetest.RunUnavailable(t, func(*testing.T) upstream.Store { return downStore{} })
 }
