@@ -153,7 +153,7 @@ func (a *Authorizer) middleware(next http.Handler, resourceMetadataURL string) h
 			writeRPCError(w, http.StatusForbidden, req.id, CodeForbidden, msgForbidden)
 			return
 		}
-		m := mcpMethods[req.method]
+		m := req.mcp
 		list := !req.isResponse && m.kind == kindList
 		if rb == nil {
 			rb = &replayBody{}

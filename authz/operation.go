@@ -25,8 +25,8 @@ func (a *Authorizer) decide(ps *policySet, sub *subject, req *rpcRequest, sc *sc
 	if req.isResponse {
 		return Decision{Allowed: true, Reason: "json-rpc response"}, nil
 	}
-	m, known := mcpMethods[req.method]
-	if !known || m.removed && currentRevision(req.header) {
+	m := req.mcp
+	if !req.known || m.removed && currentRevision(req.header) {
 		return Decision{Reason: reasonUnknownMethod}, nil
 	}
 	switch m.kind {

@@ -88,7 +88,9 @@ const maxRequestValues = 1 << 17
 type rpcRequest struct {
 	id         []byte // raw id literal; nil when absent
 	method     string
-	isResponse bool // a JSON-RPC response posted by a 2025-11-25 client
+	mcp        mcpMethod // mcpMethods[method], looked up once
+	known      bool      // method is in mcpMethods
+	isResponse bool      // a JSON-RPC response posted by a 2025-11-25 client
 	params     *jsonread.Value
 	body       []byte      // the message: the parse tree's source
 	header     http.Header // the HTTP request's (nil from Authorize), for its protocol version
@@ -148,6 +150,7 @@ func (r *rpcRequest) parse(p *jsonread.Parser, body []byte) error {
 		return ErrInvalidRequest
 	}
 	r.method = v.Text
+	r.mcp, r.known = mcpMethods[r.method]
 	return nil
 }
 
@@ -228,7 +231,7 @@ func checkHeaders(h http.Header, r *rpcRequest) error {
 	if len(vals) != 1 || r.isResponse {
 		return ErrHeaderMismatch
 	}
-	m := mcpMethods[r.method]
+	m := &r.mcp
 	if m.nameOf == "" {
 		return ErrHeaderMismatch
 	}

@@ -124,7 +124,7 @@ func (v *Value) CaseVariant(names []string) bool {
 	for i := range v.Kids {
 		k := v.Kids[i].Key
 		for _, n := range names {
-			if k != n && strings.EqualFold(k, n) {
+			if k != n && sameName(k, n) {
 				return true
 			}
 		}
@@ -171,6 +171,10 @@ func ParseWith(data []byte, opts Options) (Value, error) {
 // goroutine or in a sync.Pool.
 type Parser struct {
 	arena []Member
+	// q is the parser's state and stacks, kept from one parse to the next
+	// (a sync.Pool round trip per parse cost more than the parse of a
+	// small document's skeleton).
+	q parser
 }
 
 // Parse is ParseWith, with the tree in p's memory.
@@ -182,11 +186,11 @@ func (p *Parser) Parse(data []byte, opts Options) (Value, error) {
 	if cap(p.arena) == 0 {
 		p.arena = make([]Member, 0, min(len(data)/40+4, 1024))
 	}
-	q := parsers.Get().(*parser)
-	defer q.release()
+	q := &p.q
 	q.out = p.arena[:0]
 	v, err := q.parse(data, opts)
 	p.arena = q.out // the grown arena, when it grew
+	q.reset()
 	return v, err
 }
 
@@ -199,6 +203,7 @@ func (p *Parser) Release() {
 	if cap(p.arena) > 1<<14 {
 		p.arena = nil
 	}
+	p.q.reset()
 }
 
 // Any converts v to encoding/json's value types (see ParseObject). Strings
@@ -262,15 +267,24 @@ func (p *parser) parse(data []byte, opts Options) (Value, error) {
 	return v, nil
 }
 
-// release clears what a parse left in p and returns it to the pool when
-// its stacks are small.
+// release resets p and returns it to the pool when its stacks are small.
 func (p *parser) release() {
+	if p.reset() {
+		parsers.Put(p)
+	}
+}
+
+// reset clears what a parse left in p, dropping its stacks when they grew
+// large; small reports whether they are small (kept).
+func (p *parser) reset() (small bool) {
 	clear(p.members[:p.hiMembers]) // drop references into data
 	clear(p.elems[:p.hiElems])
 	p.data, p.members, p.elems, p.hiMembers, p.hiElems, p.out = nil, p.members[:0], p.elems[:0], 0, 0, nil
-	if cap(p.members) <= 1024 && cap(p.elems) <= 1024 {
-		parsers.Put(p) // keep only small stacks around
+	if cap(p.members) > 1024 || cap(p.elems) > 1024 {
+		p.members, p.elems = nil, nil // a zero parser grows them again (grow)
+		return false
 	}
+	return true
 }
 
 // parsers recycles the member and element stacks.
@@ -350,8 +364,14 @@ func (p *parser) value(dst *Value, depth int, keep bool) error {
 	}
 	switch c := p.data[p.pos]; {
 	case c == '{':
+		if !keep && depth < MaxDepth {
+			return p.skipObject(dst, depth+1) // without object's larger frame
+		}
 		return p.object(dst, depth+1, keep)
 	case c == '[':
+		if !keep && depth < MaxDepth {
+			return p.skipArray(dst, depth+1)
+		}
 		return p.array(dst, depth+1, keep)
 	case c == '"':
 		start := p.pos
@@ -570,16 +590,16 @@ func (p *parser) array(dst *Value, depth int, keep bool) error {
 func (p *parser) skipObject(dst *Value, depth int) error {
 	start := p.pos
 	p.pos++ // '{'
-	var local [smallObject]string
-	names := local[:0]
-	var seen map[string]struct{}
-	var scratch Value // what the members parse into, then drop
 	p.ws()
 	if p.pos < len(p.data) && p.data[p.pos] == '}' {
 		p.pos++
 		*dst = Value{Kind: Object, Start: int32(start), End: int32(p.pos)}
 		return nil
 	}
+	var local [smallObject]string // cleared on entry: declared past the empty case
+	names := local[:0]
+	var seen map[string]struct{}
+	var scratch Value // what the members parse into, then drop
 	for {
 		p.ws()
 		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
