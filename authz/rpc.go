@@ -118,28 +118,51 @@ func (r *rpcRequest) parse(p *jsonread.Parser, body []byte) error {
 		return ErrParse
 	case root.Kind != jsonread.Object: // a batch array, or not a message at all
 		return ErrInvalidRequest
-	case root.CaseVariant(envelopeMembers):
-		return ErrInvalidRequest
 	}
-	if v, ok := root.Get("id"); ok {
+	// One pass over the members, in place of a lookup per name: names are
+	// unique (the parser refuses duplicates and case variants of each
+	// other), so only a name that is none of the envelope's can be a case
+	// variant of one.
+	var id, jsonrpc, params, method *jsonread.Value
+	var hasResult, hasError bool
+	for i := range root.Kids {
+		m := &root.Kids[i]
+		switch m.Key {
+		case "id":
+			id = &m.Val
+		case "jsonrpc":
+			jsonrpc = &m.Val
+		case "method":
+			method = &m.Val
+		case "params":
+			params = &m.Val
+		case "result":
+			hasResult = true
+		case "error":
+			hasError = true
+		default:
+			if caseVariant(m.Key, envelopeMembers) {
+				return ErrInvalidRequest
+			}
+		}
+	}
+	if v := id; v != nil {
 		if v.Kind != jsonread.String && v.Kind != jsonread.Number && v.Kind != jsonread.Null {
 			return ErrInvalidRequest
 		}
 		r.id = body[v.Start:v.End]
 	}
-	if v, ok := root.Get("jsonrpc"); !ok || v.Kind != jsonread.String || v.Text != "2.0" {
+	if v := jsonrpc; v == nil || v.Kind != jsonread.String || v.Text != "2.0" {
 		return ErrInvalidRequest
 	}
-	if v, ok := root.Get("params"); ok {
+	if v := params; v != nil {
 		if v.Kind != jsonread.Object && v.Kind != jsonread.Array {
 			return ErrInvalidRequest
 		}
 		r.params = v
 	}
-	v, ok := root.Get("method")
-	if !ok {
-		_, hasResult := root.Get("result")
-		_, hasError := root.Get("error")
+	v := method
+	if v == nil {
 		if r.id == nil || hasResult == hasError {
 			return ErrInvalidRequest
 		}
@@ -165,6 +188,17 @@ var (
 	listenMembers   = []string{"notifications"}         // subscriptions/listen params
 	listenSubs      = []string{"resourceSubscriptions"} // its notifications
 )
+
+// caseVariant reports whether name is not one of names but equals one of
+// them under Unicode simple case folding (see jsonread.Value.CaseVariant).
+func caseVariant(name string, names []string) bool {
+	for _, n := range names {
+		if name != n && strings.EqualFold(name, n) {
+			return true
+		}
+	}
+	return false
+}
 
 // param returns params.<key> when params is an object.
 func (r *rpcRequest) param(key string) (*jsonread.Value, bool) {

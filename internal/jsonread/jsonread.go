@@ -124,6 +124,9 @@ func (v *Value) CaseVariant(names []string) bool {
 	for i := range v.Kids {
 		k := v.Kids[i].Key
 		for _, n := range names {
+			if k != "" && n != "" && k[0]|n[0] < utf8.RuneSelf && lowerASCII(k[0]) != lowerASCII(n[0]) {
+				continue // ASCII initials that differ ignoring case (as in sameName)
+			}
 			if k != n && sameName(k, n) {
 				return true
 			}
