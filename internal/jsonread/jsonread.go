@@ -39,8 +39,10 @@
 package jsonread
 
 import (
+	"encoding/binary"
 	"errors"
 	"math"
+	"math/bits"
 	"strconv"
 	"strings"
 	"sync"
@@ -756,6 +758,15 @@ func (p *parser) string() (string, error) {
 	start := p.pos
 	// Fast path: no escapes, ASCII only.
 	i := p.pos // a local, so that the loop keeps it in a register
+	// Eight bytes at a time (plainRun) while all are plain, then byte by
+	// byte to the first that is not (near the end of data, or at once).
+	for i+8 <= len(d) {
+		if k := plainRun(binary.LittleEndian.Uint64(d[i:])); k < 8 {
+			i += k
+			break
+		}
+		i += 8
+	}
 	for i < len(d) && plainASCII[d[i]] {
 		i++
 	}
@@ -847,6 +858,20 @@ func (p *parser) string() (string, error) {
 		}
 	}
 	return "", ErrSyntax
+}
+
+// plainRun returns how many of the eight bytes of x (little-endian) are
+// plain (plainASCII) before the first that is not, 8 when all are: a byte
+// of 0x80 or more, a control character, '"' or '\\'. Each test sets the
+// high bit of the bytes it finds (the borrow of a found byte may also
+// mark bytes above it, never below), so the lowest set bit is exact.
+func plainRun(x uint64) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	ctl := (x - 0x20*ones) &^ x // a byte below 0x20 (or 0x80 and above)
+	q := x ^ '"'*ones           // a zero byte where x has a quote
+	bs := x ^ '\\'*ones         // … a backslash
+	m := (x | ctl | (q-ones)&^q | (bs-ones)&^bs) & highs
+	return bits.TrailingZeros64(m) / 8
 }
 
 // plainASCII marks the bytes the string fast path steps over: printable
