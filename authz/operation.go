@@ -159,15 +159,28 @@ type operation struct {
 func (a *Authorizer) operation(r *rpcRequest, m mcpMethod) (operation, error) {
 	switch m.kind {
 	case kindTool, kindPrompt:
-		if r.params != nil && r.params.CaseVariant(namedMembers) {
+		// One pass over params for name and arguments (as in
+		// rpcRequest.parse: only another name can be a case variant).
+		var name, args *jsonread.Value
+		if r.params != nil && r.params.Kind == jsonread.Object {
+			for i := range r.params.Kids {
+				switch mem := &r.params.Kids[i]; mem.Key {
+				case "name":
+					name = &mem.Val
+				case "arguments":
+					args = &mem.Val
+				default:
+					if caseVariant(mem.Key, namedMembers) {
+						return operation{}, ErrInvalidParams
+					}
+				}
+			}
+		}
+		if name == nil || name.Kind != jsonread.String || name.Text == "" {
 			return operation{}, ErrInvalidParams
 		}
-		name, ok := r.stringParam("name")
-		if !ok {
-			return operation{}, ErrInvalidParams
-		}
-		op := a.namedOp(m.kind, name)
-		if args, ok := r.param("arguments"); ok && args.Kind != jsonread.Null {
+		op := a.namedOp(m.kind, name.Text)
+		if args != nil && args.Kind != jsonread.Null {
 			if args.Kind != jsonread.Object {
 				return operation{}, ErrInvalidParams
 			}

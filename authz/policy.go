@@ -165,9 +165,19 @@ func (b bucket) All() iter.Seq2[cedar.PolicyID, *cedar.Policy] {
 // slice already contains the policies with a wider resource scope, so a
 // lookup is one map access and evaluation touches nothing else.
 type actionIndex struct {
+	action      cedar.EntityUID
 	anyResource *selection                      // resource scope `resource` or `resource in …`
 	byType      map[cedar.EntityType]*selection // `resource is T [in …]` plus anyResource
-	byUID       map[cedar.EntityUID]*selection  // `resource == UID` plus byType[UID.Type]
+	// byID is `resource == UID` plus byType[UID.Type], by the UID's id
+	// (a map keyed by string hashes faster than one keyed by EntityUID),
+	// then its type.
+	byID map[cedar.String][]typedSelection
+}
+
+// typedSelection is the selection of one resource UID in actionIndex.byID.
+type typedSelection struct {
+	typ cedar.EntityType
+	sel *selection
 }
 
 // selection is the policies one lookup returns, with the context attributes
@@ -226,7 +236,7 @@ func (s *selection) All() iter.Seq2[cedar.PolicyID, *cedar.Policy] { return s.se
 type policySet struct {
 	entries []*policyEntry
 	all     *selection
-	index   map[cedar.EntityUID]*actionIndex
+	index   []*actionIndex // one per knownActions
 	byID    map[cedar.PolicyID]*policyEntry
 	// decisions made under this set for list items; a Reload swaps the
 	// whole set, so no decision outlives the policies it was made with.
@@ -257,12 +267,20 @@ func (ps *policySet) entry(id cedar.PolicyID) *policyEntry { return ps.byID[id] 
 // resource. For actions outside the index (none are issued today) it returns
 // the whole set, which is always correct.
 func (ps *policySet) lookup(action, resource cedar.EntityUID) *selection {
-	ai, ok := ps.index[action]
-	if !ok {
+	var ai *actionIndex
+	for _, x := range ps.index {
+		if x.action == action {
+			ai = x
+			break
+		}
+	}
+	if ai == nil {
 		return ps.all
 	}
-	if b, ok := ai.byUID[resource]; ok {
-		return b
+	for _, t := range ai.byID[resource.ID] {
+		if t.typ == resource.Type {
+			return t.sel
+		}
 	}
 	if b, ok := ai.byType[resource.Type]; ok {
 		return b
@@ -283,7 +301,7 @@ func (a *Authorizer) compilePolicies(text string) (*policySet, error) {
 		return nil, errNoPolicies
 	}
 	ps := &policySet{
-		index: make(map[cedar.EntityUID]*actionIndex, len(knownActions)),
+		index: make([]*actionIndex, 0, len(knownActions)),
 		byID:  make(map[cedar.PolicyID]*policyEntry, len(list)),
 	}
 	ps.decisions.seed = maphash.MakeSeed()
@@ -332,7 +350,7 @@ func (a *Authorizer) compilePolicies(text string) (*policySet, error) {
 	}
 	ps.all = newSelection(bucket(ps.entries))
 	for _, act := range knownActions {
-		ps.index[act] = buildActionIndex(ps.entries, act, entities)
+		ps.index = append(ps.index, buildActionIndex(ps.entries, act, entities))
 	}
 	return ps, nil
 }
@@ -340,7 +358,7 @@ func (a *Authorizer) compilePolicies(text string) (*policySet, error) {
 // buildActionIndex selects the policies whose action scope can match act and
 // files them by resource scope.
 func buildActionIndex(entries []*policyEntry, act cedar.EntityUID, entities cedar.EntityMap) *actionIndex {
-	ai := &actionIndex{byType: map[cedar.EntityType]*selection{}, byUID: map[cedar.EntityUID]*selection{}}
+	ai := &actionIndex{action: act, byType: map[cedar.EntityType]*selection{}, byID: map[cedar.String][]typedSelection{}}
 	var anyResource bucket
 	typed := map[cedar.EntityType][]*policyEntry{}
 	exact := map[cedar.EntityUID][]*policyEntry{}
@@ -371,7 +389,7 @@ func buildActionIndex(entries []*policyEntry, act cedar.EntityUID, entities ceda
 		if b, ok := byType[uid.Type]; ok {
 			base = b
 		}
-		ai.byUID[uid] = newSelection(append(append(bucket{}, base...), es...))
+		ai.byID[uid.ID] = append(ai.byID[uid.ID], typedSelection{uid.Type, newSelection(append(append(bucket{}, base...), es...))})
 	}
 	return ai
 }
