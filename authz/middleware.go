@@ -194,15 +194,14 @@ func writeRPCError(w http.ResponseWriter, status int, id []byte, code int, msg s
 // readBody reads at most limit+1 bytes of the request body and closes it,
 // sizing the buffer from Content-Length when it is declared and in range.
 // A body of at most smallBody bytes is read into the array of a new
-// smallReplay, whose replayBody it also returns (one allocation for both);
-// otherwise rb is nil.
+// smallReplay of the smallest of a few sizes that holds it, whose
+// replayBody it also returns (one allocation for both); otherwise rb is nil.
 func readBody(r *http.Request, limit int64) (body []byte, rb *replayBody, err error) {
 	defer r.Body.Close()
 	if n := r.ContentLength; n >= 0 && n <= limit {
 		var buf []byte
 		if n <= smallBody {
-			sr := new(smallReplay)
-			buf, rb = sr.buf[:n:n+1], &sr.rb
+			buf, rb = newSmallReplay(int(n))
 		} else {
 			buf = make([]byte, n, n+1)
 		}
@@ -232,9 +231,31 @@ func (*replayBody) Close() error { return nil }
 // its _meta is some 300 to 500 bytes.
 const smallBody = 512
 
-// smallReplay is a replayBody with the array its body is read into (plus
-// the byte readBody probes past Content-Length).
-type smallReplay struct {
+// smallReplay is a replayBody with the array A its body is read into
+// (plus the byte readBody probes past Content-Length).
+type smallReplay[A any] struct {
 	rb  replayBody
-	buf [smallBody + 1]byte
+	buf A
+}
+
+// newSmallReplay returns a buffer of n bytes (n <= smallBody, with one
+// byte of spare capacity) and a replayBody, in one allocation of the
+// smallest of four sizes that fits: each array makes the object fill an
+// allocation size class (256, 384, 512 and 576 bytes with the replayBody's
+// 40), so a small body does not cost the largest (less for the garbage
+// collector, which runs once per few MB allocated).
+func newSmallReplay(n int) ([]byte, *replayBody) {
+	switch {
+	case n < 216:
+		sr := new(smallReplay[[216]byte])
+		return sr.buf[: n : n+1], &sr.rb
+	case n < 344:
+		sr := new(smallReplay[[344]byte])
+		return sr.buf[: n : n+1], &sr.rb
+	case n < 472:
+		sr := new(smallReplay[[472]byte])
+		return sr.buf[: n : n+1], &sr.rb
+	}
+	sr := new(smallReplay[[smallBody + 1]byte])
+	return sr.buf[: n : n+1], &sr.rb
 }
