@@ -111,6 +111,14 @@ func (r *rpcRequest) parse(p *jsonread.Parser, body []byte) error {
 	// _meta (protocol version, client info and capabilities) is checked but
 	// not kept: nothing here reads it.
 	root, err := p.Parse(body, jsonread.Options{SkipMeta: true, MaxValues: maxRequestValues})
+	return r.envelope(&root, err)
+}
+
+// envelope validates the parsed message root (err is the parse's error)
+// and reads its members into r. It is a function of its own so that its
+// locals are not on the goroutine's stack during the parse.
+func (r *rpcRequest) envelope(root *jsonread.Value, err error) error {
+	body := r.body
 	switch {
 	case errors.Is(err, jsonread.ErrDuplicate):
 		return ErrInvalidRequest

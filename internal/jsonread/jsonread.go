@@ -284,9 +284,11 @@ func (p *parser) release() {
 func (p *parser) reset() (small bool) {
 	clear(p.members[:p.hiMembers]) // drop references into data
 	clear(p.elems[:p.hiElems])
-	p.data, p.members, p.elems, p.hiMembers, p.hiElems, p.out = nil, p.members[:0], p.elems[:0], 0, 0, nil
-	if cap(p.members) > 1024 || cap(p.elems) > 1024 {
-		p.members, p.elems = nil, nil // a zero parser grows them again (grow)
+	clear(p.names[:p.hiNames])
+	p.data, p.members, p.elems, p.names, p.out = nil, p.members[:0], p.elems[:0], p.names[:0], nil
+	p.hiMembers, p.hiElems, p.hiNames = 0, 0, 0
+	if cap(p.members) > 1024 || cap(p.elems) > 1024 || cap(p.names) > 1024 {
+		p.members, p.elems, p.names = nil, nil, nil // a zero parser grows them again
 		return false
 	}
 	return true
@@ -294,7 +296,7 @@ func (p *parser) reset() (small bool) {
 
 // parsers recycles the member and element stacks.
 var parsers = sync.Pool{New: func() any {
-	return &parser{members: make([]Member, 0, 32), elems: make([]Member, 0, 32)}
+	return &parser{members: make([]Member, 0, 32), elems: make([]Member, 0, 32), names: make([]string, 0, 32)}
 }}
 
 type parser struct {
@@ -302,6 +304,7 @@ type parser struct {
 	pos     int
 	members []Member // stack of the members of the objects being parsed
 	elems   []Member // stack of the elements of the arrays being parsed
+	names   []string // stack of the member names of skipped objects
 	// out is the document's arena: finished containers' children are
 	// appended here and their kids slice into it, so a document costs a few
 	// allocations instead of one per container. When out grows, earlier
@@ -309,9 +312,9 @@ type parser struct {
 	out []Member
 	// high-water marks of the stacks, so a recycled parser clears only
 	// what it used
-	hiMembers, hiElems int
-	opts               Options
-	values             int // values begun so far
+	hiMembers, hiElems, hiNames int
+	opts                        Options
+	values                      int // values begun so far
 }
 
 // emit copies a finished container's children to the arena.
@@ -508,7 +511,7 @@ func (p *parser) object(dst *Value, depth int, keep bool) error {
 
 // stackKids is how many members or elements of one container are
 // collected on the stack before they move to the parser's heap stacks.
-const stackKids = 8
+const stackKids = 4
 
 // moveKids moves a container's kids from its stack array (cur) to *stack
 // (the parser's member or element stack) the first time (*base records
@@ -589,9 +592,10 @@ func (p *parser) array(dst *Value, depth int, keep bool) error {
 
 // skipObject parses an object whose members are not kept: it checks
 // what object checks (syntax, UTF-8, depth, duplicate and case-variant
-// names, the value count) but keeps only the member names, on the stack up
-// to smallObject of them and then as folded names in a map, and gives dst
-// no kids.
+// names, the value count) but keeps only the member names, on p.names up
+// to smallObject of them (not in an array on the goroutine's stack, so
+// that a nested _meta costs a small frame per level) and then as folded
+// names in a map, and gives dst no kids.
 func (p *parser) skipObject(dst *Value, depth int) error {
 	start := p.pos
 	p.pos++ // '{'
@@ -601,8 +605,7 @@ func (p *parser) skipObject(dst *Value, depth int) error {
 		*dst = Value{Kind: Object, Start: int32(start), End: int32(p.pos)}
 		return nil
 	}
-	var local [smallObject]string // cleared on entry: declared past the empty case
-	names := local[:0]
+	base := len(p.names) // this object's names are p.names[base:]
 	var seen map[string]struct{}
 	var scratch Value // what the members parse into, then drop
 	for {
@@ -615,13 +618,15 @@ func (p *parser) skipObject(dst *Value, depth int) error {
 			return err
 		}
 		if seen == nil {
+			names := p.names[base:]
 			for _, n := range names {
 				if sameName(n, key) {
 					return ErrDuplicate
 				}
 			}
-			if len(names) < len(local) {
-				names = append(names, key)
+			if len(names) < smallObject {
+				p.names = append(p.names, key)
+				p.hiNames = max(p.hiNames, len(p.names))
 			} else {
 				seen = make(map[string]struct{}, 2*smallObject)
 				for _, n := range names {
@@ -654,6 +659,7 @@ func (p *parser) skipObject(dst *Value, depth int) error {
 			p.pos++
 		case '}':
 			p.pos++
+			p.names = p.names[:base]
 			*dst = Value{Kind: Object, Start: int32(start), End: int32(p.pos)}
 			return nil
 		default:
