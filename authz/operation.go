@@ -290,7 +290,19 @@ func (a *Authorizer) evaluate(ps *policySet, sel *selection, sub *subject, op *o
 		sc = new(scratch)
 	}
 	req := sub.requestInto(a, op, sel, &sc.ov, &sc.ctx)
-	dec, diag := cedar.Authorize(sel, &sc.ov, req)
+	var pols cedar.PolicyIterator = sel
+	if sub.token != "" {
+		// A cached subject: the policies its principal cannot satisfy are
+		// left out (built once per policy set; an uncached subject would
+		// build it for every request).
+		if sc.sp.seq == nil {
+			sc.sp.seq = sc.sp.all
+		}
+		sc.sp.sel, sc.sp.ok = sel, sub.scopeMatches(a, ps)
+		pols = &sc.sp
+	}
+	dec, diag := cedar.Authorize(pols, &sc.ov, req)
+	sc.sp.sel, sc.sp.ok = nil, nil
 	sc.ov = overlay{} // drop the request's references
 	d := Decision{Action: op.action, Resource: op.resource, Policies: sc.pols[:0]}
 	switch {
@@ -484,7 +496,8 @@ type scratch struct {
 	ov     overlay
 	ctx    cedar.RecordMap
 	pols   [4]cedar.PolicyID
-	argKey []byte // the arguments' part of a decision cache key
+	argKey []byte         // the arguments' part of a decision cache key
+	sp     scopedPolicies // the policies handed to cedar.Authorize
 }
 
 var scratches = sync.Pool{New: func() any { return new(scratch) }}

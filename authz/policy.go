@@ -66,6 +66,8 @@ type policyEntry struct {
 	// ids is []cedar.PolicyID{id}: what a cached decision that only this
 	// policy determined names (see policySet.ownedIDs).
 	ids []cedar.PolicyID
+	// pos is its position in policySet.entries (see subject.scopeMatches).
+	pos int
 }
 
 // argAttributes adds to names the <name> of every attribute "arg_<name>"
@@ -345,6 +347,7 @@ func (a *Authorizer) compilePolicies(text string) (*policySet, error) {
 				}
 			}
 		}
+		e.pos = len(ps.entries)
 		ps.entries = append(ps.entries, e)
 		ps.byID[id] = e
 	}
@@ -392,6 +395,47 @@ func buildActionIndex(entries []*policyEntry, act cedar.EntityUID, entities ceda
 		ai.byID[uid.ID] = append(ai.byID[uid.ID], typedSelection{uid.Type, newSelection(append(append(bucket{}, base...), es...))})
 	}
 	return ai
+}
+
+// principalScopeMatches reports whether a policy's principal scope holds
+// for the principal uid whose ancestors (transitive parents, in the
+// request's entity view) are anc, as Cedar's `==`, `in` and `is` decide it.
+// A policy whose scope does not hold is never satisfied and never fails:
+// Cedar tests the scope before the conditions.
+func principalScopeMatches(scope xast.IsPrincipalScopeNode, uid cedar.EntityUID, anc map[cedar.EntityUID]bool) bool {
+	switch s := scope.(type) {
+	case xast.ScopeTypeEq:
+		return s.Entity == uid
+	case xast.ScopeTypeIn:
+		return s.Entity == uid || anc[s.Entity]
+	case xast.ScopeTypeIs:
+		return s.Type == uid.Type
+	case xast.ScopeTypeIsIn:
+		return s.Type == uid.Type && (s.Entity == uid || anc[s.Entity])
+	}
+	return true // all, and any scope this code does not know
+}
+
+// scopedPolicies is a selection without the policies whose principal scope
+// cannot hold for the request's subject (ok, by policyEntry.pos): what
+// evaluate hands cedar.Authorize, which then skips evaluating, for every
+// request, scopes such as `principal in Group::"admins"` the caller is not
+// in. It lives in a request's scratch.
+type scopedPolicies struct {
+	sel *selection
+	ok  []bool
+	seq iter.Seq2[cedar.PolicyID, *cedar.Policy] // all, bound once per scratch
+}
+
+// All implements cedar.PolicyIterator.
+func (sp *scopedPolicies) All() iter.Seq2[cedar.PolicyID, *cedar.Policy] { return sp.seq }
+
+func (sp *scopedPolicies) all(yield func(cedar.PolicyID, *cedar.Policy) bool) {
+	for _, e := range sp.sel.pols {
+		if sp.ok[e.pos] && !yield(e.id, e.policy) {
+			return
+		}
+	}
 }
 
 // actionScopeMatches reports whether an action scope can be satisfied by a
