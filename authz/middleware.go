@@ -159,10 +159,16 @@ func (a *Authorizer) allow(w http.ResponseWriter, r *http.Request, start time.Ti
 	if d.Allowed {
 		return true
 	}
+	a.deny(w, r, req, &d, resourceMetadataURL)
+	return false
+}
+
+// deny answers a request that d denies.
+func (a *Authorizer) deny(w http.ResponseWriter, r *http.Request, req *rpcRequest, d *Decision, resourceMetadataURL string) {
 	if d.Reason == reasonUnknownMethod {
 		// No policy was asked (revision.go).
 		writeRPCError(w, unknownMethodStatus(r.Header), req.id, CodeMethodNotFound, msgMethodNotFound)
-		return false
+		return
 	}
 	if len(d.Scopes) > 0 {
 		w.Header().Set("WWW-Authenticate", authn.Challenge{
@@ -173,7 +179,6 @@ func (a *Authorizer) allow(w http.ResponseWriter, r *http.Request, start time.Ti
 		}.String())
 	}
 	writeRPCError(w, http.StatusForbidden, req.id, CodeForbidden, msgForbidden)
-	return false
 }
 
 // refuse logs a refusal for reason and answers it with a JSON-RPC error.
