@@ -152,7 +152,8 @@ func BenchmarkAuthorize(b *testing.B) {
 			info, _ := authn.FromContext(ctx)
 			req, _ := parseRPC([]byte(benchBody))
 			sub := a.subjectFor(info)
-			op, _ := a.operation(req, mcpMethods["tools/call"])
+			m := mcpMethods["tools/call"]
+			op, _ := a.operation(req, &m)
 			ps := a.policies.Load()
 			creq, ents := sub.request(a, &op, nil)
 			b.ReportAllocs()

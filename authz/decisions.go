@@ -80,12 +80,15 @@ func (c *decisionCache) admit(k *decisionKey) bool {
 	return false
 }
 
-// get returns the cached decision for k.
-func (c *decisionCache) get(k decisionKey) (Decision, bool) {
+// getInto sets *d to the cached decision for *k, if there is one.
+func (c *decisionCache) getInto(k *decisionKey, d *Decision) bool {
 	c.mu.RLock()
-	d, ok := c.m[k]
+	v, ok := c.m[*k]
 	c.mu.RUnlock()
-	return d, ok
+	if ok {
+		*d = v
+	}
+	return ok
 }
 
 // put stores d under k. It copies the name and the arguments of k, which

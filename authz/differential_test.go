@@ -296,7 +296,7 @@ func TestDifferentialCedar(t *testing.T) {
 			require.NoError(t, err, body)
 			m := mcpMethods[req.method]
 			sub := a.newSubject(info, "")
-			op, err := a.operation(req, m)
+			op, err := a.operation(req, &m)
 			if err != nil {
 				require.ErrorIs(t, err, errUnrepresentable, body)
 				d, derr := a.decide(ps, sub, req, nil)

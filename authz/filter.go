@@ -28,7 +28,8 @@ var resultMembers = []string{"result"}
 // ambiguous JSON, over Config.MaxResponseBytes) is replaced by a JSON-RPC
 // internal error: the list
 // is never passed on unfiltered.
-func (a *Authorizer) serveFiltered(w http.ResponseWriter, r *http.Request, next http.Handler, ps *policySet, sub *subject, m mcpMethod) {
+func (a *Authorizer) serveFiltered(w http.ResponseWriter, r *http.Request, next http.Handler, ps *policySet, sub *subject, mp *mcpMethod) {
+	m := *mp // a copy: *mp is in the request's scratch
 	lb := listBufferPool.Get().(*listBuffers)
 	defer lb.release() // after the response is written: a Writer keeps nothing
 	bw := &bufferWriter{header: http.Header{}, max: a.cfg.MaxResponseBytes, buf: &lb.resp}

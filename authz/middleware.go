@@ -68,11 +68,16 @@ func (a *Authorizer) MiddlewareWithResourceMetadata(next http.Handler, resourceM
 }
 
 func (a *Authorizer) middleware(next http.Handler, resourceMetadataURL string) http.Handler {
+	// The refusals are answered by functions of their own (refuse, deny)
+	// so that this function's frame, which stays on the goroutine's stack
+	// under the parse, the decision and the handler, is small: a
+	// connection's goroutine whose request path fits in 8 KB keeps that
+	// stack, where a larger one is shrunk by every garbage collection and
+	// grown again, by copying it, on the next request.
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		info, ok := authn.FromContext(r.Context())
 		if !ok || info == nil || info.Subject == "" {
-			a.log(r.Context(), time.Time{}, "", "", Decision{Reason: "no identity"})
-			writeRPCError(w, http.StatusForbidden, nil, CodeForbidden, msgForbidden)
+			a.refuse(w, r, time.Time{}, "", "", "no identity", http.StatusForbidden, nil, CodeForbidden, msgForbidden)
 			return
 		}
 		if r.Method != http.MethodPost && r.ContentLength == 0 {
@@ -96,8 +101,7 @@ func (a *Authorizer) middleware(next http.Handler, resourceMetadataURL string) h
 			return
 		}
 		if int64(len(body)) > a.cfg.MaxBodyBytes {
-			a.log(r.Context(), start, info.Subject, "", Decision{Reason: "body too large"})
-			writeRPCError(w, http.StatusRequestEntityTooLarge, nil, CodeInvalidRequest, msgTooLarge)
+			a.refuse(w, r, start, info.Subject, "", "body too large", http.StatusRequestEntityTooLarge, nil, CodeInvalidRequest, msgTooLarge)
 			return
 		}
 		// The parse, the entity view and the decision's policy ids live in
@@ -106,67 +110,81 @@ func (a *Authorizer) middleware(next http.Handler, resourceMetadataURL string) h
 		defer sc.release()
 		req := &sc.req
 		if err := req.parse(&sc.parser, body); err != nil {
-			a.log(r.Context(), start, info.Subject, "", Decision{Reason: err.Error()})
+			code, msg := CodeInvalidRequest, msgInvalidRequest
 			if errors.Is(err, ErrParse) {
-				writeRPCError(w, http.StatusBadRequest, req.id, CodeParseError, msgParse)
-			} else {
-				writeRPCError(w, http.StatusBadRequest, req.id, CodeInvalidRequest, msgInvalidRequest)
+				code, msg = CodeParseError, msgParse
 			}
+			a.refuse(w, r, start, info.Subject, "", err.Error(), http.StatusBadRequest, req.id, code, msg)
 			return
 		}
 		req.header = r.Header // its MCP-Protocol-Version is read for a removed method only
 		if err := checkHeaders(r.Header, req); err != nil {
-			a.log(r.Context(), start, info.Subject, req.method, Decision{Reason: "header mismatch"})
-			writeRPCError(w, http.StatusBadRequest, req.id, CodeHeaderMismatch, msgHeaderMismatch)
+			a.refuse(w, r, start, info.Subject, req.method, "header mismatch", http.StatusBadRequest, req.id, CodeHeaderMismatch, msgHeaderMismatch)
 			return
 		}
 		sub := a.subjectFor(info)
 		if sub == nil {
 			// Named with its issuer: that is what the log reader must fix
 			// (Config.Issuers).
-			a.log(r.Context(), start, info.Issuer+issuerSeparator+info.Subject, req.method, Decision{Reason: reasonIssuer})
-			writeRPCError(w, http.StatusForbidden, req.id, CodeForbidden, msgForbidden)
+			a.refuse(w, r, start, info.Issuer+issuerSeparator+info.Subject, req.method, reasonIssuer, http.StatusForbidden, req.id, CodeForbidden, msgForbidden)
 			return
 		}
 		ps := a.policies.Load()
-		d, err := a.decide(ps, sub, req, sc)
-		if err != nil {
-			a.log(r.Context(), start, sub.id, req.method, Decision{Reason: err.Error()})
-			writeRPCError(w, http.StatusBadRequest, req.id, CodeInvalidParams, msgInvalidParams)
+		if !a.allow(w, r, start, ps, sub, req, sc, resourceMetadataURL) {
 			return
 		}
-		a.log(r.Context(), start, sub.id, req.method, d)
-		if !d.Allowed {
-			if d.Reason == reasonUnknownMethod {
-				// No policy was asked (revision.go).
-				writeRPCError(w, unknownMethodStatus(r.Header), req.id, CodeMethodNotFound, msgMethodNotFound)
-				return
-			}
-			if len(d.Scopes) > 0 {
-				w.Header().Set("WWW-Authenticate", authn.Challenge{
-					Error:            "insufficient_scope",
-					ErrorDescription: "The request requires higher privileges than provided by the access token.",
-					Scopes:           d.Scopes,
-					ResourceMetadata: resourceMetadataURL,
-				}.String())
-			}
-			writeRPCError(w, http.StatusForbidden, req.id, CodeForbidden, msgForbidden)
-			return
-		}
-		m := mcpMethods[req.method]
-		list := !req.isResponse && m.kind == kindList
 		if rb == nil {
 			rb = &replayBody{}
 		}
 		rb.Reset(body)
 		r.Body = rb
 		r.ContentLength = int64(len(body))
-		if list {
-			a.serveFiltered(w, r, next, ps, sub, m)
+		if !req.isResponse && req.mcp.kind == kindList {
+			a.serveFiltered(w, r, next, ps, sub, &req.mcp)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// allow decides req, logs the decision and reports whether the request
+// may go on; when it may not, the response is written.
+func (a *Authorizer) allow(w http.ResponseWriter, r *http.Request, start time.Time, ps *policySet, sub *subject, req *rpcRequest, sc *scratch, resourceMetadataURL string) bool {
+	d, err := a.decide(ps, sub, req, sc)
+	if err != nil {
+		a.refuse(w, r, start, sub.id, req.method, err.Error(), http.StatusBadRequest, req.id, CodeInvalidParams, msgInvalidParams)
+		return false
+	}
+	a.log(r.Context(), start, sub.id, req.method, d)
+	if d.Allowed {
+		return true
+	}
+	a.deny(w, r, req, &d, resourceMetadataURL)
+	return false
+}
+
+// deny answers a request that d denies.
+func (a *Authorizer) deny(w http.ResponseWriter, r *http.Request, req *rpcRequest, d *Decision, resourceMetadataURL string) {
+	if d.Reason == reasonUnknownMethod {
+		// No policy was asked (revision.go).
+		writeRPCError(w, unknownMethodStatus(r.Header), req.id, CodeMethodNotFound, msgMethodNotFound)
+		return
+	}
+	if len(d.Scopes) > 0 {
+		w.Header().Set("WWW-Authenticate", authn.Challenge{
+			Error:            "insufficient_scope",
+			ErrorDescription: "The request requires higher privileges than provided by the access token.",
+			Scopes:           d.Scopes,
+			ResourceMetadata: resourceMetadataURL,
+		}.String())
+	}
+	writeRPCError(w, http.StatusForbidden, req.id, CodeForbidden, msgForbidden)
+}
+
+// refuse logs a refusal for reason and answers it with a JSON-RPC error.
+func (a *Authorizer) refuse(w http.ResponseWriter, r *http.Request, start time.Time, sub, method, reason string, status int, id []byte, code int, msg string) {
+	a.log(r.Context(), start, sub, method, Decision{Reason: reason})
+	writeRPCError(w, status, id, code, msg)
 }
 
 // writeRPCError writes a JSON-RPC error response. id is the raw request id
@@ -194,15 +212,14 @@ func writeRPCError(w http.ResponseWriter, status int, id []byte, code int, msg s
 // readBody reads at most limit+1 bytes of the request body and closes it,
 // sizing the buffer from Content-Length when it is declared and in range.
 // A body of at most smallBody bytes is read into the array of a new
-// smallReplay, whose replayBody it also returns (one allocation for both);
-// otherwise rb is nil.
+// smallReplay of the smallest of a few sizes that holds it, whose
+// replayBody it also returns (one allocation for both); otherwise rb is nil.
 func readBody(r *http.Request, limit int64) (body []byte, rb *replayBody, err error) {
 	defer r.Body.Close()
 	if n := r.ContentLength; n >= 0 && n <= limit {
 		var buf []byte
 		if n <= smallBody {
-			sr := new(smallReplay)
-			buf, rb = sr.buf[:n:n+1], &sr.rb
+			buf, rb = newSmallReplay(int(n))
 		} else {
 			buf = make([]byte, n, n+1)
 		}
@@ -232,9 +249,31 @@ func (*replayBody) Close() error { return nil }
 // its _meta is some 300 to 500 bytes.
 const smallBody = 512
 
-// smallReplay is a replayBody with the array its body is read into (plus
-// the byte readBody probes past Content-Length).
-type smallReplay struct {
+// smallReplay is a replayBody with the array A its body is read into
+// (plus the byte readBody probes past Content-Length).
+type smallReplay[A any] struct {
 	rb  replayBody
-	buf [smallBody + 1]byte
+	buf A
+}
+
+// newSmallReplay returns a buffer of n bytes (n <= smallBody, with one
+// byte of spare capacity) and a replayBody, in one allocation of the
+// smallest of four sizes that fits: each array makes the object fill an
+// allocation size class (256, 384, 512 and 576 bytes with the replayBody's
+// 40), so a small body does not cost the largest (less for the garbage
+// collector, which runs once per few MB allocated).
+func newSmallReplay(n int) ([]byte, *replayBody) {
+	switch {
+	case n < 216:
+		sr := new(smallReplay[[216]byte])
+		return sr.buf[: n : n+1], &sr.rb
+	case n < 344:
+		sr := new(smallReplay[[344]byte])
+		return sr.buf[: n : n+1], &sr.rb
+	case n < 472:
+		sr := new(smallReplay[[472]byte])
+		return sr.buf[: n : n+1], &sr.rb
+	}
+	sr := new(smallReplay[[smallBody + 1]byte])
+	return sr.buf[: n : n+1], &sr.rb
 }

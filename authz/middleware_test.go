@@ -302,8 +302,9 @@ func TestMiddlewareBodyLimit(t *testing.T) {
 }
 
 // TestReplayBodySizes: the handler reads the bytes that were authorized,
-// whether the body was read into the replay's own array (up to smallBody
-// bytes) or into one of its size, and whatever Content-Length declared.
+// whether the body was read into the array of a replay (of each size,
+// up to smallBody bytes) or into one of its size, and whatever
+// Content-Length declared.
 func TestReplayBodySizes(t *testing.T) {
 	t.Parallel()
 	a := newTestAuthorizer(t, nil)
@@ -311,7 +312,7 @@ func TestReplayBodySizes(t *testing.T) {
 	h := withIdentity(engineer(), a.Middleware(rec.handler(nil)))
 	base := len(call("get_issue", `{"pad":""}`))
 	var want []string
-	for _, size := range []int{base, smallBody - 1, smallBody, smallBody + 1, 4 * smallBody} {
+	for _, size := range []int{base, 215, 216, 343, 344, 471, 472, smallBody - 1, smallBody, smallBody + 1, 4 * smallBody} {
 		body := call("get_issue", `{"pad":"`+strings.Repeat("x", size-base)+`"}`)
 		require.Len(t, body, size)
 		for _, declared := range []int64{int64(size), -1} {

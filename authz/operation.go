@@ -21,12 +21,17 @@ import (
 // decide maps a parsed request to Cedar and evaluates it, with sc's memory
 // (nil: fresh memory). The Decision's Policies live in sc: use them before
 // sc is reused.
+//
+// decide, decideOp and evaluate keep small frames (rare cases in functions
+// of their own, large values behind pointers): they are on a connection
+// goroutine's stack under Cedar's evaluation, and a tools/call whose
+// arguments are evaluated stays within 8 KB of stack (see the middleware).
 func (a *Authorizer) decide(ps *policySet, sub *subject, req *rpcRequest, sc *scratch) (Decision, error) {
 	if req.isResponse {
 		return Decision{Allowed: true, Reason: "json-rpc response"}, nil
 	}
-	m, known := mcpMethods[req.method]
-	if !known || m.removed && currentRevision(req.header) {
+	m := &req.mcp
+	if !req.known || m.removed && currentRevision(req.header) {
 		return Decision{Reason: reasonUnknownMethod}, nil
 	}
 	switch m.kind {
@@ -37,20 +42,7 @@ func (a *Authorizer) decide(ps *policySet, sub *subject, req *rpcRequest, sc *sc
 			return Decision{Allowed: true, Reason: "list (filtered)"}, nil
 		}
 	case kindListen:
-		// The 2026-07-28 replacement of resources/subscribe: every URI
-		// must be readable.
-		uris, err := req.listenURIs()
-		if err != nil {
-			return Decision{Reason: "bad request"}, err
-		}
-		d := Decision{Allowed: true, Reason: "protocol method"}
-		for i := range uris {
-			op := a.namedOp(kindResource, uris[i].Val.Text)
-			if d = a.decideOp(ps, sub, &op, sc); !d.Allowed {
-				break
-			}
-		}
-		return d, nil
+		return a.decideListen(ps, sub, req, sc)
 	}
 	op, err := a.operation(req, m)
 	switch {
@@ -62,6 +54,23 @@ func (a *Authorizer) decide(ps *policySet, sub *subject, req *rpcRequest, sc *sc
 	return a.decideOp(ps, sub, &op, sc), nil
 }
 
+// decideListen decides a subscriptions/listen request, the 2026-07-28
+// replacement of resources/subscribe: every URI must be readable.
+func (a *Authorizer) decideListen(ps *policySet, sub *subject, req *rpcRequest, sc *scratch) (Decision, error) {
+	uris, err := req.listenURIs()
+	if err != nil {
+		return Decision{Reason: "bad request"}, err
+	}
+	d := Decision{Allowed: true, Reason: "protocol method"}
+	for i := range uris {
+		op := a.namedOp(kindResource, uris[i].Val.Text)
+		if d = a.decideOp(ps, sub, &op, sc); !d.Allowed {
+			break
+		}
+	}
+	return d, nil
+}
+
 // decideOp decides op through ps's decision cache when the decision cannot
 // depend on anything but the caller, the operation's action and resource,
 // the tool annotations and the source text of the arguments the policies
@@ -69,43 +78,48 @@ func (a *Authorizer) decide(ps *policySet, sub *subject, req *rpcRequest, sc *sc
 // whose policies read arguments only by name (not the whole context) and
 // whose read arguments are short. Anything else is evaluated. A cached
 // Decision is shared: its slices must not be modified.
-func (a *Authorizer) decideOp(ps *policySet, sub *subject, op *operation, sc *scratch) Decision {
+func (a *Authorizer) decideOp(ps *policySet, sub *subject, op *operation, sc *scratch) (d Decision) {
 	sel := ps.lookup(op.action, op.resource)
-	if op.list || sub.token == "" || len(op.resource.ID) > maxCachedName {
-		// A subject without a token is built for one request: an entry
-		// keyed on it would never be found again. A long name (a request
-		// can carry one of up to Config.MaxBodyBytes) would make the
-		// cache's bound one of count only, not of memory.
-		return a.evaluate(ps, sel, sub, op, sc)
+	// A subject without a token is built for one request: an entry keyed
+	// on it would never be found again. A long name (a request can carry
+	// one of up to Config.MaxBodyBytes) would make the cache's bound one
+	// of count only, not of memory.
+	cached := !op.list && sub.token != "" && len(op.resource.ID) <= maxCachedName
+	var key decisionKey
+	if cached {
+		// The version is read before deciding: a decision made while
+		// hints change is filed under the old version, which is never
+		// asked again.
+		key = decisionKey{sub: sub, action: op.action, name: string(op.resource.ID), ann: a.annotations.version.Load()}
+		if op.args != nil && !sel.argFree {
+			cached = !sel.ctxAll
+			if cached {
+				if sc == nil {
+					sc = new(scratch)
+				}
+				b, ok := op.argKey(sel.argNames, sc.argKey[:0])
+				sc.argKey = b[:0]
+				// The key points into sc only for the lookup; put copies it.
+				key.args = unsafe.String(unsafe.SliceData(b), len(b))
+				cached = ok
+			}
+		}
 	}
-	// The version is read before deciding: a decision made while hints
-	// change is filed under the old version, which is never asked again.
-	key := decisionKey{sub: sub, action: op.action, name: string(op.resource.ID), ann: a.annotations.version.Load()}
-	if op.args != nil && !sel.argFree {
-		if sel.ctxAll {
-			return a.evaluate(ps, sel, sub, op, sc)
-		}
-		if sc == nil {
-			sc = new(scratch)
-		}
-		b, ok := op.argKey(sel.argNames, sc.argKey[:0])
-		sc.argKey = b[:0]
-		if !ok {
-			return a.evaluate(ps, sel, sub, op, sc)
-		}
-		// The key points into sc only for the lookup; put copies it.
-		key.args = unsafe.String(unsafe.SliceData(b), len(b))
-	}
-	if d, ok := ps.decisions.get(key); ok {
+	if cached && ps.decisions.getInto(&key, &d) {
 		return d
 	}
-	d := a.evaluate(ps, sel, sub, op, sc)
-	if ps.decisions.admit(&key) {
-		stored := d
-		stored.Policies = ps.ownedIDs(d.Policies)
-		ps.decisions.put(key, stored)
+	d = a.evaluate(ps, sel, sub, op, sc)
+	if cached && ps.decisions.admit(&key) {
+		ps.remember(&key, &d)
 	}
 	return d
+}
+
+// remember stores a copy of d, with policy ids of its own, under key.
+func (ps *policySet) remember(key *decisionKey, d *Decision) {
+	stored := *d
+	stored.Policies = ps.ownedIDs(d.Policies)
+	ps.decisions.put(*key, stored)
 }
 
 // Bounds of a decision cache key's strings: a call whose item name or read
@@ -156,18 +170,31 @@ type operation struct {
 // MCP itself would reject; errUnrepresentable for arguments with no exact
 // Cedar value (checked here for every argument; they are converted only when
 // a policy reads them).
-func (a *Authorizer) operation(r *rpcRequest, m mcpMethod) (operation, error) {
+func (a *Authorizer) operation(r *rpcRequest, m *mcpMethod) (operation, error) {
 	switch m.kind {
 	case kindTool, kindPrompt:
-		if r.params != nil && r.params.CaseVariant(namedMembers) {
+		// One pass over params for name and arguments (as in
+		// rpcRequest.parse: only another name can be a case variant).
+		var name, args *jsonread.Value
+		if r.params != nil && r.params.Kind == jsonread.Object {
+			for i := range r.params.Kids {
+				switch mem := &r.params.Kids[i]; mem.Key {
+				case "name":
+					name = &mem.Val
+				case "arguments":
+					args = &mem.Val
+				default:
+					if caseVariant(mem.Key, namedMembers) {
+						return operation{}, ErrInvalidParams
+					}
+				}
+			}
+		}
+		if name == nil || name.Kind != jsonread.String || name.Text == "" {
 			return operation{}, ErrInvalidParams
 		}
-		name, ok := r.stringParam("name")
-		if !ok {
-			return operation{}, ErrInvalidParams
-		}
-		op := a.namedOp(m.kind, name)
-		if args, ok := r.param("arguments"); ok && args.Kind != jsonread.Null {
+		op := a.namedOp(m.kind, name.Text)
+		if args != nil && args.Kind != jsonread.Null {
 			if args.Kind != jsonread.Object {
 				return operation{}, ErrInvalidParams
 			}
@@ -277,7 +304,19 @@ func (a *Authorizer) evaluate(ps *policySet, sel *selection, sub *subject, op *o
 		sc = new(scratch)
 	}
 	req := sub.requestInto(a, op, sel, &sc.ov, &sc.ctx)
-	dec, diag := cedar.Authorize(sel, &sc.ov, req)
+	var pols cedar.PolicyIterator = sel
+	if sub.token != "" {
+		// A cached subject: the policies its principal cannot satisfy are
+		// left out (built once per policy set; an uncached subject would
+		// build it for every request).
+		if sc.sp.seq == nil {
+			sc.sp.seq = sc.sp.all
+		}
+		sc.sp.sel, sc.sp.ok = sel, sub.scopeMatches(a, ps)
+		pols = &sc.sp
+	}
+	dec, diag := cedar.Authorize(pols, &sc.ov, req)
+	sc.sp.sel, sc.sp.ok = nil, nil
 	sc.ov = overlay{} // drop the request's references
 	d := Decision{Action: op.action, Resource: op.resource, Policies: sc.pols[:0]}
 	switch {
@@ -471,7 +510,8 @@ type scratch struct {
 	ov     overlay
 	ctx    cedar.RecordMap
 	pols   [4]cedar.PolicyID
-	argKey []byte // the arguments' part of a decision cache key
+	argKey []byte         // the arguments' part of a decision cache key
+	sp     scopedPolicies // the policies handed to cedar.Authorize
 }
 
 var scratches = sync.Pool{New: func() any { return new(scratch) }}

@@ -66,6 +66,8 @@ type policyEntry struct {
 	// ids is []cedar.PolicyID{id}: what a cached decision that only this
 	// policy determined names (see policySet.ownedIDs).
 	ids []cedar.PolicyID
+	// pos is its position in policySet.entries (see subject.scopeMatches).
+	pos int
 }
 
 // argAttributes adds to names the <name> of every attribute "arg_<name>"
@@ -165,9 +167,19 @@ func (b bucket) All() iter.Seq2[cedar.PolicyID, *cedar.Policy] {
 // slice already contains the policies with a wider resource scope, so a
 // lookup is one map access and evaluation touches nothing else.
 type actionIndex struct {
+	action      cedar.EntityUID
 	anyResource *selection                      // resource scope `resource` or `resource in …`
 	byType      map[cedar.EntityType]*selection // `resource is T [in …]` plus anyResource
-	byUID       map[cedar.EntityUID]*selection  // `resource == UID` plus byType[UID.Type]
+	// byID is `resource == UID` plus byType[UID.Type], by the UID's id
+	// (a map keyed by string hashes faster than one keyed by EntityUID),
+	// then its type.
+	byID map[cedar.String][]typedSelection
+}
+
+// typedSelection is the selection of one resource UID in actionIndex.byID.
+type typedSelection struct {
+	typ cedar.EntityType
+	sel *selection
 }
 
 // selection is the policies one lookup returns, with the context attributes
@@ -226,7 +238,7 @@ func (s *selection) All() iter.Seq2[cedar.PolicyID, *cedar.Policy] { return s.se
 type policySet struct {
 	entries []*policyEntry
 	all     *selection
-	index   map[cedar.EntityUID]*actionIndex
+	index   []*actionIndex // one per knownActions
 	byID    map[cedar.PolicyID]*policyEntry
 	// decisions made under this set for list items; a Reload swaps the
 	// whole set, so no decision outlives the policies it was made with.
@@ -257,12 +269,20 @@ func (ps *policySet) entry(id cedar.PolicyID) *policyEntry { return ps.byID[id] 
 // resource. For actions outside the index (none are issued today) it returns
 // the whole set, which is always correct.
 func (ps *policySet) lookup(action, resource cedar.EntityUID) *selection {
-	ai, ok := ps.index[action]
-	if !ok {
+	var ai *actionIndex
+	for _, x := range ps.index {
+		if x.action == action {
+			ai = x
+			break
+		}
+	}
+	if ai == nil {
 		return ps.all
 	}
-	if b, ok := ai.byUID[resource]; ok {
-		return b
+	for _, t := range ai.byID[resource.ID] {
+		if t.typ == resource.Type {
+			return t.sel
+		}
 	}
 	if b, ok := ai.byType[resource.Type]; ok {
 		return b
@@ -283,7 +303,7 @@ func (a *Authorizer) compilePolicies(text string) (*policySet, error) {
 		return nil, errNoPolicies
 	}
 	ps := &policySet{
-		index: make(map[cedar.EntityUID]*actionIndex, len(knownActions)),
+		index: make([]*actionIndex, 0, len(knownActions)),
 		byID:  make(map[cedar.PolicyID]*policyEntry, len(list)),
 	}
 	ps.decisions.seed = maphash.MakeSeed()
@@ -327,12 +347,13 @@ func (a *Authorizer) compilePolicies(text string) (*policySet, error) {
 				}
 			}
 		}
+		e.pos = len(ps.entries)
 		ps.entries = append(ps.entries, e)
 		ps.byID[id] = e
 	}
 	ps.all = newSelection(bucket(ps.entries))
 	for _, act := range knownActions {
-		ps.index[act] = buildActionIndex(ps.entries, act, entities)
+		ps.index = append(ps.index, buildActionIndex(ps.entries, act, entities))
 	}
 	return ps, nil
 }
@@ -340,7 +361,7 @@ func (a *Authorizer) compilePolicies(text string) (*policySet, error) {
 // buildActionIndex selects the policies whose action scope can match act and
 // files them by resource scope.
 func buildActionIndex(entries []*policyEntry, act cedar.EntityUID, entities cedar.EntityMap) *actionIndex {
-	ai := &actionIndex{byType: map[cedar.EntityType]*selection{}, byUID: map[cedar.EntityUID]*selection{}}
+	ai := &actionIndex{action: act, byType: map[cedar.EntityType]*selection{}, byID: map[cedar.String][]typedSelection{}}
 	var anyResource bucket
 	typed := map[cedar.EntityType][]*policyEntry{}
 	exact := map[cedar.EntityUID][]*policyEntry{}
@@ -371,9 +392,50 @@ func buildActionIndex(entries []*policyEntry, act cedar.EntityUID, entities ceda
 		if b, ok := byType[uid.Type]; ok {
 			base = b
 		}
-		ai.byUID[uid] = newSelection(append(append(bucket{}, base...), es...))
+		ai.byID[uid.ID] = append(ai.byID[uid.ID], typedSelection{uid.Type, newSelection(append(append(bucket{}, base...), es...))})
 	}
 	return ai
+}
+
+// principalScopeMatches reports whether a policy's principal scope holds
+// for the principal uid whose ancestors (transitive parents, in the
+// request's entity view) are anc, as Cedar's `==`, `in` and `is` decide it.
+// A policy whose scope does not hold is never satisfied and never fails:
+// Cedar tests the scope before the conditions.
+func principalScopeMatches(scope xast.IsPrincipalScopeNode, uid cedar.EntityUID, anc map[cedar.EntityUID]bool) bool {
+	switch s := scope.(type) {
+	case xast.ScopeTypeEq:
+		return s.Entity == uid
+	case xast.ScopeTypeIn:
+		return s.Entity == uid || anc[s.Entity]
+	case xast.ScopeTypeIs:
+		return s.Type == uid.Type
+	case xast.ScopeTypeIsIn:
+		return s.Type == uid.Type && (s.Entity == uid || anc[s.Entity])
+	}
+	return true // all, and any scope this code does not know
+}
+
+// scopedPolicies is a selection without the policies whose principal scope
+// cannot hold for the request's subject (ok, by policyEntry.pos): what
+// evaluate hands cedar.Authorize, which then skips evaluating, for every
+// request, scopes such as `principal in Group::"admins"` the caller is not
+// in. It lives in a request's scratch.
+type scopedPolicies struct {
+	sel *selection
+	ok  []bool
+	seq iter.Seq2[cedar.PolicyID, *cedar.Policy] // all, bound once per scratch
+}
+
+// All implements cedar.PolicyIterator.
+func (sp *scopedPolicies) All() iter.Seq2[cedar.PolicyID, *cedar.Policy] { return sp.seq }
+
+func (sp *scopedPolicies) all(yield func(cedar.PolicyID, *cedar.Policy) bool) {
+	for _, e := range sp.sel.pols {
+		if sp.ok[e.pos] && !yield(e.id, e.policy) {
+			return
+		}
+	}
 }
 
 // actionScopeMatches reports whether an action scope can be satisfied by a

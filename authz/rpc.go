@@ -88,7 +88,9 @@ const maxRequestValues = 1 << 17
 type rpcRequest struct {
 	id         []byte // raw id literal; nil when absent
 	method     string
-	isResponse bool // a JSON-RPC response posted by a 2025-11-25 client
+	mcp        mcpMethod // mcpMethods[method], looked up once
+	known      bool      // method is in mcpMethods
+	isResponse bool      // a JSON-RPC response posted by a 2025-11-25 client
 	params     *jsonread.Value
 	body       []byte      // the message: the parse tree's source
 	header     http.Header // the HTTP request's (nil from Authorize), for its protocol version
@@ -109,6 +111,14 @@ func (r *rpcRequest) parse(p *jsonread.Parser, body []byte) error {
 	// _meta (protocol version, client info and capabilities) is checked but
 	// not kept: nothing here reads it.
 	root, err := p.Parse(body, jsonread.Options{SkipMeta: true, MaxValues: maxRequestValues})
+	return r.envelope(&root, err)
+}
+
+// envelope validates the parsed message root (err is the parse's error)
+// and reads its members into r. It is a function of its own so that its
+// locals are not on the goroutine's stack during the parse.
+func (r *rpcRequest) envelope(root *jsonread.Value, err error) error {
+	body := r.body
 	switch {
 	case errors.Is(err, jsonread.ErrDuplicate):
 		return ErrInvalidRequest
@@ -116,28 +126,51 @@ func (r *rpcRequest) parse(p *jsonread.Parser, body []byte) error {
 		return ErrParse
 	case root.Kind != jsonread.Object: // a batch array, or not a message at all
 		return ErrInvalidRequest
-	case root.CaseVariant(envelopeMembers):
-		return ErrInvalidRequest
 	}
-	if v, ok := root.Get("id"); ok {
+	// One pass over the members, in place of a lookup per name: names are
+	// unique (the parser refuses duplicates and case variants of each
+	// other), so only a name that is none of the envelope's can be a case
+	// variant of one.
+	var id, jsonrpc, params, method *jsonread.Value
+	var hasResult, hasError bool
+	for i := range root.Kids {
+		m := &root.Kids[i]
+		switch m.Key {
+		case "id":
+			id = &m.Val
+		case "jsonrpc":
+			jsonrpc = &m.Val
+		case "method":
+			method = &m.Val
+		case "params":
+			params = &m.Val
+		case "result":
+			hasResult = true
+		case "error":
+			hasError = true
+		default:
+			if caseVariant(m.Key, envelopeMembers) {
+				return ErrInvalidRequest
+			}
+		}
+	}
+	if v := id; v != nil {
 		if v.Kind != jsonread.String && v.Kind != jsonread.Number && v.Kind != jsonread.Null {
 			return ErrInvalidRequest
 		}
 		r.id = body[v.Start:v.End]
 	}
-	if v, ok := root.Get("jsonrpc"); !ok || v.Kind != jsonread.String || v.Text != "2.0" {
+	if v := jsonrpc; v == nil || v.Kind != jsonread.String || v.Text != "2.0" {
 		return ErrInvalidRequest
 	}
-	if v, ok := root.Get("params"); ok {
+	if v := params; v != nil {
 		if v.Kind != jsonread.Object && v.Kind != jsonread.Array {
 			return ErrInvalidRequest
 		}
 		r.params = v
 	}
-	v, ok := root.Get("method")
-	if !ok {
-		_, hasResult := root.Get("result")
-		_, hasError := root.Get("error")
+	v := method
+	if v == nil {
 		if r.id == nil || hasResult == hasError {
 			return ErrInvalidRequest
 		}
@@ -148,6 +181,7 @@ func (r *rpcRequest) parse(p *jsonread.Parser, body []byte) error {
 		return ErrInvalidRequest
 	}
 	r.method = v.Text
+	r.mcp, r.known = mcpMethods[r.method]
 	return nil
 }
 
@@ -162,6 +196,17 @@ var (
 	listenMembers   = []string{"notifications"}         // subscriptions/listen params
 	listenSubs      = []string{"resourceSubscriptions"} // its notifications
 )
+
+// caseVariant reports whether name is not one of names but equals one of
+// them under Unicode simple case folding (see jsonread.Value.CaseVariant).
+func caseVariant(name string, names []string) bool {
+	for _, n := range names {
+		if name != n && strings.EqualFold(name, n) {
+			return true
+		}
+	}
+	return false
+}
 
 // param returns params.<key> when params is an object.
 func (r *rpcRequest) param(key string) (*jsonread.Value, bool) {
@@ -228,7 +273,7 @@ func checkHeaders(h http.Header, r *rpcRequest) error {
 	if len(vals) != 1 || r.isResponse {
 		return ErrHeaderMismatch
 	}
-	m := mcpMethods[r.method]
+	m := &r.mcp
 	if m.nameOf == "" {
 		return ErrHeaderMismatch
 	}

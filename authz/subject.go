@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	cedar "github.com/cedar-policy/cedar-go"
@@ -32,6 +33,52 @@ type subject struct {
 	ctxBase   cedar.RecordMap // claim_*, scopes, client_id
 	ctxRecord cedar.Record    // NewRecord(ctxBase), for requests without arguments
 	principal cedar.Entity    // merged with a static entity of the same uid
+	// inScope holds, for the policy set last used, which of its policies'
+	// principal scopes hold for this subject (see scopeMatches).
+	inScope atomic.Pointer[principalScopes]
+}
+
+// principalScopes is, for one policy set, whether each policy's principal
+// scope holds for a subject (by policyEntry.pos).
+type principalScopes struct {
+	ps *policySet
+	ok []bool
+}
+
+// scopeMatches returns, by policyEntry.pos, whether each policy of ps can
+// apply to s by its principal scope, computed once per subject and policy
+// set (a Reload makes another). The principal's ancestors are those of the
+// request's entity view (overlay): s.principal's parents, then the static
+// entities' (the resource entity takes its static parents too).
+func (s *subject) scopeMatches(a *Authorizer, ps *policySet) []bool {
+	if m := s.inScope.Load(); m != nil && m.ps == ps {
+		return m.ok
+	}
+	anc := map[cedar.EntityUID]bool{}
+	stack := slices.Collect(s.principal.Parents.All())
+	for len(stack) > 0 {
+		u := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if anc[u] {
+			continue
+		}
+		anc[u] = true
+		parents := s.principal.Parents
+		if u != s.uid {
+			parents = a.entities[u].Parents
+		}
+		for p := range parents.All() {
+			if !anc[p] {
+				stack = append(stack, p)
+			}
+		}
+	}
+	ok := make([]bool, len(ps.entries))
+	for i, e := range ps.entries {
+		ok[i] = principalScopeMatches(e.policy.AST().Principal, s.uid, anc)
+	}
+	s.inScope.Store(&principalScopes{ps: ps, ok: ok})
+	return ok
 }
 
 // Subject cache bounds: how many tokens' subjects are kept, and for how

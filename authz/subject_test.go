@@ -164,3 +164,64 @@ func TestConcurrentDecisionsIsolated(t *testing.T) {
 		t.Error(e)
 	}
 }
+
+// TestScopeMatches: a cached subject's evaluation leaves out exactly the
+// policies whose principal scope cannot hold for it (`==`, `in` through
+// its token's groups and the static hierarchy, `is`, `is … in`), computed
+// again after a Reload; and decides every call as an uncached subject of
+// the same identity, which evaluates them all.
+func TestScopeMatches(t *testing.T) {
+	t.Parallel()
+	policies := `
+@id("eq") permit (principal == Client::"alice", action == Action::"call_tool", resource == Tool::"t1");
+@id("eq-other") permit (principal == Client::"bob", action == Action::"call_tool", resource == Tool::"t2");
+@id("in-direct") permit (principal in THVGroup::"eng", action == Action::"call_tool", resource == Tool::"t3");
+@id("in-nested") permit (principal in THVGroup::"staff", action == Action::"call_tool", resource == Tool::"t4");
+@id("in-static") permit (principal in THVGroup::"oncall", action == Action::"call_tool", resource == Tool::"t5");
+@id("in-other") permit (principal in THVGroup::"admins", action == Action::"call_tool", resource == Tool::"t6");
+@id("in-self") permit (principal in Client::"alice", action == Action::"call_tool", resource == Tool::"t7");
+@id("is") permit (principal is Client, action == Action::"call_tool", resource == Tool::"t8");
+@id("is-other") permit (principal is THVGroup, action == Action::"call_tool", resource == Tool::"t9");
+@id("is-in") permit (principal is Client in THVGroup::"staff", action == Action::"call_tool", resource == Tool::"t10");
+@id("is-in-other") permit (principal is Client in THVGroup::"admins", action == Action::"call_tool", resource == Tool::"t11");
+@id("all") forbid (principal, action == Action::"call_tool", resource == Tool::"t12") when { context.arg_x == 1 };
+@id("in-other-errs") permit (principal in THVGroup::"admins", action == Action::"call_tool", resource == Tool::"t13") when { context.missing == 1 };`
+	// eng is in staff; alice is in oncall by a static entity.
+	entities := []byte(`[
+{"uid":{"type":"THVGroup","id":"eng"},"parents":[{"type":"THVGroup","id":"staff"}],"attrs":{}},
+{"uid":{"type":"THVGroup","id":"staff"},"parents":[],"attrs":{}},
+{"uid":{"type":"Client","id":"alice"},"parents":[{"type":"THVGroup","id":"oncall"}],"attrs":{}}]`)
+	a, err := New(Config{Policies: policies, Entities: entities})
+	require.NoError(t, err)
+	info := &authn.TokenInfo{Subject: "alice", Claims: map[string]any{"groups": []any{"eng"}}}
+	cached := a.subjectFor(info.WithToken("tok"))
+	plain := a.newSubject(info, "")
+
+	ps := a.policies.Load()
+	ok := cached.scopeMatches(a, ps)
+	got := map[string]bool{}
+	for _, e := range ps.entries {
+		got[string(e.id)] = ok[e.pos]
+	}
+	assert.Equal(t, map[string]bool{
+		"eq": true, "eq-other": false, "in-direct": true, "in-nested": true, "in-static": true, "in-other": false,
+		"in-self": true, "is": true, "is-other": false, "is-in": true, "is-in-other": false, "all": true, "in-other-errs": false,
+	}, got)
+
+	for i := 1; i <= 13; i++ {
+		req, err := parseRPC([]byte(call(fmt.Sprint("t", i), `{"x":1}`)))
+		require.NoError(t, err)
+		dc, err := a.decide(ps, cached, req, new(scratch))
+		require.NoError(t, err)
+		dp, err := a.decide(ps, plain, req, nil)
+		require.NoError(t, err)
+		assert.Equal(t, dp, dc, "t%d", i)
+	}
+
+	require.NoError(t, a.Reload(`@id("in-other") permit (principal in THVGroup::"admins", action, resource);
+@id("in-nested") permit (principal in THVGroup::"staff", action, resource);`))
+	ps2 := a.policies.Load()
+	ok = cached.scopeMatches(a, ps2)
+	require.Len(t, ok, 2)
+	assert.Equal(t, []bool{false, true}, ok, "computed again for the reloaded set")
+}

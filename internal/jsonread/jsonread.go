@@ -39,8 +39,10 @@
 package jsonread
 
 import (
+	"encoding/binary"
 	"errors"
 	"math"
+	"math/bits"
 	"strconv"
 	"strings"
 	"sync"
@@ -124,7 +126,10 @@ func (v *Value) CaseVariant(names []string) bool {
 	for i := range v.Kids {
 		k := v.Kids[i].Key
 		for _, n := range names {
-			if k != n && strings.EqualFold(k, n) {
+			if k != "" && n != "" && k[0]|n[0] < utf8.RuneSelf && lowerASCII(k[0]) != lowerASCII(n[0]) {
+				continue // ASCII initials that differ ignoring case (as in sameName)
+			}
+			if k != n && sameName(k, n) {
 				return true
 			}
 		}
@@ -171,6 +176,10 @@ func ParseWith(data []byte, opts Options) (Value, error) {
 // goroutine or in a sync.Pool.
 type Parser struct {
 	arena []Member
+	// q is the parser's state and stacks, kept from one parse to the next
+	// (a sync.Pool round trip per parse cost more than the parse of a
+	// small document's skeleton).
+	q parser
 }
 
 // Parse is ParseWith, with the tree in p's memory.
@@ -182,11 +191,11 @@ func (p *Parser) Parse(data []byte, opts Options) (Value, error) {
 	if cap(p.arena) == 0 {
 		p.arena = make([]Member, 0, min(len(data)/40+4, 1024))
 	}
-	q := parsers.Get().(*parser)
-	defer q.release()
+	q := &p.q
 	q.out = p.arena[:0]
 	v, err := q.parse(data, opts)
 	p.arena = q.out // the grown arena, when it grew
+	q.reset()
 	return v, err
 }
 
@@ -199,6 +208,7 @@ func (p *Parser) Release() {
 	if cap(p.arena) > 1<<14 {
 		p.arena = nil
 	}
+	p.q.reset()
 }
 
 // Any converts v to encoding/json's value types (see ParseObject). Strings
@@ -262,20 +272,31 @@ func (p *parser) parse(data []byte, opts Options) (Value, error) {
 	return v, nil
 }
 
-// release clears what a parse left in p and returns it to the pool when
-// its stacks are small.
+// release resets p and returns it to the pool when its stacks are small.
 func (p *parser) release() {
+	if p.reset() {
+		parsers.Put(p)
+	}
+}
+
+// reset clears what a parse left in p, dropping its stacks when they grew
+// large; small reports whether they are small (kept).
+func (p *parser) reset() (small bool) {
 	clear(p.members[:p.hiMembers]) // drop references into data
 	clear(p.elems[:p.hiElems])
-	p.data, p.members, p.elems, p.hiMembers, p.hiElems, p.out = nil, p.members[:0], p.elems[:0], 0, 0, nil
-	if cap(p.members) <= 1024 && cap(p.elems) <= 1024 {
-		parsers.Put(p) // keep only small stacks around
+	clear(p.names[:p.hiNames])
+	p.data, p.members, p.elems, p.names, p.out = nil, p.members[:0], p.elems[:0], p.names[:0], nil
+	p.hiMembers, p.hiElems, p.hiNames = 0, 0, 0
+	if cap(p.members) > 1024 || cap(p.elems) > 1024 || cap(p.names) > 1024 {
+		p.members, p.elems, p.names = nil, nil, nil // a zero parser grows them again
+		return false
 	}
+	return true
 }
 
 // parsers recycles the member and element stacks.
 var parsers = sync.Pool{New: func() any {
-	return &parser{members: make([]Member, 0, 32), elems: make([]Member, 0, 32)}
+	return &parser{members: make([]Member, 0, 32), elems: make([]Member, 0, 32), names: make([]string, 0, 32)}
 }}
 
 type parser struct {
@@ -283,6 +304,7 @@ type parser struct {
 	pos     int
 	members []Member // stack of the members of the objects being parsed
 	elems   []Member // stack of the elements of the arrays being parsed
+	names   []string // stack of the member names of skipped objects
 	// out is the document's arena: finished containers' children are
 	// appended here and their kids slice into it, so a document costs a few
 	// allocations instead of one per container. When out grows, earlier
@@ -290,9 +312,9 @@ type parser struct {
 	out []Member
 	// high-water marks of the stacks, so a recycled parser clears only
 	// what it used
-	hiMembers, hiElems int
-	opts               Options
-	values             int // values begun so far
+	hiMembers, hiElems, hiNames int
+	opts                        Options
+	values                      int // values begun so far
 }
 
 // emit copies a finished container's children to the arena.
@@ -350,8 +372,14 @@ func (p *parser) value(dst *Value, depth int, keep bool) error {
 	}
 	switch c := p.data[p.pos]; {
 	case c == '{':
+		if !keep && depth < MaxDepth {
+			return p.skipObject(dst, depth+1) // without object's larger frame
+		}
 		return p.object(dst, depth+1, keep)
 	case c == '[':
+		if !keep && depth < MaxDepth {
+			return p.skipArray(dst, depth+1)
+		}
 		return p.array(dst, depth+1, keep)
 	case c == '"':
 		start := p.pos
@@ -483,7 +511,13 @@ func (p *parser) object(dst *Value, depth int, keep bool) error {
 
 // stackKids is how many members or elements of one container are
 // collected on the stack before they move to the parser's heap stacks.
-const stackKids = 8
+// The array is in every level's frame: at 4 (the members of a JSON-RPC
+// request's envelope, params and typical arguments), object's frame is
+// 816 bytes, and a tools/call served by net/http through authz's
+// middleware stays within an 8 KB goroutine stack (at 8 it did not, and
+// every garbage collection shrank the connection's stack for the next
+// request to grow it again by copying).
+const stackKids = 4
 
 // moveKids moves a container's kids from its stack array (cur) to *stack
 // (the parser's member or element stack) the first time (*base records
@@ -564,22 +598,22 @@ func (p *parser) array(dst *Value, depth int, keep bool) error {
 
 // skipObject parses an object whose members are not kept: it checks
 // what object checks (syntax, UTF-8, depth, duplicate and case-variant
-// names, the value count) but keeps only the member names, on the stack up
-// to smallObject of them and then as folded names in a map, and gives dst
-// no kids.
+// names, the value count) but keeps only the member names, on p.names up
+// to smallObject of them (not in an array on the goroutine's stack, so
+// that a nested _meta costs a small frame per level) and then as folded
+// names in a map, and gives dst no kids.
 func (p *parser) skipObject(dst *Value, depth int) error {
 	start := p.pos
 	p.pos++ // '{'
-	var local [smallObject]string
-	names := local[:0]
-	var seen map[string]struct{}
-	var scratch Value // what the members parse into, then drop
 	p.ws()
 	if p.pos < len(p.data) && p.data[p.pos] == '}' {
 		p.pos++
 		*dst = Value{Kind: Object, Start: int32(start), End: int32(p.pos)}
 		return nil
 	}
+	base := len(p.names) // this object's names are p.names[base:]
+	var seen map[string]struct{}
+	var scratch Value // what the members parse into, then drop
 	for {
 		p.ws()
 		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
@@ -590,13 +624,15 @@ func (p *parser) skipObject(dst *Value, depth int) error {
 			return err
 		}
 		if seen == nil {
+			names := p.names[base:]
 			for _, n := range names {
 				if sameName(n, key) {
 					return ErrDuplicate
 				}
 			}
-			if len(names) < len(local) {
-				names = append(names, key)
+			if len(names) < smallObject {
+				p.names = append(p.names, key)
+				p.hiNames = max(p.hiNames, len(p.names))
 			} else {
 				seen = make(map[string]struct{}, 2*smallObject)
 				for _, n := range names {
@@ -629,6 +665,7 @@ func (p *parser) skipObject(dst *Value, depth int) error {
 			p.pos++
 		case '}':
 			p.pos++
+			p.names = p.names[:base]
 			*dst = Value{Kind: Object, Start: int32(start), End: int32(p.pos)}
 			return nil
 		default:
@@ -733,6 +770,15 @@ func (p *parser) string() (string, error) {
 	start := p.pos
 	// Fast path: no escapes, ASCII only.
 	i := p.pos // a local, so that the loop keeps it in a register
+	// Eight bytes at a time (plainRun) while all are plain, then byte by
+	// byte to the first that is not (near the end of data, or at once).
+	for i+8 <= len(d) {
+		if k := plainRun(binary.LittleEndian.Uint64(d[i:])); k < 8 {
+			i += k
+			break
+		}
+		i += 8
+	}
 	for i < len(d) && plainASCII[d[i]] {
 		i++
 	}
@@ -824,6 +870,20 @@ func (p *parser) string() (string, error) {
 		}
 	}
 	return "", ErrSyntax
+}
+
+// plainRun returns how many of the eight bytes of x (little-endian) are
+// plain (plainASCII) before the first that is not, 8 when all are: a byte
+// of 0x80 or more, a control character, '"' or '\\'. Each test sets the
+// high bit of the bytes it finds (the borrow of a found byte may also
+// mark bytes above it, never below), so the lowest set bit is exact.
+func plainRun(x uint64) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	ctl := (x - 0x20*ones) &^ x // a byte below 0x20 (or 0x80 and above)
+	q := x ^ '"'*ones           // a zero byte where x has a quote
+	bs := x ^ '\\'*ones         // … a backslash
+	m := (x | ctl | (q-ones)&^q | (bs-ones)&^bs) & highs
+	return bits.TrailingZeros64(m) / 8
 }
 
 // plainASCII marks the bytes the string fast path steps over: printable

@@ -2,10 +2,12 @@ package jsonread
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"reflect"
 	"runtime"
 	"strings"
@@ -548,5 +550,43 @@ func TestParserWarmAllocs(t *testing.T) {
 			}
 		})
 		assert.Zero(t, allocs, "%+v", o)
+	}
+}
+
+// TestPlainRun holds the eight-byte string scan to plainASCII: every byte
+// value at every position, after plain bytes and before random ones.
+func TestPlainRun(t *testing.T) {
+	t.Parallel()
+	want := func(b []byte) int {
+		for i, c := range b {
+			if !plainASCII[c] {
+				return i
+			}
+		}
+		return 8
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for pos := range 8 {
+		for c := range 256 {
+			for range 4 {
+				var b [8]byte
+				for i := range b {
+					switch {
+					case i < pos:
+						b[i] = byte(0x20 + rng.IntN(0x5f))
+						if !plainASCII[b[i]] {
+							b[i] = 'a'
+						}
+					case i == pos:
+						b[i] = byte(c)
+					default:
+						b[i] = byte(rng.IntN(256))
+					}
+				}
+				if got := plainRun(binary.LittleEndian.Uint64(b[:])); got != want(b[:]) {
+					t.Fatalf("plainRun(%q) = %d, want %d", b, got, want(b[:]))
+				}
+			}
+		}
 	}
 }
