@@ -1,0 +1,80 @@
+package authz
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/mcpauth-go/mcpauth/authn"
+	"github.com/mcpauth-go/mcpauth/internal/jsonread"
+)
+
+// FuzzListMemo holds the list memo to the full parse: a list message is
+// filtered twice (so that it is remembered), then again with its id
+// replaced by any bytes, as JSON and as an event stream; an Authorizer
+// whose memo is emptied before every message, fed the same messages (so
+// that its tool annotations are the same), is the oracle. Output, error
+// and the kept and removed counts must agree.
+func FuzzListMemo(f *testing.F) {
+	for _, s := range [][2]string{
+		{`{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"get_issue"},{"name":"delete_repo"},{"name":"search","annotations":{"readOnlyHint":true}},{}]}}`, `2`},
+		{`{"jsonrpc":"2.0","id":"a","result":{"cacheScope":"public","tools":[{"name":"delete_repo"}]}}`, `"b\"c"`},
+		{`{"result":{"tools":[{"name":"get_issue"}],"cacheScope":"shared"},"id":null}`, `1,"result":{"tools":[]}`},
+		{`{"id":1,"result":{"prompts":[{"name":"get_issue"}]}}`, ` 1 `},
+		{`{"id":1 ,"result":{"tools":[{"name":"deploy"},{"name":"get_issue"}]}}`, `1e999`},
+		{`{"id":1,"result":{"tools":[{"name":"get_issue"}]}}`, "\ufeff1"},
+		{`{"id":1,"result":{"tools":[{"name":"get_issue"}]}}`, "\"\xff\""},
+		{`{"id":1,"result":{"tools":[{"name":"get_issue"}]}}`, `"\ud800"`},
+	} {
+		f.Add(s[0], s[1], false)
+		f.Add(s[0], s[1], true)
+	}
+	newAuthorizer := func() *Authorizer {
+		a, err := New(Config{Policies: testPolicies + `
+@id("ro") permit (principal, action == Action::"call_tool", resource) when { resource has readOnlyHint && resource.readOnlyHint };`,
+			ResourceMetadataURL: "https://mcp.example/.well-known/oauth-protected-resource/mcp"})
+		if err != nil {
+			f.Fatal(err)
+		}
+		return a
+	}
+	memo, oracle := newAuthorizer(), newAuthorizer()
+	alice := engineer().WithToken("alice-token")
+	bob := (&authn.TokenInfo{Issuer: alice.Issuer, Subject: "bob", Claims: map[string]any{"groups": []any{"sales"}}}).WithToken("bob-token")
+	f.Fuzz(func(t *testing.T, msg, id string, sse bool) {
+		var p jsonread.Parser
+		root, err := p.Parse([]byte(msg), jsonread.Options{KeepDepth: 1})
+		if err != nil || root.Kind != jsonread.Object {
+			return
+		}
+		v, ok := root.Get("id")
+		if !ok {
+			return
+		}
+		msg2 := msg[:v.Start] + id + msg[v.End:]
+		for _, m := range []string{"tools/list", "prompts/list"} {
+			for _, info := range []*authn.TokenInfo{alice, bob} {
+				for _, body := range []string{msg, msg, msg2} {
+					filter := func(a *Authorizer, reset bool) (string, error, int, int) {
+						ps := a.policies.Load()
+						if reset {
+							ps.lists = listMemo{}
+						}
+						fl := listFilter{a: a, ps: ps, sub: a.subjectFor(info), m: mcpMethods[m]}
+						ct, b := "application/json", body
+						if sse {
+							ct, b = "text/event-stream", "event: message\ndata: "+body+"\n\n"
+						}
+						out, err := fl.filterBody(ct, []byte(b))
+						return string(bytes.Clone(out)), err, fl.kept, fl.removed
+					}
+					got, gerr, gk, gr := filter(memo, false)
+					want, werr, wk, wr := filter(oracle, true)
+					if got != want || (gerr == nil) != (werr == nil) || gk != wk || gr != wr {
+						t.Fatalf("%s %q for %s:\nmemo   %q %v kept %d removed %d\noracle %q %v kept %d removed %d",
+							m, body, info.Subject, got, gerr, gk, gr, want, werr, wk, wr)
+					}
+				}
+			}
+		}
+	})
+}
