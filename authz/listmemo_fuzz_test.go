@@ -2,6 +2,10 @@ package authz
 
 import (
 	"bytes"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/mcpauth-go/mcpauth/authn"
@@ -77,4 +81,61 @@ func FuzzListMemo(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestListMemoConcurrent (run with -race): two callers filter the same
+// list with changing ids at once while another list flips a tool hint and
+// the policies are reloaded; every answer is the caller's own, carries
+// its own id and is private.
+func TestListMemoConcurrent(t *testing.T) {
+	t.Parallel()
+	extra := `
+@id("ro") permit (principal, action == Action::"call_tool", resource) when { resource has readOnlyHint && resource.readOnlyHint };`
+	a := newTestAuthorizer(t, func(c *Config) { c.Policies = testPolicies + extra })
+	alice := a.subjectFor(engineer().WithToken("alice-token"))
+	bob := a.subjectFor((&authn.TokenInfo{Issuer: "https://idp.example", Subject: "bob", Claims: map[string]any{"groups": []any{"sales"}}}).WithToken("bob-token"))
+	msg := func(id int) []byte {
+		return []byte(`{"jsonrpc":"2.0","id":` + strconv.Itoa(id) + `,"result":{"tools":[{"name":"get_issue"},{"name":"delete_repo"},{"name":"search","annotations":{"readOnlyHint":true}}]}}`)
+	}
+	flip := [2][]byte{
+		[]byte(`{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"search","annotations":{"readOnlyHint":true}}]}}`),
+		[]byte(`{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"search","annotations":{"readOnlyHint":false}}]}}`),
+	}
+	filter := func(sub *subject, body []byte) string {
+		f := listFilter{a: a, ps: a.policies.Load(), sub: sub, m: mcpMethods["tools/list"]}
+		out, err := f.filterBody("application/json", body)
+		if err != nil {
+			t.Error(err)
+		}
+		return string(out)
+	}
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 300 {
+				id := w*1000 + i
+				got := filter(alice, msg(id))
+				if !strings.Contains(got, `"id":`+strconv.Itoa(id)+`,`) || !strings.Contains(got, "get_issue") || strings.Contains(got, "delete_repo") || !strings.Contains(got, `"cacheScope":"private"`) {
+					t.Errorf("alice, id %d: %s", id, got)
+					return
+				}
+				got = filter(bob, msg(id))
+				if !strings.Contains(got, `"id":`+strconv.Itoa(id)+`,`) || strings.Contains(got, "get_issue") || strings.Contains(got, "delete_repo") {
+					t.Errorf("bob, id %d: %s", id, got)
+					return
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for i := range 300 {
+			filter(alice, flip[i%2])
+			if i%50 == 0 {
+				if err := a.Reload(testPolicies + extra + fmt.Sprintf("\n@id(\"n%d\") forbid (principal, action, resource == Tool::\"none\");", i)); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+	})
+	wg.Wait()
 }
