@@ -8,6 +8,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/mcpauth-go/mcpauth/authn"
 	"github.com/mcpauth-go/mcpauth/internal/jsonread"
 )
@@ -112,7 +115,7 @@ func TestListMemoConcurrent(t *testing.T) {
 	var wg sync.WaitGroup
 	for w := range 4 {
 		wg.Go(func() {
-			for i := range 300 {
+			for i := range maxMemoVerdicts {
 				id := w*1000 + i
 				got := filter(alice, msg(id))
 				if !strings.Contains(got, `"id":`+strconv.Itoa(id)+`,`) || !strings.Contains(got, "get_issue") || strings.Contains(got, "delete_repo") || !strings.Contains(got, `"cacheScope":"private"`) {
@@ -128,7 +131,7 @@ func TestListMemoConcurrent(t *testing.T) {
 		})
 	}
 	wg.Go(func() {
-		for i := range 300 {
+		for i := range maxMemoVerdicts {
 			filter(alice, flip[i%2])
 			if i%50 == 0 {
 				if err := a.Reload(testPolicies + extra + fmt.Sprintf("\n@id(\"n%d\") forbid (principal, action, resource == Tool::\"none\");", i)); err != nil {
@@ -138,4 +141,42 @@ func TestListMemoConcurrent(t *testing.T) {
 		}
 	})
 	wg.Wait()
+}
+
+// TestListMemoVerdictMemory: the verdicts a remembered message keeps are
+// bounded in bytes, not only in callers. A list of ~87,000 tiny items
+// (within maxMemoMessage) filtered for maxMemoVerdicts callers kept a byte per
+// item per caller, some 22 MB per remembered message and
+// 90 MB for the memo's four.
+func TestListMemoVerdictMemory(t *testing.T) {
+	t.Parallel()
+	a := newTestAuthorizer(t, nil)
+	var b strings.Builder
+	b.WriteString(`{"jsonrpc":"2.0","id":1,"result":{"tools":[{}`)
+	for b.Len() < maxMemoMessage-100 {
+		b.WriteString(`,{}`)
+	}
+	b.WriteString(`]}}`)
+	msg := []byte(b.String())
+	ps := a.policies.Load()
+	for i := range maxMemoVerdicts {
+		info := engineer()
+		info.Subject = "user-" + strconv.Itoa(i)
+		f := listFilter{a: a, ps: ps, sub: a.subjectFor(info.WithToken(info.Subject)), m: mcpMethods["tools/list"]}
+		_, err := f.filterBody("application/json", msg)
+		require.NoError(t, err)
+	}
+	total, remembered := 0, false
+	for i := range ps.lists.slots {
+		if sh := ps.lists.slots[i].Load(); sh != nil {
+			remembered = true
+			sh.mu.Lock()
+			for _, v := range sh.verdicts {
+				total += len(v)
+			}
+			sh.mu.Unlock()
+		}
+	}
+	require.True(t, remembered)
+	assert.LessOrEqual(t, total, 1<<20, "bytes of verdicts kept for one message")
 }
