@@ -17,7 +17,7 @@ import (
 
 // FuzzListMemo holds the list memo to the full parse: a list message is
 // filtered twice (so that it is remembered), then again with its id
-// replaced by any bytes, as JSON and as an event stream; an Authorizer
+// replaced by any bytes, as JSON and in an event stream of three events; an Authorizer
 // whose memo is emptied before every message, fed the same messages (so
 // that its tool annotations are the same), is the oracle. Output, error
 // and the kept and removed counts must agree.
@@ -69,7 +69,7 @@ func FuzzListMemo(f *testing.F) {
 						fl := listFilter{a: a, ps: ps, sub: a.subjectFor(info), m: mcpMethods[m]}
 						ct, b := "application/json", body
 						if sse {
-							ct, b = "text/event-stream", "event: message\ndata: "+body+"\n\n"
+							ct, b = "text/event-stream", "event: message\ndata: "+body+"\n\nid: 7\ndata: "+msg+"\r\n\r\ndata: "+msg2+"\n\n"
 						}
 						out, err := fl.filterBody(ct, []byte(b))
 						return string(bytes.Clone(out)), err, fl.kept, fl.removed
