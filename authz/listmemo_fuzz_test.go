@@ -2,7 +2,10 @@ package authz
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,13 +16,14 @@ import (
 
 	"github.com/mcpauth-go/mcpauth/authn"
 	"github.com/mcpauth-go/mcpauth/internal/jsonread"
+	"github.com/mcpauth-go/mcpauth/observe"
 )
 
 // FuzzListMemo holds the list memo to the full parse: a list message is
 // filtered twice (so that it is remembered), then again with its id
-// replaced by any bytes, as JSON and in an event stream of three events; an Authorizer
-// whose memo is emptied before every message, fed the same messages (so
-// that its tool annotations are the same), is the oracle. Output, error
+// replaced by any bytes, as JSON and in an event stream of three events;
+// an Authorizer whose memo is emptied before every message, fed the same
+// messages (so that its tool annotations are the same), is the oracle. Output, error
 // and the kept and removed counts must agree.
 func FuzzListMemo(f *testing.F) {
 	for _, s := range [][2]string{
@@ -179,4 +183,46 @@ func TestListMemoVerdictMemory(t *testing.T) {
 	}
 	require.True(t, remembered)
 	assert.LessOrEqual(t, total, 1<<20, "bytes of verdicts kept for one message")
+}
+
+// TestListMemoHTTP: through the middleware, a list filtered from its
+// remembered shape is still marked private (cacheScope and Cache-Control,
+// whatever the handler said) and still reported to the Observer with its
+// counts, exactly as when it was parsed.
+func TestListMemoHTTP(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var events []observe.ListFilter
+	a := newTestAuthorizer(t, func(c *Config) {
+		c.Observer = &observe.Observer{ListFilter: func(_ context.Context, e observe.ListFilter) {
+			mu.Lock()
+			defer mu.Unlock()
+			events = append(events, e)
+		}}
+	})
+	id := 0
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id++
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "public, max-age=60, s-maxage=600")
+		_, _ = fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%d,"result":{"cacheScope":"public","tools":[{"name":"get_issue"},{"name":"delete_repo"},{"name":"get_x"}]}}`, id)
+	})
+	srv := httptest.NewServer(withIdentity(engineer().WithToken("alice-token"), a.Middleware(h)))
+	defer srv.Close()
+	for i := range 4 {
+		resp, body := post(t, srv, listRequest("tools/list"), nil)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		assert.Equal(t, "private, max-age=60", resp.Header.Get("Cache-Control"), "request %d", i)
+		assert.Equal(t, fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"result":{"cacheScope":"private","tools":[{"name":"get_issue"},{"name":"get_x"}]}}`, i+1), string(body))
+	}
+	require.True(t, memoHolds(a, "2"), "the last requests were filtered from the remembered shape")
+	srv.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, events, 4)
+	for _, e := range events {
+		assert.Equal(t, "tools/list", e.Method)
+		assert.Equal(t, 2, e.Kept)
+		assert.Equal(t, 1, e.Removed)
+	}
 }
