@@ -81,3 +81,16 @@ func TestDecodeSegment(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecodeSegment holds decodeSegment to encoding/base64's strict
+// unpadded base64url on any input (padding, non-canonical trailing bits,
+// lengths ≡ 1 mod 4, bytes ≥ 0x80, line breaks), decoding into nothing and
+// into a buffer.
+func FuzzDecodeSegment(f *testing.F) {
+	for _, s := range []string{"", "A", "AA", "AB", "AAA", "AAB", "AAAA", "AA==", "QUJD\n", "QUJDREVGR0g", "QUJDREVGR0hJ", "-_-_-_-_", "\xff\xfe", "QUJDREVGR0hJSktM="} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, seg string) {
+		checkDecodeSegment(t, seg)
+	})
+}

@@ -32,12 +32,20 @@ import (
 const listMemoSlots = 4
 
 // maxMemoMessage is the largest list message remembered, so that a memo
-// holds at most listMemoSlots of these plus, per caller, a bit per item.
+// holds at most listMemoSlots of these plus, per caller, a byte per item
+// (bounded by maxMemoVerdictBytes).
 const maxMemoMessage = 256 << 10
 
 // maxMemoVerdicts bounds the callers whose verdicts one remembered message
 // keeps; when full they are forgotten and it starts again.
 const maxMemoVerdicts = 256
+
+// maxMemoVerdictBytes bounds the verdicts one remembered message keeps (a
+// byte per item per caller), as maxMemoVerdicts does their count: a list
+// of many small items (some 87,000 fit in maxMemoMessage) keeps those of
+// fewer callers, so that a memo's verdicts stay within listMemoSlots MiB
+// rather than some 90 MB.
+const maxMemoVerdictBytes = 1 << 20
 
 // listMemo holds the shapes of the last list messages filtered under one
 // policy set (it lives in the policySet, so Reload starts an empty one).
@@ -193,10 +201,13 @@ func (sh *listShape) verdict(k verdictKey) ([]bool, bool) {
 
 // remember keeps a copy of the caller's verdicts on sh's items.
 func (sh *listShape) remember(k verdictKey, keep []bool) {
+	if len(keep) > maxMemoVerdictBytes {
+		return
+	}
 	keep = append([]bool(nil), keep...)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if sh.verdicts == nil || len(sh.verdicts) >= maxMemoVerdicts {
+	if sh.verdicts == nil || len(sh.verdicts) >= maxMemoVerdicts || (len(sh.verdicts)+1)*len(keep) > maxMemoVerdictBytes {
 		sh.verdicts = make(map[verdictKey][]bool)
 	}
 	sh.verdicts[k] = keep

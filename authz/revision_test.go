@@ -155,3 +155,53 @@ func TestCurrentRevision(t *testing.T) {
 		t.Error("no header is the current revision")
 	}
 }
+
+// TestRevisionHeaderTricks: no spelling of MCP-Protocol-Version (several
+// values in either order, blanks, a lower-case name, an impossible date,
+// a header that disagrees with the body's _meta) lets a request the
+// policies deny, or a method authz does not know, reach the handler.
+func TestRevisionHeaderTricks(t *testing.T) {
+	t.Parallel()
+	a := newTestAuthorizer(t, nil)
+	rec := &recorder{}
+	srv := httptest.NewServer(withIdentity(stranger(), a.Middleware(rec.handler(nil))))
+	defer srv.Close()
+	meta := func(v string) string { return `"_meta":{"io.modelcontextprotocol/protocolVersion":"` + v + `"}` }
+	bodies := []string{
+		`{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"file:///etc/passwd",` + meta("2025-11-25") + `}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"file:///etc/passwd",` + meta("2026-07-28") + `}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///etc/passwd",` + meta("2025-11-25") + `}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_repo","arguments":{},` + meta("2026-07-28") + `}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"secrets/steal","params":{` + meta("2025-11-25") + `}}`,
+		`{"jsonrpc":"2.0","method":"notifications/evil"}`,
+	}
+	headers := [][][2]string{
+		nil,
+		{{"MCP-Protocol-Version", "2025-11-25"}, {"MCP-Protocol-Version", "2026-07-28"}},
+		{{"MCP-Protocol-Version", "2026-07-28"}, {"MCP-Protocol-Version", "2025-11-25"}},
+		{{"mcp-protocol-version", "2025-11-25"}},
+		{{"MCP-Protocol-Version", " 2026-07-28 "}},
+		{{"MCP-Protocol-Version", "2025-11-25, 2026-07-28"}},
+		{{"MCP-Protocol-Version", "9999-99-99"}},
+		{{"MCP-Protocol-Version", "0000-00-00"}},
+		{{"MCP-Protocol-Version", ""}},
+	}
+	for _, body := range bodies {
+		for _, hs := range headers {
+			req, err := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(body))
+			require.NoError(t, err)
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Accept", "application/json, text/event-stream")
+			for _, h := range hs {
+				req.Header[h[0]] = append(req.Header[h[0]], h[1])
+			}
+			resp, err := srv.Client().Do(req)
+			require.NoError(t, err)
+			_ = resp.Body.Close()
+			assert.Contains(t, []int{http.StatusForbidden, http.StatusNotFound}, resp.StatusCode, "%s with %q", body, hs)
+		}
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	assert.Empty(t, rec.bodies, "the handler must never be reached")
+}
