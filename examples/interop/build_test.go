@@ -3,7 +3,6 @@ package interop
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpauth-go/mcpauth/internal/testport"
 	"github.com/mcpauth-go/mcpauth/prm"
 )
 
@@ -56,20 +56,37 @@ func cleanupBuilds() {
 	}
 }
 
-// freeAddr returns a loopback address nothing listens on now.
+// freeAddr returns a loopback address nothing listens on now, outside the
+// range the kernel hands to outbound connections (see testport).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := testport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addr
+}
+
+// onFreeAddr calls start with a free loopback address until it reports
+// that it bound it: another process may take a free port before the child
+// binds it, and start then returns false (see startExample).
+func onFreeAddr(t *testing.T, start func(addr string) bool) {
+	t.Helper()
+	for range 3 {
+		addr := freeAddr(t)
+		if start(addr) {
+			return
+		}
+		t.Logf("%s was taken before the example bound it; trying another port", addr)
+	}
+	t.Fatal("three free ports were taken before the example bound them")
 }
 
 // startExample runs the example binary with args and waits until it serves
-// the metadata document of resource.
-func startExample(t *testing.T, name, resource string, args ...string) {
+// the metadata document of resource. It returns false when the example
+// exited because its address was taken, and fails the test on any other
+// exit.
+func startExample(t *testing.T, name, resource string, args ...string) bool {
 	t.Helper()
 	bin := buildExample(t, name)
 	p := startBackground(t, bin, args...)
@@ -85,11 +102,14 @@ func startExample(t *testing.T, name, resource string, args ...string) {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return true
 			}
 		}
 		select {
 		case <-p.done:
+			if testport.InUse(p.stderr.String()) {
+				return false
+			}
 			t.Fatalf("%s exited: %v\n%s", name, p.cmd.ProcessState, p.stderr.String())
 		case <-ctx.Done():
 			t.Fatalf("%s does not serve %s after 30s (last error %v)\n%s", name, mdURL, err, p.stderr.String())

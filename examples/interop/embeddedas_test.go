@@ -129,29 +129,31 @@ type asOptions struct {
 // Go's x509 system roots).
 func startEmbeddedAS(t *testing.T, o asOptions) *embeddedAS {
 	t.Helper()
-	addr := freeAddr(t)
-	s := &embeddedAS{issuer: "http://" + addr + o.issuerPath, resource: "http://" + addr + "/mcp"}
-	secret := rand.Text() + rand.Text()
-	s.idp = startIdP(t, idpConfig{Clients: []map[string]any{{
-		"client_id":                  asUpstreamClient,
-		"client_secret":              secret,
-		"token_endpoint_auth_method": "client_secret_basic",
-		"grant_types":                []string{"authorization_code"},
-		"response_types":             []string{"code"},
-		"redirect_uris":              []string{s.issuer + "/callback"},
-	}}})
-	s.cimd = startCIMD(t, o.cimdRedirects...)
-	// The example reads its upstream client secret from the environment
-	// (never a flag); the child process inherits both variables.
-	t.Setenv("MCPAUTH_UPSTREAM_CLIENT_SECRET", secret)
-	t.Setenv("SSL_CERT_FILE", s.cimd.caFile)
-	args := []string{"-addr", addr, "-issuer", s.issuer, "-scopes", asScope,
-		"-upstream", "oidc", "-upstream-issuer", s.idp.Issuer, "-upstream-client-id", asUpstreamClient,
-		"-cimd-allow", "127.0.0.0/8"}
-	if o.preregistered != "" {
-		args = append(args, "-client-id", o.preregistered, "-client-redirect", "http://127.0.0.1/callback")
-	}
-	startExample(t, "embedded-as", s.resource, args...)
+	var s *embeddedAS
+	onFreeAddr(t, func(addr string) bool {
+		s = &embeddedAS{issuer: "http://" + addr + o.issuerPath, resource: "http://" + addr + "/mcp"}
+		secret := rand.Text() + rand.Text()
+		s.idp = startIdP(t, idpConfig{Clients: []map[string]any{{
+			"client_id":                  asUpstreamClient,
+			"client_secret":              secret,
+			"token_endpoint_auth_method": "client_secret_basic",
+			"grant_types":                []string{"authorization_code"},
+			"response_types":             []string{"code"},
+			"redirect_uris":              []string{s.issuer + "/callback"},
+		}}})
+		s.cimd = startCIMD(t, o.cimdRedirects...)
+		// The example reads its upstream client secret from the environment
+		// (never a flag); the child process inherits both variables.
+		t.Setenv("MCPAUTH_UPSTREAM_CLIENT_SECRET", secret)
+		t.Setenv("SSL_CERT_FILE", s.cimd.caFile)
+		args := []string{"-addr", addr, "-issuer", s.issuer, "-scopes", asScope,
+			"-upstream", "oidc", "-upstream-issuer", s.idp.Issuer, "-upstream-client-id", asUpstreamClient,
+			"-cimd-allow", "127.0.0.0/8"}
+		if o.preregistered != "" {
+			args = append(args, "-client-id", o.preregistered, "-client-redirect", "http://127.0.0.1/callback")
+		}
+		return startExample(t, "embedded-as", s.resource, args...)
+	})
 	return s
 }
 

@@ -78,11 +78,13 @@ func idpFor(t *testing.T, s *sut) idpConfig {
 // request, with extra flags (e.g. -stateless).
 func startGoSDK(t *testing.T, flags ...string) *sut {
 	t.Helper()
-	addr := freeAddr(t)
-	s := &sut{resource: "http://" + addr + "/mcp"}
-	s.idp = startIdP(t, idpFor(t, s))
-	startExample(t, "gosdk", s.resource, append([]string{
-		"-issuer", s.idp.Issuer, "-resource", s.resource, "-addr", addr, "-scopes", scopeRead}, flags...)...)
+	var s *sut
+	onFreeAddr(t, func(addr string) bool {
+		s = &sut{resource: "http://" + addr + "/mcp"}
+		s.idp = startIdP(t, idpFor(t, s))
+		return startExample(t, "gosdk", s.resource, append([]string{
+			"-issuer", s.idp.Issuer, "-resource", s.resource, "-addr", addr, "-scopes", scopeRead}, flags...)...)
+	})
 	return s
 }
 

@@ -31,6 +31,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mcpauth-go/mcpauth/internal/testport"
 )
 
 // EnvBinary names the environment variable that overrides the redis-server
@@ -354,14 +356,10 @@ func writeCerts(dir string) (*tls.Config, error) {
 	return &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}, nil
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+// freePort is a loopback port outside the range the kernel hands to
+// outbound connections (see testport), so no client's local end takes it
+// between the probe and redis-server's bind.
+func freePort() (int, error) { return testport.Free() }
 
 // notice prints msg on stderr. In package list mode (go test ./pkg/...)
 // the go command shows a passing package's output only with -v, so msg is
