@@ -69,19 +69,19 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg:        cfg,
-		store:      cfg.Store,
-		log:        cfg.Logger,
-		now:        cfg.Now,
-		accessTTL:  orDur(cfg.AccessTokenTTL, 10*time.Minute),
-		refreshTTL: orDur(cfg.RefreshTokenTTL, 30*24*time.Hour),
-		codeTTL:    orDur(cfg.CodeTTL, time.Minute),
-		loginTTL:   orDur(cfg.LoginTTL, 10*time.Minute),
-		consentTTL: orDur(cfg.ConsentTTL, 30*24*time.Hour),
+		cfg:             cfg,
+		store:           cfg.Store,
+		log:             cfg.Logger,
+		now:             cfg.Now,
+		accessTTL:       orDur(cfg.AccessTokenTTL, 10*time.Minute),
+		refreshTTL:      orDur(cfg.RefreshTokenTTL, 30*24*time.Hour),
+		codeTTL:         orDur(cfg.CodeTTL, time.Minute),
+		loginTTL:        orDur(cfg.LoginTTL, 10*time.Minute),
+		consentTTL:      orDur(cfg.ConsentTTL, 30*24*time.Hour),
 		unusedClientTTL: orDur(cfg.UnusedClientTTL, 24*time.Hour),
-		static:     map[string]*Client{},
-		ups:        map[string]*provider{},
-		jti:        &jtiCache{seen: map[string]time.Time{}},
+		static:          map[string]*Client{},
+		ups:             map[string]*provider{},
+		jti:             &jtiCache{seen: map[string]time.Time{}},
 	}
 	if s.store == nil {
 		s.store = NewMemoryStore()
