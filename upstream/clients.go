@@ -281,7 +281,16 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 		secret = randomToken(32)
 		c.SecretHash = HashClientSecret(secret)
 	}
-	if err := s.store.PutClient(r.Context(), c, s.cfg.ClientTTL); err != nil {
+	if s.registrations != nil {
+		if ok, wait := s.registrations.take(now); !ok {
+			s.log.LogAttrs(r.Context(), slog.LevelWarn, "upstream: dynamic registration refused: RegistrationLimit reached")
+			w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
+			writeOAuthError(w, http.StatusTooManyRequests, "temporarily_unavailable",
+				"too many client registrations; retry later")
+			return
+		}
+	}
+	if err := s.store.PutClient(r.Context(), c, s.unusedClientTTL); err != nil {
 		s.writeErr(w, r, err)
 		return
 	}

@@ -74,12 +74,29 @@ type Config struct {
 	// ConsentTTL is how long a user's approval of a client is remembered.
 	// If zero, 30 days.
 	ConsentTTL time.Duration
-	// ClientTTL is how long a dynamically registered client is kept. If
-	// zero, forever (until the Store drops it). Registration is
-	// unauthenticated (RFC 7591 open registration): put a rate limit in
-	// front of Issuer+"/register", or set a TTL, so it cannot fill the
-	// Store.
+	// ClientTTL is how long a dynamically registered client is kept after
+	// a user last completed a login through it (redeemed an authorization
+	// code); each login extends it, never to less than the refresh-token
+	// lifetime that login was given, so a client outlives the grants it
+	// holds. If zero, forever (until the Store drops it).
 	ClientTTL time.Duration
+	// UnusedClientTTL is how long a dynamically registered client is kept
+	// before any user has logged in through it. Registration is
+	// unauthenticated (RFC 7591 open registration), so registrations
+	// nobody uses expire rather than fill the Store; a client whose
+	// registration expired gets an "unknown client" answer and registers
+	// again. If zero, 24 hours.
+	UnusedClientTTL time.Duration
+	// RegistrationLimit bounds dynamic registrations per minute in this
+	// process (a token bucket holding one minute's worth): beyond it,
+	// /register answers 429 Too Many Requests with Retry-After. With
+	// UnusedClientTTL it bounds what anonymous callers can put in the
+	// Store. A global limit lets one abuser delay other clients'
+	// registrations (Client ID Metadata Document and static clients are
+	// not affected): a deployment that limits Issuer+"/register" per
+	// source in front of the server can raise it or turn it off. If zero,
+	// 60; if negative, no limit.
+	RegistrationLimit int
 
 	// DisableDynamicRegistration turns off RFC 7591 registration (deprecated
 	// in MCP 2026-07-28 in favour of Client ID Metadata Documents, still on
@@ -341,7 +358,7 @@ func (c *Config) validate() error {
 	if c.CodeTTL > 10*time.Minute {
 		return fmt.Errorf("upstream: CodeTTL must not exceed 10 minutes")
 	}
-	for _, d := range []time.Duration{c.AccessTokenTTL, c.RefreshTokenTTL, c.CodeTTL, c.LoginTTL, c.ConsentTTL, c.ClientTTL} {
+	for _, d := range []time.Duration{c.AccessTokenTTL, c.RefreshTokenTTL, c.CodeTTL, c.LoginTTL, c.ConsentTTL, c.ClientTTL, c.UnusedClientTTL} {
 		if d < 0 {
 			return fmt.Errorf("upstream: negative duration in Config")
 		}

@@ -80,7 +80,11 @@
 //     inside required to equal the URL. RFC 7591 dynamic registration is
 //     deprecated by MCP 2026-07-28 and on by default for older clients; a
 //     client registering a narrower scope set than the server needs gets
-//     Config.DefaultScopes as well.
+//     Config.DefaultScopes as well. Registration is unauthenticated, so it
+//     is bounded by default: 60 registrations a minute per process
+//     (Config.RegistrationLimit, then 429 with Retry-After), and a client
+//     nobody has logged in through is dropped after 24 hours
+//     (Config.UnusedClientTTL); each login keeps it for Config.ClientTTL.
 //   - Errors are RFC 6749 JSON (error, error_description); a storage outage
 //     is 503 with Retry-After, never an OAuth error that would send a client
 //     into a new login. No code, token, verifier or secret is logged or

@@ -55,8 +55,10 @@ type Server struct {
 	// Store is a ReplayGuard; otherwise jti does, in this process only.
 	replay ReplayGuard
 	jti    *jtiCache
+	// registrations limits dynamic client registration (nil: no limit).
+	registrations *tokenBucket
 
-	accessTTL, refreshTTL, codeTTL, loginTTL, consentTTL time.Duration
+	accessTTL, refreshTTL, codeTTL, loginTTL, consentTTL, unusedClientTTL time.Duration
 }
 
 // NewServer validates cfg and returns a Server. It does not contact the
@@ -67,18 +69,19 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg:        cfg,
-		store:      cfg.Store,
-		log:        cfg.Logger,
-		now:        cfg.Now,
-		accessTTL:  orDur(cfg.AccessTokenTTL, 10*time.Minute),
-		refreshTTL: orDur(cfg.RefreshTokenTTL, 30*24*time.Hour),
-		codeTTL:    orDur(cfg.CodeTTL, time.Minute),
-		loginTTL:   orDur(cfg.LoginTTL, 10*time.Minute),
-		consentTTL: orDur(cfg.ConsentTTL, 30*24*time.Hour),
-		static:     map[string]*Client{},
-		ups:        map[string]*provider{},
-		jti:        &jtiCache{seen: map[string]time.Time{}},
+		cfg:             cfg,
+		store:           cfg.Store,
+		log:             cfg.Logger,
+		now:             cfg.Now,
+		accessTTL:       orDur(cfg.AccessTokenTTL, 10*time.Minute),
+		refreshTTL:      orDur(cfg.RefreshTokenTTL, 30*24*time.Hour),
+		codeTTL:         orDur(cfg.CodeTTL, time.Minute),
+		loginTTL:        orDur(cfg.LoginTTL, 10*time.Minute),
+		consentTTL:      orDur(cfg.ConsentTTL, 30*24*time.Hour),
+		unusedClientTTL: orDur(cfg.UnusedClientTTL, 24*time.Hour),
+		static:          map[string]*Client{},
+		ups:             map[string]*provider{},
+		jti:             &jtiCache{seen: map[string]time.Time{}},
 	}
 	if s.store == nil {
 		s.store = NewMemoryStore()
@@ -91,6 +94,12 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	switch {
+	case cfg.RegistrationLimit == 0:
+		s.registrations = newTokenBucket(60, time.Minute, s.now())
+	case cfg.RegistrationLimit > 0:
+		s.registrations = newTokenBucket(cfg.RegistrationLimit, time.Minute, s.now())
 	}
 	u, _ := url.Parse(cfg.Issuer)
 	s.origin = u.Scheme + "://" + u.Host

@@ -204,6 +204,10 @@ type Client struct {
 	MetadataDocument bool `json:"metadata_document,omitempty"`
 	// IssuedAt is when the client was registered or fetched.
 	IssuedAt time.Time `json:"issued_at"`
+	// LoggedInAt is when a user last completed a login through a
+	// dynamically registered client (zero until the first): the Server
+	// keeps an unused registration only for Config.UnusedClientTTL.
+	LoggedInAt time.Time `json:"logged_in_at,omitzero"`
 }
 
 // Pending is an authorization request between /authorize and the upstream

@@ -345,6 +345,9 @@ func (s *Server) codeGrant(ctx context.Context, client *Client, form url.Values)
 		return nil, errBad("invalid_target", "resource does not match the authorization request")
 	}
 	now := s.now()
+	if err := s.keepClient(ctx, client, now); err != nil {
+		return nil, err
+	}
 	rt := rec.FamilyID + "." + randomToken(32)
 	fam := &Family{ID: rec.FamilyID, ClientID: client.ID, Subject: rec.Subject, Upstream: rec.Upstream, Scope: rec.Scope,
 		Resource: rec.Resource, TSID: rec.TSID, Current: hashKey("refresh", rt), CreatedAt: now, ExpiresAt: now.Add(s.refreshTTL)}
@@ -356,6 +359,25 @@ func (s *Server) codeGrant(ctx context.Context, client *Client, form url.Values)
 		return nil, err
 	}
 	return &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(s.accessTTL / time.Second), RefreshToken: rt, Scope: rec.Scope}, nil
+}
+
+// keepClient records a completed login on a dynamically registered client,
+// so that the Store keeps it for ClientTTL from now (and at least as long
+// as the refresh-token family this login gets) instead of UnusedClientTTL
+// from its registration. Static and metadata-document clients are not
+// stored registrations; a client already kept forever is not written
+// again.
+func (s *Server) keepClient(ctx context.Context, c *Client, now time.Time) error {
+	if c.MetadataDocument || s.static[c.ID] != nil || (s.cfg.ClientTTL == 0 && !c.LoggedInAt.IsZero()) {
+		return nil
+	}
+	var ttl time.Duration // forever
+	if s.cfg.ClientTTL > 0 {
+		ttl = max(s.cfg.ClientTTL, s.refreshTTL)
+	}
+	kept := cloneClient(c)
+	kept.LoggedInAt = now
+	return s.store.PutClient(ctx, kept, ttl)
 }
 
 // revokeGrant deletes a refresh family and its upstream session. Errors
