@@ -191,8 +191,8 @@ func TestStorePrintsNoInternals(t *testing.T) {
 }
 
 // TestRotationReachesRecordsWithoutTTL: records stored without a ttl (the
-// Server's dynamically registered clients when ClientTTL is zero, its
-// default) never expire, so "keep the old key until every value written
+// Server's dynamically registered clients after their first login when
+// ClientTTL is zero, its default) never expire, so "keep the old key until every value written
 // under it has expired" would mean keeping it forever. A record read
 // through a Store whose first key is the new one is re-sealed under it
 // (keeping its TTL), so the old key can go once every live record has been

@@ -37,8 +37,9 @@ type Config struct {
 	// Keys[0] (its TTL kept). To rotate, put the new key first and keep the
 	// old one until every value written under it has expired (the longest
 	// TTL, usually the refresh-token lifetime) or been read since; records
-	// stored without a TTL (the Server's registered clients when its
-	// ClientTTL is zero) leave the old key only by being read.
+	// stored without a TTL (the Server's registered clients once a user
+	// has logged in through them, when its ClientTTL is zero) leave the
+	// old key only by being read.
 	Keys []Key
 
 	// LockTTL bounds how long a refresh lock taken with [Store.LockSession]
