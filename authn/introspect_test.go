@@ -2,6 +2,7 @@ package authn
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -10,11 +11,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sync/singleflight"
 
 	"github.com/mcpauth-go/mcpauth/authn/idptest"
 )
@@ -563,12 +568,15 @@ func TestIntrospectSingleFlight(t *testing.T) {
 			errs <- err
 		})
 	}
-	// Let every goroutine join the flight before the answer arrives.
-	deadline := time.Now().Add(5 * time.Second)
-	for s.fake.count.Load() == 0 && time.Now().Before(deadline) {
+	// Let every goroutine join the flight before the answer arrives: one
+	// still on its way after the answer would start a second introspection
+	// (there is no cache), which a fixed pause cannot rule out on a busy
+	// machine.
+	key := sha256.Sum256([]byte("shared-token"))
+	deadline := time.Now().Add(30 * time.Second)
+	for flightCallers(&s.in.flight, string(key[:])) < n && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	time.Sleep(100 * time.Millisecond)
 	close(release)
 	wg.Wait()
 	close(errs)
@@ -580,6 +588,26 @@ func TestIntrospectSingleFlight(t *testing.T) {
 	if got := s.fake.count.Load(); got != 1 {
 		t.Errorf("%d concurrent verifications made %d requests, want 1", n, got)
 	}
+}
+
+// flightCallers returns how many callers share g's call for key: the one
+// that started it and those that joined it. singleflight keeps this
+// unexported (the call's dups, under the group's mutex), so it is read
+// through reflect with that mutex held.
+func flightCallers(g *singleflight.Group, key string) int {
+	v := reflect.ValueOf(g).Elem()
+	mu := (*sync.Mutex)(unsafe.Pointer(v.FieldByName("mu").UnsafeAddr()))
+	mu.Lock()
+	defer mu.Unlock()
+	m := v.FieldByName("m")
+	if m.IsNil() {
+		return 0
+	}
+	c := m.MapIndex(reflect.ValueOf(key))
+	if !c.IsValid() {
+		return 0
+	}
+	return 1 + int(c.Elem().FieldByName("dups").Int())
 }
 
 func TestIntrospectWaiterGivesUpOnItsOwnContext(t *testing.T) {
