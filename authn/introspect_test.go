@@ -2,7 +2,6 @@ package authn
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -11,15 +10,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-	"unsafe"
-
-	"golang.org/x/sync/singleflight"
 
 	"github.com/mcpauth-go/mcpauth/authn/idptest"
 )
@@ -557,6 +552,8 @@ func TestIntrospectSingleFlight(t *testing.T) {
 		introJSON(introActive(now))(w, r)
 	}, func(c *Config) { c.TokenCacheSize = -1 }) // no cache: only the flight can dedupe
 	const n = 20
+	var joined atomic.Int32
+	s.in.joinedFlight = func() { joined.Add(1) }
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for range n {
@@ -572,9 +569,8 @@ func TestIntrospectSingleFlight(t *testing.T) {
 	// still on its way after the answer would start a second introspection
 	// (there is no cache), which a fixed pause cannot rule out on a busy
 	// machine.
-	key := sha256.Sum256([]byte("shared-token"))
 	deadline := time.Now().Add(30 * time.Second)
-	for flightCallers(&s.in.flight, string(key[:])) < n && time.Now().Before(deadline) {
+	for joined.Load() < n && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	close(release)
@@ -588,26 +584,6 @@ func TestIntrospectSingleFlight(t *testing.T) {
 	if got := s.fake.count.Load(); got != 1 {
 		t.Errorf("%d concurrent verifications made %d requests, want 1", n, got)
 	}
-}
-
-// flightCallers returns how many callers share g's call for key: the one
-// that started it and those that joined it. singleflight keeps this
-// unexported (the call's dups, under the group's mutex), so it is read
-// through reflect with that mutex held.
-func flightCallers(g *singleflight.Group, key string) int {
-	v := reflect.ValueOf(g).Elem()
-	mu := (*sync.Mutex)(unsafe.Pointer(v.FieldByName("mu").UnsafeAddr()))
-	mu.Lock()
-	defer mu.Unlock()
-	m := v.FieldByName("m")
-	if m.IsNil() {
-		return 0
-	}
-	c := m.MapIndex(reflect.ValueOf(key))
-	if !c.IsValid() {
-		return 0
-	}
-	return 1 + int(c.Elem().FieldByName("dups").Int())
 }
 
 func TestIntrospectWaiterGivesUpOnItsOwnContext(t *testing.T) {
