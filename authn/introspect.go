@@ -54,8 +54,11 @@ type introspector struct {
 	maxResponse            int64
 
 	flight singleflight.Group
-	cache  *lru.Cache[introResult] // nil when caching is disabled
-	obs    *observe.Observer       // Config.Observer (observe.go)
+	// joinedFlight, when set (by tests only), is called once a caller has
+	// joined or started the flight for its token.
+	joinedFlight func()
+	cache        *lru.Cache[introResult] // nil when caching is disabled
+	obs          *observe.Observer       // Config.Observer (observe.go)
 }
 
 // newIntrospector is called by NewVerifier when cfg.Introspection != nil.
@@ -163,6 +166,9 @@ func (in *introspector) miss(ctx context.Context, key [32]byte, token string) (*
 		in.store(key, res)
 		return res, nil
 	})
+	if in.joinedFlight != nil {
+		in.joinedFlight()
+	}
 	select {
 	case r := <-ch:
 		return r.Val.(introResult).withToken(token)

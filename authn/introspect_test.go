@@ -552,6 +552,8 @@ func TestIntrospectSingleFlight(t *testing.T) {
 		introJSON(introActive(now))(w, r)
 	}, func(c *Config) { c.TokenCacheSize = -1 }) // no cache: only the flight can dedupe
 	const n = 20
+	var joined atomic.Int32
+	s.in.joinedFlight = func() { joined.Add(1) }
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for range n {
@@ -563,12 +565,14 @@ func TestIntrospectSingleFlight(t *testing.T) {
 			errs <- err
 		})
 	}
-	// Let every goroutine join the flight before the answer arrives.
-	deadline := time.Now().Add(5 * time.Second)
-	for s.fake.count.Load() == 0 && time.Now().Before(deadline) {
+	// Let every goroutine join the flight before the answer arrives: one
+	// still on its way after the answer would start a second introspection
+	// (there is no cache), which a fixed pause cannot rule out on a busy
+	// machine.
+	deadline := time.Now().Add(30 * time.Second)
+	for joined.Load() < n && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	time.Sleep(100 * time.Millisecond)
 	close(release)
 	wg.Wait()
 	close(errs)

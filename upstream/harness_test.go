@@ -53,11 +53,28 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 type clock struct {
-	mu sync.Mutex
-	d  time.Duration
+	mu     sync.Mutex
+	d      time.Duration
+	frozen time.Time // zero: the clock follows real time
 }
 
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return time.Now().Add(c.d) }
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.frozen.IsZero() {
+		return c.frozen.Add(c.d)
+	}
+	return time.Now().Add(c.d)
+}
+
+// freeze stops the clock at the current time: from then on only Advance
+// moves it, for tests whose assertions a busy machine's real time would
+// change (a rate limiter refilling while the test runs).
+func (c *clock) freeze() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.frozen = time.Now()
+}
 func (c *clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.d += d

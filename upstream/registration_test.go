@@ -37,10 +37,13 @@ func (e *env) registerPublic() (int, http.Header, string) {
 // TestRegistrationLimit: open registration is rate limited per process by
 // default (60 a minute, a burst of 60), answered 429 with Retry-After
 // beyond it and refilled with time; a configured limit replaces the
-// default and a negative one turns it off.
+// default and a negative one turns it off. The limited cases run on a
+// frozen clock: on the real one the bucket refills while the test runs
+// (a token a second by default), so a slow machine's registrations would
+// pass the limit.
 func TestRegistrationLimit(t *testing.T) {
 	t.Run("default 60 a minute", func(t *testing.T) {
-		e := newEnv(t, nil)
+		e := newEnv(t, func(e *env, _ *upstream.Config) { e.clock.freeze() })
 		for i := range 60 {
 			if st, _, _ := e.registerPublic(); st != http.StatusCreated {
 				t.Fatalf("registration %d: HTTP %d, want 201", i+1, st)
@@ -62,7 +65,7 @@ func TestRegistrationLimit(t *testing.T) {
 		}
 	})
 	t.Run("configured", func(t *testing.T) {
-		e := newEnv(t, func(_ *env, c *upstream.Config) { c.RegistrationLimit = 2 })
+		e := newEnv(t, func(e *env, c *upstream.Config) { e.clock.freeze(); c.RegistrationLimit = 2 })
 		for range 2 {
 			if st, _, _ := e.registerPublic(); st != http.StatusCreated {
 				t.Fatalf("HTTP %d, want 201", st)
@@ -88,7 +91,7 @@ func TestRegistrationLimit(t *testing.T) {
 		}
 	})
 	t.Run("refused requests do not spend the budget", func(t *testing.T) {
-		e := newEnv(t, func(_ *env, c *upstream.Config) { c.RegistrationLimit = 1 })
+		e := newEnv(t, func(e *env, c *upstream.Config) { e.clock.freeze(); c.RegistrationLimit = 1 })
 		for range 5 {
 			if st, _ := e.register(map[string]any{"redirect_uris": []string{"javascript:alert(1)"}}); st != http.StatusBadRequest {
 				t.Fatalf("invalid registration: HTTP %d, want 400", st)

@@ -115,7 +115,14 @@ func TestRefreshErrorClassification(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newTokenEndpoint(t, tc.handler)
 			store := upstream.NewMemoryStore()
-			tr := e.expiredSession(t, store, func(c *upstream.TransportConfig) { c.RefreshTimeout = 300 * time.Millisecond })
+			// Only the timeout case has a short RefreshTimeout: every other
+			// answer must arrive to be classified, even on a busy machine
+			// (the default is 10 s).
+			var refreshTimeout time.Duration
+			if tc.name == "timeout" {
+				refreshTimeout = 300 * time.Millisecond
+			}
+			tr := e.expiredSession(t, store, func(c *upstream.TransportConfig) { c.RefreshTimeout = refreshTimeout })
 			_, err := call(withIdentity(context.Background(), "tsid-review"), tr, e.backend.URL)
 			if err == nil {
 				t.Fatal("call succeeded")

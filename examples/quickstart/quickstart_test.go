@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,10 +14,12 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mcpauth-go/mcpauth/authn/idptest"
+	"github.com/mcpauth-go/mcpauth/internal/testport"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -292,15 +295,29 @@ func TestMetadata(t *testing.T) {
 // metadata names; the MCP endpoint moves to its path.
 func TestExplicitResource(t *testing.T) {
 	t.Parallel()
-	// Reserve a port so the resource can name it before the server starts.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// The resource names the port before the server starts. A port the
+	// kernel chose and released could be taken meanwhile as the local end
+	// of any outbound connection on the machine, so the port comes from
+	// below the ephemeral range (testport), and a start whose port was
+	// taken anyway is retried on another.
+	var qs *quickstart
+	var addr, resource string
+	for attempt := 0; qs == nil; attempt++ {
+		var err error
+		if addr, err = testport.Addr(); err != nil {
+			t.Fatal(err)
+		}
+		resource = "http://" + addr + "/tenant/mcp"
+		qs, err = start(options{addr: addr, resource: resource}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if errors.Is(err, syscall.EADDRINUSE) && attempt < 2 {
+			t.Logf("%s was taken before the server bound it; trying another port", addr)
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(qs.close)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	resource := "http://" + addr + "/tenant/mcp"
-	qs, _ := startTest(t, options{addr: addr, resource: resource})
 	if qs.resource != resource {
 		t.Fatalf("resource = %q, want %q", qs.resource, resource)
 	}

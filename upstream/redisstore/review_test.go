@@ -48,8 +48,11 @@ func TestLockOutlivesRefresh(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	key := newKey("k1")
 	up := upstreamtest.NewRotatingUpstream(t)
-	up.Delay = 800 * time.Millisecond
-	const lockTTL = 300 * time.Millisecond
+	// Long enough that the default RefreshTimeout (half the lock's
+	// lifetime) leaves the other half for the Redis round trips around the
+	// refresh under -race on a busy machine.
+	up.Delay = 1500 * time.Millisecond
+	const lockTTL = time.Second
 
 	storeA, trA, errA := lockReplica(t, srv.Addr(), key, up, lockTTL, 3*time.Second)
 	_, trB, errB := lockReplica(t, srv.Addr(), key, up, lockTTL, 3*time.Second)
@@ -63,11 +66,11 @@ func TestLockOutlivesRefresh(t *testing.T) {
 			defer wg.Done()
 			_, _, _ = backendCall(ctx, trA, up.APIURL())
 		}()
-		time.Sleep(450 * time.Millisecond) // A's lock has expired, its refresh is in flight
+		time.Sleep(1250 * time.Millisecond) // A's lock has expired, its refresh is in flight
 		_, _, _ = backendCall(ctx, trB, up.APIURL())
 		wg.Wait()
 		_, _, revoked := up.State(grantID)
-		t.Fatalf("NewTransport accepted RefreshTimeout 3s over a 300ms LockTTL: %d refreshes reached the upstream, grant revoked: %v",
+		t.Fatalf("NewTransport accepted RefreshTimeout 3s over a 1s LockTTL: %d refreshes reached the upstream, grant revoked: %v",
 			up.Refreshes.Load(), revoked)
 	}
 
@@ -81,7 +84,7 @@ func TestLockOutlivesRefresh(t *testing.T) {
 	start := time.Now()
 	_, _, err = backendCall(withIdentity(context.Background(), tsid), trC, up.APIURL())
 	if el := time.Since(start); err == nil || el >= lockTTL {
-		t.Fatalf("a refresh hanging for 800ms returned after %v (err %v); the 300ms lock had expired under it", el, err)
+		t.Fatalf("a refresh hanging for %v returned after %v (err %v); the %v lock had expired under it", up.Delay, el, err, lockTTL)
 	}
 }
 

@@ -372,13 +372,15 @@ func TestLockSession(t *testing.T) {
 		u()
 	}
 	// A lock whose holder died expires; the dead holder's late unlock does
-	// not release the next holder's lock.
+	// not release the next holder's lock. The next holder's lock is a long
+	// one (s shares short's keys): with another 100 ms lock it could expire
+	// on its own between the two calls below on a slow machine.
 	dead, err := short.LockSession(ctx, "c")
 	if err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(200 * time.Millisecond)
-	next, err := short.LockSession(ctx, "c")
+	next, err := s.LockSession(ctx, "c")
 	if err != nil {
 		t.Fatalf("lock not expired: %v", err)
 	}
