@@ -743,7 +743,7 @@ func (t *Transport) save(ctx context.Context, cur, next *Session) (*Session, err
 		return true
 	})
 	t.unsaved.Store(cur.TSID, &unsavedPair{base: base, session: pair, at: now})
-	t.log.LogAttrs(ctx, slog.LevelWarn, "upstream: could not store a refreshed upstream token yet; keeping it in memory to store on the next request",
+	t.log.LogAttrs(ctx, slog.LevelWarn, "upstream: could not store a refreshed upstream token yet; keeping it in memory to store when the store answers",
 		slog.String("tsid", cur.TSID), slog.String("cause", werr.Error()))
 	return nil, transportStoreErr("store refreshed session", werr)
 }
