@@ -123,7 +123,10 @@
 // invalid_token and an error_description telling the client to log in
 // again, or with 503 and Retry-After (never 401, which would log every user
 // out during an outage). [WriteError] does the same for a handler that sees
-// the error itself.
+// the error itself. A pair the upstream rotated but the store refused is
+// kept in memory under the session's refresh lock and stored as soon as
+// the store answers again, by the next request or in the background while
+// the lock holds, so an outage does not spend the user's refresh token.
 //
 // # SDK clients that take a token source
 //

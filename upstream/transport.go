@@ -206,6 +206,7 @@ type Transport struct {
 	base      http.RoundTripper
 	flight    singleflight.Group
 	unsaved   sync.Map // tsid -> *unsavedPair
+	flushing  sync.Map // tsid -> struct{}: a flush goroutine runs (see flush)
 	obs       *observe.Observer
 }
 
@@ -517,11 +518,48 @@ func (t *Transport) release(tsid string, unlock func(), until time.Time) {
 			u := *v.(*unsavedPair)
 			u.unlock, u.lockUntil = unlock, until
 			if t.unsaved.CompareAndSwap(tsid, v, &u) {
+				if _, running := t.flushing.LoadOrStore(tsid, struct{}{}); !running {
+					go t.flush(tsid)
+				}
 				return
 			}
 		}
 	}
 	unlock()
+}
+
+// flushBackoff bounds the pause between flush's attempts.
+var flushBackoff = [2]time.Duration{100 * time.Millisecond, time.Second}
+
+// flush tries again, in the background, to store tsid's unsaved pair for
+// as long as the lock kept with it holds for a whole refresh. Without it
+// the pair waits for the session's next request to this replica; if none
+// comes before the lock expires (the store came back, but the user is idle
+// or the load balancer sends them elsewhere), another replica takes the
+// lock, refreshes with the spent refresh token from the store, and an
+// upstream that rotates refresh tokens revokes the user's grant. Each
+// attempt is an ordinary shared refresh (it finds the pair and stores it,
+// never calling the upstream while the pair is current), so it cannot race
+// a request's refresh of the same session. It returns once the pair is
+// stored or dropped, or the lock no longer holds.
+func (t *Transport) flush(tsid string) {
+	defer t.flushing.Delete(tsid)
+	wait := flushBackoff[0]
+	for {
+		timer := time.NewTimer(wait)
+		<-timer.C
+		wait = min(2*wait, flushBackoff[1])
+		if _, _, ok := t.heldLock(tsid); !ok {
+			return
+		}
+		if _, err := t.sharedRefresh(context.Background(), tsid); err == nil {
+			if _, still := t.unsaved.Load(tsid); !still {
+				t.log.LogAttrs(context.Background(), slog.LevelInfo, "upstream: stored a refreshed upstream token kept in memory during a store outage",
+					slog.String("tsid", tsid))
+			}
+			return
+		}
+	}
 }
 
 // heldLock returns the lock kept with tsid's unsaved pair, if it still
@@ -705,7 +743,7 @@ func (t *Transport) save(ctx context.Context, cur, next *Session) (*Session, err
 		return true
 	})
 	t.unsaved.Store(cur.TSID, &unsavedPair{base: base, session: pair, at: now})
-	t.log.LogAttrs(ctx, slog.LevelWarn, "upstream: could not store a refreshed upstream token yet; keeping it in memory to store on the next request",
+	t.log.LogAttrs(ctx, slog.LevelWarn, "upstream: could not store a refreshed upstream token yet; keeping it in memory to store when the store answers",
 		slog.String("tsid", cur.TSID), slog.String("cause", werr.Error()))
 	return nil, transportStoreErr("store refreshed session", werr)
 }

@@ -335,3 +335,51 @@ func TestSlowStorage(t *testing.T) {
 		t.Fatal("backend called without a token")
 	}
 }
+
+// TestKeptPairStoredWithoutRequests: Redis dies after the upstream rotated
+// the refresh token but before replica A stored the new pair, and comes
+// back; the user's next request goes to replica B, not A. A stores the
+// pair it kept on its own while its refresh lock holds, so B finds it and
+// does not refresh with the spent refresh token (which the upstream would
+// answer by revoking the grant).
+func TestKeptPairStoredWithoutRequests(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{Persist: true})
+	up := upstreamtest.NewRotatingUpstream(t)
+	key := newKey("k1")
+	// A 10 s lock and 2 s refreshes: A may store under its lock for 8 s.
+	storeA, trA, err := lockReplica(t, srv.Addr(), key, up, 10*time.Second, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storeB, trB, err := lockReplica(t, srv.Addr(), key, up, 10*time.Second, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tsid, grantID := putSession(t, storeA, up, time.Now().Add(-time.Minute))
+	var once sync.Once
+	up.OnRefresh = func() { once.Do(srv.Kill) }
+	ctx := withIdentity(context.Background(), tsid)
+	if _, _, err := backendCall(ctx, trA, up.APIURL()); !errors.Is(err, upstream.ErrUnavailable) {
+		t.Fatalf("refresh with Redis dying: %v, want ErrUnavailable", err)
+	}
+	srv.Restart()
+	at, rt, _ := up.State(grantID)
+	deadline := time.Now().Add(8 * time.Second)
+	for {
+		s, err := storeB.GetSession(context.Background(), tsid)
+		if err == nil && s.RefreshToken == rt && s.AccessToken == at {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("A did not store the pair it kept within 8s of Redis's return (last read: %v)", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	status, body, err := backendCall(ctx, trB, up.APIURL())
+	if err != nil || status != http.StatusOK || body != grantID {
+		t.Fatalf("B after the outage: %d %q %v", status, body, err)
+	}
+	if _, _, revoked := up.State(grantID); revoked || up.Refreshes.Load() != 1 {
+		t.Fatalf("%d refreshes, grant revoked %v; want 1 refresh and the grant alive", up.Refreshes.Load(), revoked)
+	}
+}
