@@ -51,9 +51,17 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 	client, err := s.client(ctx, clientID)
 	if err != nil {
-		if errors.Is(err, errUnknownClient) {
+		switch {
+		case errors.Is(err, errUnknownClient) && !isMetadataURL(clientID) && !s.cfg.DisableDynamicRegistration:
+			// Most often a registration nobody signed in with before
+			// UnusedClientTTL: the application still holds its client_id
+			// and cannot learn from this page that it must register again.
+			s.showError(w, http.StatusBadRequest, "invalid_client", "The application is not registered here, or its "+
+				"registration expired before anyone signed in with it. Remove the saved sign-in for this server from "+
+				"the application and connect again.")
+		case errors.Is(err, errUnknownClient):
 			s.showError(w, http.StatusBadRequest, "invalid_client", "The application is not registered here.")
-		} else {
+		default:
 			s.log.LogAttrs(ctx, slog.LevelError, "upstream: authorize: client lookup", slog.Any("err", err))
 			s.showError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The service is temporarily unavailable. Try again.")
 		}

@@ -137,6 +137,16 @@ func TestUnusedClientExpires(t *testing.T) {
 		if known(e, unused) {
 			t.Fatal("a client nobody logged in through is kept after 24 hours")
 		}
+		// The application still holds the client_id: the page says what
+		// happened and what to do, never redirecting.
+		_, c := pkce()
+		resp := e.get(e.browser, e.authorizeURL(unused, redirect, c, nil))
+		body := readBody(t, resp)
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "registration expired") ||
+			resp.Header.Get("Location") != "" {
+			t.Fatalf("authorize with an expired registration: HTTP %d, Location %q; want 400 and a page saying the registration expired",
+				resp.StatusCode, resp.Header.Get("Location"))
+		}
 		e.clock.Advance(365 * 24 * time.Hour)
 		if !known(e, used) {
 			t.Fatal("a client a user logged in through expired although ClientTTL is zero (forever)")
