@@ -192,4 +192,24 @@ func TestUnusedClientExpires(t *testing.T) {
 			t.Fatal("the client is kept past ClientTTL")
 		}
 	})
+	t.Run("ClientTTL lowered to zero", func(t *testing.T) {
+		// An operator who set ClientTTL (the earlier advice to bound the
+		// Store) drops it to zero, forever, now that UnusedClientTTL
+		// bounds unused registrations. A client logged in through under
+		// the old setting is stored with its TTL; a login after the change
+		// must still keep it at least as long as the grant that login got.
+		e := newEnv(t, func(_ *env, c *upstream.Config) {
+			c.ClientTTL = 20 * time.Minute
+			c.RefreshTokenTTL = 30 * time.Minute
+		})
+		_, _, id := e.registerPublic()
+		loginWith(e, id) // kept until 30 minutes
+		e.restart(func(c *upstream.Config) { c.ClientTTL = 0 })
+		e.clock.Advance(20 * time.Minute)
+		loginWith(e, id) // its refresh token lives until 50 minutes; the client forever
+		e.clock.Advance(20 * time.Minute)
+		if !known(e, id) {
+			t.Fatal("a client logged in through after ClientTTL became zero expired under the refresh token that login was given")
+		}
+	})
 }
