@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -210,6 +211,29 @@ func TestUnusedClientExpires(t *testing.T) {
 		e.clock.Advance(20 * time.Minute)
 		if !known(e, id) {
 			t.Fatal("a client logged in through after ClientTTL became zero expired under the refresh token that login was given")
+		}
+	})
+	t.Run("failed redemptions do not keep it", func(t *testing.T) {
+		// Only a completed login keeps a client: a code presented with the
+		// wrong verifier, or by another client, leaves the registration to
+		// expire after UnusedClientTTL.
+		e := newEnv(t, func(_ *env, c *upstream.Config) { c.UnusedClientTTL = 5 * time.Minute })
+		_, _, x := e.registerPublic()
+		_, _, y := e.registerPublic()
+		redeem := func(asClient, code, verifier string) {
+			t.Helper()
+			st, m, _ := e.token(url.Values{"grant_type": {"authorization_code"}, "client_id": {asClient}, "code": {code},
+				"redirect_uri": {redirect}, "code_verifier": {verifier}, "resource": {resource}})
+			wantOAuthError(t, "a redemption that must fail", st, m, http.StatusBadRequest, "invalid_grant")
+		}
+		wrong, _ := pkce()
+		_, c := pkce()
+		redeem(x, e.login(x, redirect, c, nil), wrong)
+		v, c := pkce()
+		redeem(y, e.login(x, redirect, c, nil), v)
+		e.clock.Advance(6 * time.Minute)
+		if known(e, x) || known(e, y) {
+			t.Fatalf("a failed redemption kept a client past UnusedClientTTL (x kept %v, y kept %v)", known(e, x), known(e, y))
 		}
 	})
 }
