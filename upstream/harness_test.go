@@ -38,6 +38,9 @@ type env struct {
 	store   upstream.Store
 	logs    *syncBuffer
 	clock   *clock
+	// cfg is the Server's Config; restart builds a new Server from it.
+	cfg  upstream.Config
+	swap func(http.Handler)
 }
 
 type syncBuffer struct {
@@ -108,18 +111,32 @@ func newEnv(t *testing.T, mod func(e *env, c *upstream.Config)) *env {
 	if mod != nil {
 		mod(e, &cfg)
 	}
-	as, err := upstream.NewServer(cfg)
-	if err != nil {
-		t.Fatalf("NewServer: %v", err)
+	e.cfg = cfg
+	e.swap = func(nh http.Handler) {
+		mu.Lock()
+		h = nh
+		mu.Unlock()
 	}
-	e.as = as
-	mu.Lock()
-	h = as
-	mu.Unlock()
+	e.restart(nil)
 	e.srv.Start()
 	t.Cleanup(e.srv.Close)
 	e.browser = newBrowser()
 	return e
+}
+
+// restart replaces the Server with a new one on the same issuer, store and
+// upstream, its Config changed by mod (an operator's reconfiguration).
+func (e *env) restart(mod func(c *upstream.Config)) {
+	e.t.Helper()
+	if mod != nil {
+		mod(&e.cfg)
+	}
+	as, err := upstream.NewServer(e.cfg)
+	if err != nil {
+		e.t.Fatalf("NewServer: %v", err)
+	}
+	e.as = as
+	e.swap(as)
 }
 
 func newBrowser() *http.Client {

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"math"
 	"sync"
 	"time"
 )
@@ -26,11 +27,16 @@ func (b *tokenBucket) take(now time.Time) (bool, time.Duration) {
 	defer b.mu.Unlock()
 	if elapsed := now.Sub(b.last); elapsed > 0 {
 		b.tokens = min(b.n, b.tokens+b.n*float64(elapsed)/float64(b.per))
-		b.last = now
 	}
+	// Also when the clock stepped back (a Config.Now without a monotonic
+	// reading): the refill restarts from now instead of waiting for the
+	// clock to pass the last take again.
+	b.last = now
 	if b.tokens >= 1 {
 		b.tokens--
 		return true, 0
 	}
-	return false, time.Duration((1 - b.tokens) * float64(b.per) / b.n)
+	// Rounded up: a bucket a hair short of a token still waits (and
+	// Retry-After is never 0).
+	return false, time.Duration(math.Ceil((1 - b.tokens) * float64(b.per) / b.n))
 }

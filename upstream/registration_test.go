@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -190,6 +191,49 @@ func TestUnusedClientExpires(t *testing.T) {
 		e.clock.Advance(2 * 24 * time.Hour)
 		if known(e, id) {
 			t.Fatal("the client is kept past ClientTTL")
+		}
+	})
+	t.Run("ClientTTL lowered to zero", func(t *testing.T) {
+		// An operator who set ClientTTL (the earlier advice to bound the
+		// Store) drops it to zero, forever, now that UnusedClientTTL
+		// bounds unused registrations. A client logged in through under
+		// the old setting is stored with its TTL; a login after the change
+		// must still keep it at least as long as the grant that login got.
+		e := newEnv(t, func(_ *env, c *upstream.Config) {
+			c.ClientTTL = 20 * time.Minute
+			c.RefreshTokenTTL = 30 * time.Minute
+		})
+		_, _, id := e.registerPublic()
+		loginWith(e, id) // kept until 30 minutes
+		e.restart(func(c *upstream.Config) { c.ClientTTL = 0 })
+		e.clock.Advance(20 * time.Minute)
+		loginWith(e, id) // its refresh token lives until 50 minutes; the client forever
+		e.clock.Advance(20 * time.Minute)
+		if !known(e, id) {
+			t.Fatal("a client logged in through after ClientTTL became zero expired under the refresh token that login was given")
+		}
+	})
+	t.Run("failed redemptions do not keep it", func(t *testing.T) {
+		// Only a completed login keeps a client: a code presented with the
+		// wrong verifier, or by another client, leaves the registration to
+		// expire after UnusedClientTTL.
+		e := newEnv(t, func(_ *env, c *upstream.Config) { c.UnusedClientTTL = 5 * time.Minute })
+		_, _, x := e.registerPublic()
+		_, _, y := e.registerPublic()
+		redeem := func(asClient, code, verifier string) {
+			t.Helper()
+			st, m, _ := e.token(url.Values{"grant_type": {"authorization_code"}, "client_id": {asClient}, "code": {code},
+				"redirect_uri": {redirect}, "code_verifier": {verifier}, "resource": {resource}})
+			wantOAuthError(t, "a redemption that must fail", st, m, http.StatusBadRequest, "invalid_grant")
+		}
+		wrong, _ := pkce()
+		_, c := pkce()
+		redeem(x, e.login(x, redirect, c, nil), wrong)
+		v, c := pkce()
+		redeem(y, e.login(x, redirect, c, nil), v)
+		e.clock.Advance(6 * time.Minute)
+		if known(e, x) || known(e, y) {
+			t.Fatalf("a failed redemption kept a client past UnusedClientTTL (x kept %v, y kept %v)", known(e, x), known(e, y))
 		}
 	})
 }

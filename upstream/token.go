@@ -365,10 +365,11 @@ func (s *Server) codeGrant(ctx context.Context, client *Client, form url.Values)
 // so that the Store keeps it for ClientTTL from now (and at least as long
 // as the refresh-token family this login gets) instead of UnusedClientTTL
 // from its registration. Static and metadata-document clients are not
-// stored registrations; a client already kept forever is not written
-// again.
+// stored registrations. It writes on every login, also when ClientTTL is
+// zero: a LoggedInAt does not say the record is stored without a TTL (a
+// login under an earlier, nonzero ClientTTL stored it with one).
 func (s *Server) keepClient(ctx context.Context, c *Client, now time.Time) error {
-	if c.MetadataDocument || s.static[c.ID] != nil || (s.cfg.ClientTTL == 0 && !c.LoggedInAt.IsZero()) {
+	if c.MetadataDocument || s.static[c.ID] != nil {
 		return nil
 	}
 	var ttl time.Duration // forever
