@@ -283,7 +283,10 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.registrations != nil {
 		if ok, wait := s.registrations.take(now); !ok {
-			s.log.LogAttrs(r.Context(), slog.LevelWarn, "upstream: dynamic registration refused: RegistrationLimit reached")
+			if n := s.registrations.report(now); n > 0 {
+				s.log.LogAttrs(r.Context(), slog.LevelWarn, "upstream: dynamic registrations refused: RegistrationLimit reached",
+					slog.Int("refused", n))
+			}
 			w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
 			writeOAuthError(w, http.StatusTooManyRequests, "temporarily_unavailable",
 				"too many client registrations; retry later")

@@ -85,7 +85,8 @@ type Config struct {
 	// unauthenticated (RFC 7591 open registration), so registrations
 	// nobody uses expire rather than fill the Store; a client whose
 	// registration expired gets an "unknown client" answer and registers
-	// again. If zero, 24 hours.
+	// again. If zero, 24 hours; it must not be shorter than a first login
+	// may take (LoginTTL + CodeTTL).
 	UnusedClientTTL time.Duration
 	// RegistrationLimit bounds dynamic registrations per minute in this
 	// process (a token bucket holding one minute's worth): beyond it,
@@ -357,6 +358,11 @@ func (c *Config) validate() error {
 	}
 	if c.CodeTTL > 10*time.Minute {
 		return fmt.Errorf("upstream: CodeTTL must not exceed 10 minutes")
+	}
+	if c.UnusedClientTTL > 0 {
+		if need := orDur(c.LoginTTL, 10*time.Minute) + orDur(c.CodeTTL, time.Minute); c.UnusedClientTTL < need {
+			return fmt.Errorf("upstream: UnusedClientTTL %v is shorter than a first login may take (LoginTTL + CodeTTL = %v): a new client would expire during it", c.UnusedClientTTL, need)
+		}
 	}
 	for _, d := range []time.Duration{c.AccessTokenTTL, c.RefreshTokenTTL, c.CodeTTL, c.LoginTTL, c.ConsentTTL, c.ClientTTL, c.UnusedClientTTL} {
 		if d < 0 {

@@ -243,20 +243,22 @@ func TestConfigValidation(t *testing.T) {
 		t.Fatalf("good config: %v", err)
 	}
 	for name, mod := range map[string]func(c *upstream.Config){
-		"no issuer":           func(c *upstream.Config) { c.Issuer = "" },
-		"http issuer":         func(c *upstream.Config) { c.Issuer = "http://as.example.com" },
-		"issuer with slash":   func(c *upstream.Config) { c.Issuer = "https://as.example.com/" },
-		"issuer with query":   func(c *upstream.Config) { c.Issuer = "https://as.example.com?x=1" },
-		"no resources":        func(c *upstream.Config) { c.Resources = nil },
-		"relative resource":   func(c *upstream.Config) { c.Resources = []string{"/mcp"} },
-		"no upstreams":        func(c *upstream.Config) { c.Upstreams = nil },
-		"no type":             func(c *upstream.Config) { c.Upstreams[0].Type = "" },
-		"oauth2 no userinfo":  func(c *upstream.Config) { c.Upstreams[0].Type = upstream.OAuth2 },
-		"bad name":            func(c *upstream.Config) { c.Upstreams[0].Name = "a:b" },
-		"duplicate name":      func(c *upstream.Config) { c.Upstreams = append(c.Upstreams, c.Upstreams[0]) },
-		"default unsupported": func(c *upstream.Config) { c.ScopesSupported = []string{"a"}; c.DefaultScopes = []string{"b"} },
-		"long code ttl":       func(c *upstream.Config) { c.CodeTTL = time.Hour },
-		"bad pem":             func(c *upstream.Config) { c.SigningKeys = []upstream.SigningKey{{PEM: []byte("nope")}} },
+		"no issuer":                              func(c *upstream.Config) { c.Issuer = "" },
+		"http issuer":                            func(c *upstream.Config) { c.Issuer = "http://as.example.com" },
+		"issuer with slash":                      func(c *upstream.Config) { c.Issuer = "https://as.example.com/" },
+		"issuer with query":                      func(c *upstream.Config) { c.Issuer = "https://as.example.com?x=1" },
+		"no resources":                           func(c *upstream.Config) { c.Resources = nil },
+		"relative resource":                      func(c *upstream.Config) { c.Resources = []string{"/mcp"} },
+		"no upstreams":                           func(c *upstream.Config) { c.Upstreams = nil },
+		"no type":                                func(c *upstream.Config) { c.Upstreams[0].Type = "" },
+		"oauth2 no userinfo":                     func(c *upstream.Config) { c.Upstreams[0].Type = upstream.OAuth2 },
+		"bad name":                               func(c *upstream.Config) { c.Upstreams[0].Name = "a:b" },
+		"duplicate name":                         func(c *upstream.Config) { c.Upstreams = append(c.Upstreams, c.Upstreams[0]) },
+		"default unsupported":                    func(c *upstream.Config) { c.ScopesSupported = []string{"a"}; c.DefaultScopes = []string{"b"} },
+		"long code ttl":                          func(c *upstream.Config) { c.CodeTTL = time.Hour },
+		"unused client ttl shorter than a login": func(c *upstream.Config) { c.UnusedClientTTL = 10 * time.Minute },
+		"negative unused client ttl":             func(c *upstream.Config) { c.UnusedClientTTL = -time.Hour },
+		"bad pem":                                func(c *upstream.Config) { c.SigningKeys = []upstream.SigningKey{{PEM: []byte("nope")}} },
 		"small rsa": func(c *upstream.Config) {
 			k, _ := rsa.GenerateKey(rand.Reader, 1024)
 			c.SigningKeys = []upstream.SigningKey{{Signer: k}}

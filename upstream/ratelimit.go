@@ -14,6 +14,9 @@ type tokenBucket struct {
 	per    time.Duration
 	tokens float64
 	last   time.Time
+
+	refused int       // refusals not yet reported (see report)
+	logged  time.Time // when report last returned a count
 }
 
 func newTokenBucket(n int, per time.Duration, now time.Time) *tokenBucket {
@@ -39,4 +42,19 @@ func (b *tokenBucket) take(now time.Time) (bool, time.Duration) {
 	// Rounded up: a bucket a hair short of a token still waits (and
 	// Retry-After is never 0).
 	return false, time.Duration(math.Ceil((1 - b.tokens) * float64(b.per) / b.n))
+}
+
+// report counts one refusal and returns how many to log now: all those
+// since the last report, at most once per period, else 0. A flood of
+// refused requests is then one log line per period, not one per request.
+func (b *tokenBucket) report(now time.Time) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.refused++
+	if !b.logged.IsZero() && now.Sub(b.logged) < b.per && now.Sub(b.logged) >= 0 {
+		return 0
+	}
+	n := b.refused
+	b.refused, b.logged = 0, now
+	return n
 }

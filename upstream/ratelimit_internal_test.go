@@ -38,3 +38,22 @@ func TestTokenBucketWaitPositive(t *testing.T) {
 		t.Fatalf("take with %v tokens = %v, %v; want refused with a positive wait", 1-1e-12, ok, wait)
 	}
 }
+
+// TestTokenBucketReportThrottled: refusals are reported at most once per
+// period, each report counting those since the previous one, so a flood
+// of refused registrations is one log line a minute.
+func TestTokenBucketReportThrottled(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	b := newTokenBucket(60, time.Minute, t0)
+	if n := b.report(t0); n != 1 {
+		t.Fatalf("first refusal: report %d, want 1", n)
+	}
+	for i := range 999 {
+		if n := b.report(t0.Add(time.Duration(i) * time.Millisecond)); n != 0 {
+			t.Fatalf("refusal %d within the minute reported %d, want 0", i+2, n)
+		}
+	}
+	if n := b.report(t0.Add(time.Minute)); n != 1000 {
+		t.Fatalf("a minute later: report %d, want the 1000 refusals since the last report", n)
+	}
+}

@@ -160,6 +160,7 @@ func TestUnusedClientExpires(t *testing.T) {
 			c.ClientTTL = 20 * time.Minute
 			c.RefreshTokenTTL = 30 * time.Minute
 			c.UnusedClientTTL = 5 * time.Minute
+			c.LoginTTL = 3 * time.Minute
 		})
 		_, _, id := e.registerPublic()
 		e.clock.Advance(4 * time.Minute)
@@ -217,7 +218,7 @@ func TestUnusedClientExpires(t *testing.T) {
 		// Only a completed login keeps a client: a code presented with the
 		// wrong verifier, or by another client, leaves the registration to
 		// expire after UnusedClientTTL.
-		e := newEnv(t, func(_ *env, c *upstream.Config) { c.UnusedClientTTL = 5 * time.Minute })
+		e := newEnv(t, func(_ *env, c *upstream.Config) { c.UnusedClientTTL, c.LoginTTL = 5*time.Minute, 3*time.Minute })
 		_, _, x := e.registerPublic()
 		_, _, y := e.registerPublic()
 		redeem := func(asClient, code, verifier string) {
