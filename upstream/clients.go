@@ -272,7 +272,7 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 	m.Scope = s.registeredScope(m.Scope)
 	now := s.now()
 	c := &Client{
-		ID: randomToken(24), RedirectURIs: m.RedirectURIs, TokenEndpointAuthMethod: m.TokenEndpointAuthMethod,
+		ID: newClientID(), RedirectURIs: m.RedirectURIs, TokenEndpointAuthMethod: m.TokenEndpointAuthMethod,
 		JWKS: m.JWKS, JWKSURI: m.JWKSURI, Name: m.ClientName, URI: m.ClientURI, Scope: m.Scope,
 		GrantTypes: m.GrantTypes, IssuedAt: now,
 	}
@@ -512,4 +512,16 @@ func (f *metadataFetcher) cacheTTL(cc string) time.Duration {
 		}
 	}
 	return max(f.cfg.MinCacheTTL, min(ttl, f.cfg.MaxCacheTTL))
+}
+
+// newClientID returns a random client_id (24 bytes, base64url) that does
+// not start with "-" or "_": people paste client IDs into command lines,
+// where a leading "-" reads as an option (the MCP conformance suite's
+// "--client-id -V…" prints its version and exits).
+func newClientID() string {
+	for {
+		if id := randomToken(24); id[0] != '-' && id[0] != '_' {
+			return id
+		}
+	}
 }

@@ -491,8 +491,12 @@ func runConformanceAS(t *testing.T, s *embeddedAS, id, port, user string) (strin
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
+	// Every value joined to its option with "=": a dynamically registered
+	// client_id is random base64url and starts with "-" one time in 64,
+	// which the suite's argument parser would take for options ("-V…"
+	// printed the version and exited 0, having checked nothing).
 	cmd := exec.CommandContext(ctx, node, "node_modules/@modelcontextprotocol/conformance/dist/index.js",
-		"authorization", "--url", s.issuer, "--client-id", id, "--resource", s.resource, "--port", port, "-o", dir)
+		"authorization", "--url="+s.issuer, "--client-id="+id, "--resource="+s.resource, "--port="+port, "-o", dir)
 	cmd.Dir = nodeDir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
