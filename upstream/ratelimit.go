@@ -51,7 +51,7 @@ func (b *tokenBucket) report(now time.Time) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.refused++
-	if !b.logged.IsZero() && now.Sub(b.logged) < b.per && now.Sub(b.logged) >= 0 {
+	if since := now.Sub(b.logged); !b.logged.IsZero() && since >= 0 && since < b.per {
 		return 0
 	}
 	n := b.refused

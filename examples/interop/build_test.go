@@ -57,7 +57,9 @@ func cleanupBuilds() {
 }
 
 // freeAddr returns a loopback address nothing listens on now, outside the
-// range the kernel hands to outbound connections (see testport).
+// range the kernel hands to outbound connections (see testport). A child
+// process told to listen there is started with testport.Start, which
+// retries when the address was taken anyway.
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	addr, err := testport.Addr()
@@ -67,24 +69,10 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
-// onFreeAddr calls start with a free loopback address until it reports
-// that it bound it: another process may take a free port before the child
-// binds it, and start then returns false (see startExample).
-func onFreeAddr(t *testing.T, start func(addr string) bool) {
-	t.Helper()
-	for range 3 {
-		addr := freeAddr(t)
-		if start(addr) {
-			return
-		}
-		t.Logf("%s was taken before the example bound it; trying another port", addr)
-	}
-	t.Fatal("three free ports were taken before the example bound them")
-}
-
 // startExample runs the example binary with args and waits until it serves
 // the metadata document of resource. It returns false when the example
-// exited because its address was taken, and fails the test on any other
+// exited because its address was taken (testport.Start then tries
+// another), and fails the test on any other
 // exit.
 func startExample(t *testing.T, name, resource string, args ...string) bool {
 	t.Helper()

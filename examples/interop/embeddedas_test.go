@@ -26,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpauth-go/mcpauth/internal/testport"
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -130,7 +131,7 @@ type asOptions struct {
 func startEmbeddedAS(t *testing.T, o asOptions) *embeddedAS {
 	t.Helper()
 	var s *embeddedAS
-	onFreeAddr(t, func(addr string) bool {
+	testport.Start(t, func(addr string) bool {
 		s = &embeddedAS{issuer: "http://" + addr + o.issuerPath, resource: "http://" + addr + "/mcp"}
 		secret := rand.Text() + rand.Text()
 		s.idp = startIdP(t, idpConfig{Clients: []map[string]any{{

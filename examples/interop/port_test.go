@@ -8,7 +8,7 @@ import (
 
 // TestStartExampleReportsTakenPort checks the other half of the free-port
 // race fix: when another process holds the address before the example
-// binds it, startExample reports it (so onFreeAddr tries another port)
+// binds it, startExample reports it (so testport.Start tries another port)
 // instead of failing the test or waiting for the other process's answers.
 func TestStartExampleReportsTakenPort(t *testing.T) {
 	ln, err := net.Listen("tcp", freeAddr(t))

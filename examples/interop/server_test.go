@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"testing"
+
+	"github.com/mcpauth-go/mcpauth/internal/testport"
 )
 
 // Fixed credentials of the pre-registered clients of the server-under-test
@@ -79,7 +81,7 @@ func idpFor(t *testing.T, s *sut) idpConfig {
 func startGoSDK(t *testing.T, flags ...string) *sut {
 	t.Helper()
 	var s *sut
-	onFreeAddr(t, func(addr string) bool {
+	testport.Start(t, func(addr string) bool {
 		s = &sut{resource: "http://" + addr + "/mcp"}
 		s.idp = startIdP(t, idpFor(t, s))
 		return startExample(t, "gosdk", s.resource, append([]string{

@@ -302,22 +302,19 @@ func TestExplicitResource(t *testing.T) {
 	// taken anyway is retried on another.
 	var qs *quickstart
 	var addr, resource string
-	for attempt := 0; qs == nil; attempt++ {
+	testport.Start(t, func(a string) bool {
+		addr, resource = a, "http://"+a+"/tenant/mcp"
 		var err error
-		if addr, err = testport.Addr(); err != nil {
-			t.Fatal(err)
-		}
-		resource = "http://" + addr + "/tenant/mcp"
 		qs, err = start(options{addr: addr, resource: resource}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		if errors.Is(err, syscall.EADDRINUSE) && attempt < 2 {
-			t.Logf("%s was taken before the server bound it; trying another port", addr)
-			continue
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return false
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(qs.close)
-	}
+		return true
+	})
 	if qs.resource != resource {
 		t.Fatalf("resource = %q, want %q", qs.resource, resource)
 	}

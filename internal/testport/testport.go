@@ -19,6 +19,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"testing"
 )
 
 // lowest is the smallest port Free picks: above the registered ports most
@@ -75,6 +76,25 @@ func ephemeralLow() int {
 		return 32768
 	}
 	return n
+}
+
+// Start calls start with free loopback addresses ([Addr]) until start
+// reports it bound one (true); start returns false when its address was
+// taken before it could bind it (see [InUse]). After three taken
+// addresses it fails tb.
+func Start(tb testing.TB, start func(addr string) bool) {
+	tb.Helper()
+	for range 3 {
+		addr, err := Addr()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if start(addr) {
+			return
+		}
+		tb.Logf("%s was taken before it was bound; trying another port", addr)
+	}
+	tb.Fatal("three free ports were taken before they were bound")
 }
 
 // InUse reports whether a child's output says its listen failed because
